@@ -1,0 +1,316 @@
+"""The browser-style client: the seed's WebSDK (Session, createCall, call.call(),
+call.hangup(), CALL_STATUS events) on aiortc.
+
+Everything is a coroutine on the caller's asyncio loop, so it runs inside a Jupyter kernel
+(which already runs a loop) without blocking it, as well as from scripts and the CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import websockets
+from aiortc import RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from websockets.asyncio.client import ClientConnection
+
+from lab import webrtc
+from lab.audio import read_wav, resample
+from lab.config import CALL_ID_RE, SipAccount
+from lab.numbers import normalize_number
+from lab.signaling import CallStatus, decode, encode
+
+CONNECT_TIMEOUT = 10.0  # s, WebSocket open plus SIP registration
+OFFER_TIMEOUT = 10.0  # s, gateway's SDP answer
+
+
+class LoginFailed(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"login failed: {code} {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def new_call_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    status: CallStatus
+    t: float  # time.time()
+    sip_code: int | None = None
+    reason: str = ""
+
+
+class Session:
+    """A logged-in connection to the gateway (the seed's Session)."""
+
+    def __init__(self, url: str, account: SipAccount, *, host: str = "127.0.0.1") -> None:
+        self.url = url
+        self.account = account
+        self.host = host
+        self.ws: ClientConnection | None = None
+        self.calls: dict[str, Call] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._login: asyncio.Future[dict[str, Any]] | None = None
+
+    async def connect(self, timeout: float = CONNECT_TIMEOUT) -> None:
+        """Open the signaling connection and register the SIP account; raises LoginFailed."""
+        webrtc.configure(self.host)
+        try:
+            self.ws = await asyncio.wait_for(websockets.connect(self.url, max_size=256 * 1024), timeout)
+        except (OSError, TimeoutError) as exc:
+            raise LoginFailed(503, f"gateway at {self.url} is not reachable ({exc or 'timeout'})") from None
+        self._login = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.ensure_future(self._read())
+        a = self.account
+        await self.ws.send(
+            encode(
+                "connect",
+                sip={
+                    "login": a.login,
+                    "auth_name": a.auth_name,
+                    "password": a.password,
+                    "domain": a.domain,
+                    "outbound_proxy": a.outbound_proxy,
+                    "port": a.port,
+                },
+            )
+        )
+        try:
+            reply = await asyncio.wait_for(self._login, timeout)
+        except TimeoutError:
+            await self.disconnect()
+            raise LoginFailed(408, f"gateway at {self.url} did not confirm the login within {timeout:g} s") from None
+        if reply["type"] != "connected":
+            await self.disconnect()
+            raise LoginFailed(int(reply.get("code") or 500), str(reply.get("reason")))
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for text in self.ws:
+                msg = decode(text)
+                kind = msg["type"]
+                if kind in ("connected", "failed") and self._login and not self._login.done():
+                    self._login.set_result(msg)
+                elif kind in ("status", "sdp"):
+                    call = self.calls.get(str(msg.get("call_id")))
+                    if call:
+                        call._on_message(msg)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            for call in list(self.calls.values()):
+                call._gateway_lost()
+
+    def create_call(
+        self,
+        callee: str,
+        *,
+        visible_name: str | None = None,
+        constraints: dict[str, Any] | None = None,
+        codec: str = "opus",
+        prompt: Path | None = None,
+        record_dir: Path | None = None,
+        headers: dict[str, str] | None = None,
+        call_id: str | None = None,
+    ) -> Call:
+        """The seed's session.createCall({callee, visibleName, constraints}).
+
+        Raises InvalidNumber for anything that is not a phone number, before any SIP is sent.
+        """
+        call = Call(
+            self,
+            callee=normalize_number(callee),
+            visible_name=visible_name or self.account.login,
+            constraints=constraints or {"audio": True, "video": False},
+            codec=codec,
+            prompt=prompt,
+            record_dir=record_dir,
+            headers=headers or {},
+            call_id=call_id or new_call_id(),
+        )
+        self.calls[call.id] = call
+        return call
+
+    createCall = create_call  # noqa: N815 - the seed's WebSDK spelling
+
+    async def send(self, kind: str, **fields: Any) -> None:
+        if self.ws is None:
+            raise ConnectionError("session is not connected")
+        await self.ws.send(encode(kind, **fields))
+
+    async def disconnect(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        self.ws = None
+
+    async def __aenter__(self) -> Session:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for call in list(self.calls.values()):
+            if not call.status.final:
+                await call.hangup()
+        await self.disconnect()
+
+
+@dataclass
+class Call:
+    session: Session
+    callee: str
+    visible_name: str
+    constraints: dict[str, Any]
+    codec: str
+    prompt: Path | None
+    record_dir: Path | None
+    headers: dict[str, str]
+    call_id: str
+    status: CallStatus = CallStatus.PENDING
+    sip_code: int | None = None
+    reason: str = ""
+    history: list[StatusEvent] = field(default_factory=list)
+    started_at: float | None = None
+    _listeners: dict[CallStatus | None, list[Callable[[Call], None]]] = field(default_factory=dict)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _media_closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        if not CALL_ID_RE.match(self.call_id):
+            raise ValueError(f"call id {self.call_id!r}: letters, digits, '-' and '_' only")
+        if self.constraints.get("video"):
+            raise NotImplementedError("video calls: the SIP side of the lab carries audio only")
+        self.pc = webrtc.peer_connection()
+        self.mic: webrtc.PromptTrack | None = None
+        self.heard = webrtc.Recording()
+        self._drain: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.call_id
+
+    def on(self, status: CallStatus | None, callback: Callable[[Call], None]) -> Call:
+        """Call `callback(call)` when the call reaches `status` (None: on every status)."""
+        self._listeners.setdefault(status, []).append(callback)
+        return self
+
+    def _set(self, status: CallStatus, code: int | None = None, reason: str = "", t: float | None = None) -> None:
+        if self.status.final:
+            return
+        self.status, self.sip_code, self.reason = status, code, reason
+        self.history.append(StatusEvent(status, t or time.time(), code, reason))
+        self._changed.set()
+        for cb in self._listeners.get(status, []) + self._listeners.get(None, []):
+            cb(self)
+        if status.final:
+            asyncio.ensure_future(self._close_media())
+
+    async def call(self) -> None:
+        """Start the call: the seed's call.call()."""
+        self.started_at = time.time()
+        self._set(CallStatus.PENDING, t=self.started_at)
+        if self.prompt is not None:
+            samples, rate = read_wav(self.prompt)
+            self.mic = webrtc.PromptTrack(resample(samples, rate))
+            self.pc.addTrack(self.mic)
+        else:
+            self.pc.addTransceiver("audio", direction="recvonly")
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._drain = asyncio.ensure_future(webrtc.drain_track(track, self.heard.add))
+
+        webrtc.prefer_codec(self.pc, self.codec)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._sdp_answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        try:
+            await self.session.send(
+                "call",
+                call_id=self.call_id,
+                callee=self.callee,
+                visible_name=self.visible_name,
+                sdp=self.pc.localDescription.sdp,
+                headers=self.headers,
+            )
+            sdp = await asyncio.wait_for(self._sdp_answer, OFFER_TIMEOUT)
+        except TimeoutError:
+            self._set(CallStatus.FAILED, None, f"gateway did not answer the WebRTC offer within {OFFER_TIMEOUT:g} s")
+            return
+        except (ConnectionError, websockets.ConnectionClosed) as exc:
+            self._set(CallStatus.FAILED, None, f"gateway connection lost: {exc}")
+            return
+        except asyncio.CancelledError:
+            if self.status.final:  # failed while waiting for the answer
+                return
+            raise
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    def _on_message(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "sdp":
+            if not self._sdp_answer.done():
+                self._sdp_answer.set_result(str(msg["sdp"]))
+            return
+        status = CallStatus(msg["status"])
+        self._set(status, msg.get("sip_code"), str(msg.get("reason") or ""), msg.get("t"))
+        if status.final and hasattr(self, "_sdp_answer") and not self._sdp_answer.done():
+            self._sdp_answer.cancel()
+
+    def _gateway_lost(self) -> None:
+        self._set(CallStatus.FAILED, None, "connection to the gateway was lost")
+
+    async def hangup(self) -> None:
+        """The seed's call.hangup(): CANCEL while ringing, BYE once established."""
+        if self.status.final:
+            return
+        try:
+            await self.session.send("hangup", call_id=self.call_id)
+        except (ConnectionError, websockets.ConnectionClosed):
+            self._gateway_lost()
+
+    async def wait_for(self, *statuses: CallStatus, timeout: float) -> CallStatus:
+        """Wait until the call reaches one of `statuses` or ends; TimeoutError names both."""
+        wanted = set(statuses)
+        deadline = time.monotonic() + timeout
+        while self.status not in wanted and not self.status.final:
+            self._changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                names = "/".join(s.value for s in statuses) or "the end of the call"
+                raise TimeoutError(
+                    f"call {self.call_id} to {self.callee}: no {names} within {timeout:g} s "
+                    f"(status is {self.status.value})"
+                )
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                pass
+        return self.status
+
+    async def ended(self, timeout: float) -> CallStatus:
+        return await self.wait_for(CallStatus.FINISH, CallStatus.FAILED, CallStatus.BUSY, timeout=timeout)
+
+    async def _close_media(self) -> None:
+        await self.pc.close()
+        if self._drain is not None:
+            await asyncio.gather(self._drain, return_exceptions=True)
+        if self.record_dir is not None:
+            self.record_dir.mkdir(parents=True, exist_ok=True)
+            if self.mic is not None:
+                self.mic.save(self.record_dir / "browser_sent.wav")
+            self.heard.save(self.record_dir / "browser_received.wav")
+        self._media_closed.set()
+
+    async def media_closed(self, timeout: float = 5.0) -> None:
+        await asyncio.wait_for(self._media_closed.wait(), timeout)

@@ -1,0 +1,185 @@
+"""The one typed configuration of the lab: party addresses, ports, the SIP account, policies.
+
+Every other module takes its addresses from here, so a capture filter, a ladder label and a
+process's bind address can never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Where the lab keeps its state (run/), speech prompts and captures.
+HOME = Path(os.environ.get("CALLLAB_HOME", Path(__file__).resolve().parents[1]))
+
+#: Numbers the SIP server routes to the PSTN/GSM gateway: Russian mobile numbers in the two
+#: ways people dial them. POSIX ERE, because Kamailio matches it.
+MOBILE_NUMBER_RE = r"^([+]7[0-9]{10}|8[0-9]{10})$"
+
+
+@dataclass(frozen=True)
+class Party:
+    """One process of the lab and the addresses it owns."""
+
+    name: str
+    host: str
+    sip_port: int
+    rtp_port: int  # first port of this party's RTP range
+    rtp_port_count: int = 100
+
+    @property
+    def sip_address(self) -> str:
+        return f"{self.host}:{self.sip_port}"
+
+
+@dataclass(frozen=True)
+class SipAccount:
+    """The seed Phone UI's login form."""
+
+    login: str
+    auth_name: str
+    password: str = field(repr=False)
+    domain: str
+    outbound_proxy: str
+    port: int = 5060
+
+    def redacted(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["password"] = "***"
+        return data
+
+
+@dataclass(frozen=True)
+class PhonePolicy:
+    """How the lab's mobile phone treats a call: `answer` after `answer_after` seconds,
+    `busy` (486), `reject` (603) or `never` (rings until the caller gives up)."""
+
+    action: str = "answer"
+    answer_after: float = 1.0
+
+    ACTIONS = ("answer", "busy", "reject", "never")
+
+    @classmethod
+    def parse(cls, text: str) -> PhonePolicy:
+        """`after:1.5`, `answer`, `busy`, `reject`, `never`."""
+        text = text.strip().lower()
+        if text.startswith("after:"):
+            try:
+                delay = float(text.split(":", 1)[1])
+            except ValueError:
+                raise ValueError(f"answer policy {text!r}: 'after:' needs seconds") from None
+            if not 0 <= delay <= 300:
+                raise ValueError(f"answer policy {text!r}: delay must be 0..300 s")
+            return cls("answer", delay)
+        if text in cls.ACTIONS:
+            return cls(text)
+        raise ValueError(f"answer policy {text!r}: use after:S, answer, busy, reject or never")
+
+    def header_value(self) -> str:
+        return f"after:{self.answer_after:g}" if self.action == "answer" else self.action
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    browser: Party = Party("Browser", "127.0.0.1", 0, 0, 0)
+    gateway: Party = Party("Gateway", "127.0.0.2", 5060, 20000)
+    sipserver: Party = Party("SIP server", "127.0.0.3", 5060, 0, 0)
+    pstn: Party = Party("PSTN gateway", "127.0.0.4", 5060, 30000)
+    phone: Party = Party("Mobile phone", "127.0.0.5", 5060, 40000)
+    ws_port: int = 8089  # gateway's WebSocket signaling, on gateway.host
+    login: str = "VKP009"
+    password: str = field(default="", repr=False)  # generated per lab run when empty
+    mobile_number_re: str = MOBILE_NUMBER_RE
+    phone_policy: PhonePolicy = PhonePolicy()
+    #: Phone answer policy per dialled number, e.g. {"+79990000486": "busy"}.
+    number_policies: dict[str, str] = field(default_factory=dict)
+    mobile_codec: str = "GSM"  # the PSTN gateway <-> phone leg, as a mobile network would
+    home: Path = HOME
+
+    @property
+    def parties(self) -> tuple[Party, ...]:
+        """In call-path order."""
+        return (self.browser, self.gateway, self.sipserver, self.pstn, self.phone)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / ".calllab" / "run"
+
+    @property
+    def prompts_dir(self) -> Path:
+        return self.home / ".calllab" / "prompts"
+
+    @property
+    def captures_dir(self) -> Path:
+        return self.home / "captures"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.gateway.host}:{self.ws_port}/"
+
+    def account(self) -> SipAccount:
+        """The lab's own user account on its own SIP server."""
+        return SipAccount(
+            login=self.login,
+            auth_name=self.login,
+            password=self.password,
+            domain=self.sipserver.host,
+            outbound_proxy=self.sipserver.host,
+            port=self.sipserver.sip_port,
+        )
+
+    def with_password(self) -> LabConfig:
+        if self.password:
+            return self
+        return dataclasses.replace(self, password=secrets.token_urlsafe(12))
+
+    def policy_for(self, number: str) -> PhonePolicy:
+        text = self.number_policies.get(number)
+        return PhonePolicy.parse(text) if text else self.phone_policy
+
+    # Serialisation: child processes get the config as a 0600 JSON file in run_dir.
+    def to_json(self) -> str:
+        data = dataclasses.asdict(self)
+        data["home"] = str(self.home)
+        return json.dumps(data, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> LabConfig:
+        data = json.loads(text)
+        for key in ("browser", "gateway", "sipserver", "pstn", "phone"):
+            data[key] = Party(**data[key])
+        data["phone_policy"] = PhonePolicy(**data["phone_policy"])
+        data["home"] = Path(data["home"])
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(self.to_json())
+
+    @classmethod
+    def load(cls, path: Path) -> LabConfig:
+        return cls.from_json(path.read_text())
+
+
+CALL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+#: SIP headers the lab's own parties pass along a call: the browser's call id (so every party
+#: files its recordings under it) and the phone's answer policy for this one call. An external
+#: SIP server forwards or drops them; nothing depends on them beyond the lab.
+CALL_HEADER = "X-Calllab-Call"
+ANSWER_HEADER = "X-Calllab-Answer"
+
+
+def call_dir(cfg: LabConfig, call_id: str) -> Path:
+    """Where every party files what it recorded of one call."""
+    if not CALL_ID_RE.match(call_id):
+        raise ValueError(f"call id {call_id!r}: letters, digits, '-' and '_' only")
+    return cfg.captures_dir / call_id

@@ -1,0 +1,89 @@
+"""Audio between one WebRTC peer connection and one SIP call.
+
+WebRTC -> SIP: decoded frames, resampled to the bridge rate, go into a small FIFO that the
+SIP conference bridge drains on its own clock. SIP -> WebRTC: the bridge clock pushes each
+frame into the track aiortc sends from, so one clock paces both directions (no drift).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from aiortc.mediastreams import MediaStreamTrack
+
+from lab.sip.endpoint import FramePort, SipCall, connect
+from lab.webrtc import QueueTrack, drain_track
+
+FRAME_BYTES = FramePort.FRAME_BYTES
+
+
+class PcmFifo:
+    """Written by the asyncio loop, read by the bridge clock thread."""
+
+    PREBUFFER = 1 * FRAME_BYTES
+    TRIM_ABOVE = 5 * FRAME_BYTES  # beyond this the reader fell behind: drop the oldest
+    TRIM_TO = 2 * FRAME_BYTES
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+        self._primed = False
+
+    def push(self, pcm: bytes) -> None:
+        with self._lock:
+            self._buf += pcm
+            if len(self._buf) > self.TRIM_ABOVE:
+                del self._buf[: len(self._buf) - self.TRIM_TO]
+
+    def pull(self) -> bytes | None:
+        with self._lock:
+            if not self._primed:
+                if len(self._buf) < self.PREBUFFER + FRAME_BYTES:
+                    return None
+                self._primed = True
+            if len(self._buf) < FRAME_BYTES:
+                self._primed = False  # underrun: prebuffer again
+                return None
+            frame = bytes(self._buf[:FRAME_BYTES])
+            del self._buf[:FRAME_BYTES]
+            return frame
+
+
+class MediaBridge:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.loop = asyncio.get_running_loop()
+        self.to_browser = QueueTrack()
+        self.to_sip = PcmFifo()
+        self.port: FramePort | None = None
+        self._drain: asyncio.Task[None] | None = None
+
+    def browser_track(self, track: MediaStreamTrack) -> None:
+        """The audio track the browser sends."""
+        self._drain = asyncio.ensure_future(drain_track(track, self.to_sip.push))
+
+    def attach(self, call: SipCall) -> None:
+        """Called when the SIP call's audio is active."""
+        audio = call.audio()
+        if audio is None:
+            return
+        if self.port is None:
+            self.port = FramePort(
+                self.name,
+                pull=self.to_sip.pull,
+                push=self._from_sip_clock,
+            )
+        connect(audio, self.port)
+
+    def _from_sip_clock(self, pcm: bytes) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.to_browser.push, pcm)
+        except RuntimeError:  # the loop is closing: the call is going away anyway
+            pass
+
+    def close(self) -> None:
+        self.port = None  # removes it from the conference bridge
+        self.to_browser.stop()
+        if self._drain:
+            self._drain.cancel()

@@ -1,0 +1,274 @@
+"""The gateway process: WebSocket signaling for browser-style clients, one SIP account per
+logged-in client, one SIP call plus one WebRTC peer connection per call."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import websockets
+from aiortc import RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from websockets.asyncio.server import ServerConnection
+
+from lab import webrtc
+from lab.config import CALL_ID_RE, LabConfig, SipAccount as AccountForm
+from lab.gateway.bridge import MediaBridge
+from lab.numbers import InvalidNumber, normalize_number
+from lab.signaling import CallStatus, decode, encode
+from lab.sip.endpoint import CallSnapshot, SipAccount, SipCall, SipEndpoint
+from lab.sip.party import run
+
+log = logging.getLogger("gateway")
+
+REGISTER_TIMEOUT = 6.0  # s; pjsip's own would be 32 s
+_BUSY_CODES = {486, 600}
+_FORWARDED_HEADER_PREFIX = "X-Calllab-"
+
+
+class Gateway:
+    def __init__(self, cfg: LabConfig, endpoint: SipEndpoint) -> None:
+        self.cfg = cfg
+        self.endpoint = endpoint
+        self.sessions: set[ClientSession] = set()
+        webrtc.configure(cfg.gateway.host)
+
+    async def start(self) -> None:
+        self.server = await websockets.serve(
+            self.handle, self.cfg.gateway.host, self.cfg.ws_port, max_size=256 * 1024
+        )
+
+    async def stop(self) -> None:
+        self.server.close()
+        for session in list(self.sessions):
+            await session.close()
+        await self.server.wait_closed()
+
+    async def handle(self, ws: ServerConnection) -> None:
+        session = ClientSession(self, ws)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self.sessions.discard(session)
+            await session.close()
+
+
+class ClientSession:
+    """One WebSocket connection: the seed's Session, logged in with one SIP account."""
+
+    def __init__(self, gateway: Gateway, ws: ServerConnection) -> None:
+        self.gateway = gateway
+        self.endpoint = gateway.endpoint
+        self.ws = ws
+        self.form: AccountForm | None = None
+        self.account: SipAccount | None = None
+        self.registered: asyncio.Future[tuple[int, str]] | None = None
+        self.calls: dict[str, GatewayCall] = {}
+
+    async def send(self, kind: str, **fields: Any) -> None:
+        try:
+            await self.ws.send(encode(kind, **fields))
+        except websockets.ConnectionClosed:
+            pass
+
+    async def run(self) -> None:
+        async for text in self.ws:
+            try:
+                msg = decode(text)
+                await self.dispatch(msg)
+            except (ValueError, KeyError, TypeError) as exc:
+                await self.send("error", reason=f"bad message: {exc}")
+
+    async def dispatch(self, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        if kind == "ping":
+            await self.send("pong", active_calls=self.endpoint.active_calls)
+        elif kind == "connect":
+            await self.login(msg["sip"])
+        elif kind == "call":
+            await self.start_call(msg)
+        elif kind == "hangup":
+            call = self.calls.get(str(msg["call_id"]))
+            if call:
+                call.hangup()
+        else:
+            await self.send("error", reason=f"unknown message type {kind!r}")
+
+    async def login(self, sip: dict[str, Any]) -> None:
+        form = AccountForm(
+            login=str(sip["login"]),
+            auth_name=str(sip.get("auth_name") or sip["login"]),
+            password=str(sip["password"]),
+            domain=str(sip["domain"]),
+            outbound_proxy=str(sip.get("outbound_proxy") or sip["domain"]),
+            port=int(sip.get("port") or 5060),
+        )
+        if self.account is not None:
+            self.endpoint.remove_account(self.account)
+        self.form = form
+        self.registered = asyncio.get_running_loop().create_future()
+        server = f"{form.outbound_proxy}:{form.port}"
+        log.info("login %s@%s via %s", form.login, form.domain, server)
+        try:
+            self.account = self.endpoint.account(
+                self,
+                user=form.login,
+                domain=form.domain,
+                registrar=form.domain if form.outbound_proxy else f"{form.domain}:{form.port}",
+                proxy=server,
+                auth_name=form.auth_name,
+                password=form.password,
+            )
+        except Exception as exc:
+            await self.send("failed", code=500, reason=f"gateway cannot create the SIP account: {exc}")
+            return
+        try:
+            code, reason = await asyncio.wait_for(self.registered, REGISTER_TIMEOUT)
+        except TimeoutError:
+            code, reason = 408, f"SIP server {server} did not answer the REGISTER within {REGISTER_TIMEOUT:g} s"
+        if 200 <= code < 300:
+            await self.send("connected", login=form.login, domain=form.domain)
+            return
+        if code in (401, 403, 407):
+            reason = f"authentication failed ({code} {reason})"
+        self.endpoint.remove_account(self.account)
+        self.account = None
+        log.info("login %s failed: %s %s", form.login, code, reason)
+        await self.send("failed", code=code, reason=reason)
+
+    # AccountListener
+    def on_registration(self, code: int, reason: str) -> None:
+        if self.registered is not None and not self.registered.done():
+            self.registered.set_result((code, reason))
+
+    def on_incoming_call(self, call: SipCall, user: str, headers: dict[str, str]) -> None:
+        call.answer_with(480, "Incoming calls to the browser are not supported yet")
+
+    async def start_call(self, msg: dict[str, Any]) -> None:
+        call_id = str(msg["call_id"])
+        if not CALL_ID_RE.match(call_id) or call_id in self.calls:
+            await self.send("error", reason=f"bad or duplicate call id {call_id!r}")
+            return
+        call = GatewayCall(self, call_id)
+        self.calls[call_id] = call
+        await call.start(msg)
+
+    async def close(self) -> None:
+        for call in list(self.calls.values()):
+            call.hangup()
+            call.close_media()
+        self.calls.clear()
+        if self.account is not None:
+            self.endpoint.remove_account(self.account)
+            self.account = None
+
+
+class GatewayCall:
+    """One browser call: WebRTC leg to the client, SIP leg to the SIP server."""
+
+    def __init__(self, session: ClientSession, call_id: str) -> None:
+        self.session = session
+        self.call_id = call_id
+        self.sip: SipCall | None = None
+        self.pc = webrtc.peer_connection()
+        self.bridge = MediaBridge(f"gw-{call_id}")
+        self.established = False
+        self.hangup_requested = False
+        self.ended = False
+
+    async def status(self, status: CallStatus, code: int | None = None, reason: str = "") -> None:
+        await self.session.send(
+            "status", call_id=self.call_id, status=status.value, sip_code=code, reason=reason, t=time.time()
+        )
+
+    async def fail(self, code: int, reason: str) -> None:
+        self.ended = True
+        await self.status(CallStatus.FAILED, code, reason)
+        self.close_media()
+        self.session.calls.pop(self.call_id, None)
+
+    async def start(self, msg: dict[str, Any]) -> None:
+        form, account = self.session.form, self.session.account
+        if form is None or account is None:
+            await self.fail(403, "not logged in: connect with a SIP account first")
+            return
+        try:
+            callee = normalize_number(str(msg["callee"]))
+        except InvalidNumber as exc:
+            await self.fail(484, str(exc))
+            return
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self.bridge.browser_track(track)
+
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=str(msg["sdp"]), type="offer"))
+        headers = {
+            str(k): str(v)
+            for k, v in (msg.get("headers") or {}).items()
+            if str(k).startswith(_FORWARDED_HEADER_PREFIX) and "\r" not in str(v) and "\n" not in str(v)
+        }
+        # INVITE first, so SIP call setup overlaps ICE and DTLS.
+        self.sip = SipCall(self.session.endpoint, account)
+        self.sip.listener = self
+        try:
+            self.sip.dial(f"sip:{callee}@{form.domain}", headers)
+        except RuntimeError as exc:
+            await self.fail(500, f"gateway could not send the INVITE: {exc}")
+            return
+        await self.status(CallStatus.TRYING)
+        self.pc.addTrack(self.bridge.to_browser)
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        await self.session.send("sdp", call_id=self.call_id, sdp=self.pc.localDescription.sdp)
+
+    def hangup(self) -> None:
+        self.hangup_requested = True
+        if self.sip is not None:
+            self.sip.hangup_with()
+
+    # CallListener
+    def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
+        asyncio.ensure_future(self._on_state(snap))
+
+    async def _on_state(self, snap: CallSnapshot) -> None:
+        if self.ended:
+            return
+        if snap.state == "EARLY" and snap.status_code in (180, 183):
+            await self.status(CallStatus.RING, snap.status_code, snap.reason)
+        elif snap.state == "CONFIRMED" and not self.established:
+            self.established = True
+            await self.status(CallStatus.ESTABLISHED, 200, snap.reason)
+        elif snap.state == "DISCONNECTED":
+            self.ended = True
+            if self.established:
+                who = "hangup" if self.hangup_requested else "remote hangup"
+                await self.status(CallStatus.FINISH, snap.status_code, who)
+            elif snap.status_code in _BUSY_CODES:
+                await self.status(CallStatus.BUSY, snap.status_code, snap.reason)
+            elif self.hangup_requested:
+                await self.status(CallStatus.FAILED, snap.status_code, f"cancelled ({snap.reason})")
+            else:
+                await self.status(CallStatus.FAILED, snap.status_code, snap.reason)
+            self.close_media()
+            self.session.calls.pop(self.call_id, None)
+
+    def on_media_active(self, call: SipCall) -> None:
+        self.bridge.attach(call)
+
+    def close_media(self) -> None:
+        self.bridge.close()
+        asyncio.ensure_future(self.pc.close())
+        self.sip = None
+
+
+def main() -> None:
+    run("Gateway", lambda cfg: ["PCMU", "PCMA"], Gateway)
+
+
+if __name__ == "__main__":
+    main()

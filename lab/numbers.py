@@ -1,0 +1,27 @@
+"""What the lab accepts as a number to dial: checked before any SIP is sent."""
+
+from __future__ import annotations
+
+import re
+
+MAX_DIGITS = 32
+_SEPARATORS = str.maketrans("", "", " -().")
+_NUMBER_RE = re.compile(r"^\+?[0-9*#]{1,%d}$" % MAX_DIGITS)
+
+
+class InvalidNumber(ValueError):
+    pass
+
+
+def normalize_number(text: str) -> str:
+    """`+7 (999) 123-45-67` -> `+79991234567`; anything else that is not digits is refused."""
+    if not isinstance(text, str):
+        raise InvalidNumber(f"number must be text, not {type(text).__name__}")
+    number = text.strip(" ").translate(_SEPARATORS)
+    if not _NUMBER_RE.match(number):
+        shown = text if len(text) <= 40 else text[:40] + "..."
+        raise InvalidNumber(
+            f"{shown!r} is not a phone number: use digits, * and #, an optional leading +, "
+            f"at most {MAX_DIGITS} of them"
+        )
+    return number

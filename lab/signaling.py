@@ -1,0 +1,43 @@
+"""The JSON messages between the browser-style client and the gateway (over a WebSocket),
+and the call statuses of the seed's WebSDK."""
+
+from __future__ import annotations
+
+import enum
+import json
+from typing import Any
+
+
+class CallStatus(str, enum.Enum):
+    PENDING = "PENDING"  # call() was invoked, nothing answered yet
+    TRYING = "TRYING"  # the gateway sent the INVITE
+    RING = "RING"  # 180/183 came back
+    ESTABLISHED = "ESTABLISHED"  # 200 OK: both sides talk
+    HOLD = "HOLD"
+    FINISH = "FINISH"  # ended after it was established
+    FAILED = "FAILED"  # ended before it was established (SIP code and reason say why)
+    BUSY = "BUSY"  # 486/600
+
+    @property
+    def final(self) -> bool:
+        return self in (CallStatus.FINISH, CallStatus.FAILED, CallStatus.BUSY)
+
+
+# client -> gateway: connect {sip}, call {call_id, callee, visible_name, sdp, headers},
+#                    hangup {call_id}, ping
+# gateway -> client: connected, failed {code, reason}, sdp {call_id, sdp},
+#                    status {call_id, status, sip_code, reason}, pong, error {reason}
+
+
+def encode(kind: str, **fields: Any) -> str:
+    return json.dumps({"type": kind, **fields})
+
+
+def decode(text: str | bytes) -> dict[str, Any]:
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        raise ValueError("signaling message is not JSON") from None
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        raise ValueError("signaling message has no 'type'")
+    return msg

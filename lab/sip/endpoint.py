@@ -1,0 +1,434 @@
+"""Everything pjsua2, and the rules that keep a pjsua2 process alive.
+
+This is the only module that imports pjsua2. The rules it enforces (each one aborted a
+process when ignored, see shared/notes/feasibility.md):
+
+* one Endpoint per process, transport before any account, at most 4 calls per process;
+* headless audio: null sound device that never auto-closes (else the bridge clock stops);
+* threads: pjsua runs one worker thread for SIP events; its callbacks only snapshot what
+  they need and post it to the asyncio loop. Every pjsua2 method is called from the loop
+  thread, so the party logic is single-threaded;
+* a Call object is only touched while it is active and is dropped at DISCONNECTED
+  (a stale Call whose id is reused would act on the *new* call);
+* players, recorders and ports stay referenced while in use;
+* clean exit: hang up, drop references, collect, then libDestroy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pjsua2 as pj
+
+log = logging.getLogger(__name__)
+
+MAX_CALLS = 4  # the pjsua2-python wheel is compiled with PJSUA_MAX_CALLS = 4
+CLOCK_RATE = 8000
+FRAME_MS = 20
+SAMPLES_PER_FRAME = CLOCK_RATE * FRAME_MS // 1000
+
+# What pjsip calls its codecs; the lab uses short names.
+CODEC_IDS = {
+    "PCMU": "PCMU/8000/1",
+    "PCMA": "PCMA/8000/1",
+    "GSM": "GSM/8000/1",
+    "G722": "G722/16000/1",
+    "SPEEX8": "speex/8000/1",
+    "SPEEX16": "speex/16000/1",
+    "ILBC": "iLBC/8000/1",
+}
+
+
+@dataclass(frozen=True)
+class CallSnapshot:
+    """What a call callback saw, taken on the pjsua thread and read on the loop thread."""
+
+    state: str  # CALLING, INCOMING, EARLY, CONNECTING, CONFIRMED, DISCONNECTED
+    status_code: int
+    reason: str
+    remote_uri: str
+
+
+class CallListener(Protocol):
+    def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None: ...
+
+    def on_media_active(self, call: SipCall) -> None: ...
+
+
+class AccountListener(Protocol):
+    def on_incoming_call(self, call: SipCall, user: str, headers: dict[str, str]) -> None: ...
+
+    def on_registration(self, code: int, reason: str) -> None: ...
+
+
+_STATE_NAMES = {
+    pj.PJSIP_INV_STATE_NULL: "NULL",
+    pj.PJSIP_INV_STATE_CALLING: "CALLING",
+    pj.PJSIP_INV_STATE_INCOMING: "INCOMING",
+    pj.PJSIP_INV_STATE_EARLY: "EARLY",
+    pj.PJSIP_INV_STATE_CONNECTING: "CONNECTING",
+    pj.PJSIP_INV_STATE_CONFIRMED: "CONFIRMED",
+    pj.PJSIP_INV_STATE_DISCONNECTED: "DISCONNECTED",
+}
+
+_HEADER_RE = re.compile(r"^([A-Za-z0-9-]+)\s*:\s*(.*?)\s*$")
+
+
+def request_user(message: str) -> str:
+    """The user part of a request line's URI: `INVITE sip:+7999@host SIP/2.0` -> `+7999`."""
+    first = message.split("\r\n", 1)[0]
+    match = re.match(r"^[A-Z]+ sips?:([^@;> ]+)@", first)
+    return match.group(1) if match else ""
+
+
+def parse_headers(message: str) -> dict[str, str]:
+    """Header fields of a raw SIP message, lower-cased names, first occurrence wins."""
+    head = message.split("\r\n\r\n", 1)[0]
+    headers: dict[str, str] = {}
+    for line in head.split("\r\n")[1:]:
+        match = _HEADER_RE.match(line)
+        if match:
+            headers.setdefault(match.group(1).lower(), match.group(2))
+    return headers
+
+
+class SipEndpoint:
+    """The process's one pjsua2 Endpoint, driven from one asyncio loop."""
+
+    _created = False
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        host: str,
+        sip_port: int,
+        rtp_port: int,
+        rtp_port_count: int,
+        codecs: list[str],
+        log_path: Path | None = None,
+    ) -> None:
+        if SipEndpoint._created:
+            raise RuntimeError("one pjsua2 Endpoint per process: a second one aborts it")
+        SipEndpoint._created = True
+        self.name = name
+        self.host = host
+        self.loop = asyncio.get_running_loop()
+        self.rtp_port = rtp_port
+        self.rtp_port_count = rtp_port_count
+        self._calls: set[SipCall] = set()
+        self._keep: list[object] = []  # accounts: pjsua2 needs them referenced
+        self.ep = pj.Endpoint()
+        self.ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 1
+        cfg.uaConfig.mainThreadOnly = False
+        cfg.uaConfig.maxCalls = MAX_CALLS
+        cfg.uaConfig.userAgent = f"calllab {name}"
+        cfg.medConfig.clockRate = CLOCK_RATE
+        cfg.medConfig.sndClockRate = CLOCK_RATE
+        cfg.medConfig.audioFramePtime = FRAME_MS
+        cfg.medConfig.noVad = True
+        cfg.medConfig.ecTailLen = 0
+        cfg.medConfig.sndAutoCloseTime = -1
+        cfg.medConfig.quality = 10
+        cfg.logConfig.level = 4 if log_path else 1
+        cfg.logConfig.consoleLevel = 1
+        if log_path:
+            cfg.logConfig.filename = str(log_path)
+        self.ep.libInit(cfg)
+        tcfg = pj.TransportConfig()
+        tcfg.port = sip_port
+        tcfg.boundAddress = host
+        tcfg.publicAddress = host
+        self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
+        self.ep.libStart()
+        self.ep.audDevManager().setNullDev()
+        self.set_codecs(codecs)
+
+    def set_codecs(self, codecs: list[str]) -> None:
+        """Enable exactly these codecs, first preferred."""
+        wanted = {CODEC_IDS[c.upper()]: 255 - i for i, c in enumerate(codecs)}
+        for info in self.ep.codecEnum2():
+            self.ep.codecSetPriority(info.codecId, wanted.get(info.codecId, 0))
+
+    def post(self, fn: Callable[..., None], *args: object) -> None:
+        """Run fn on the loop thread (called from pjsua's threads)."""
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def rtp_config(self) -> pj.TransportConfig:
+        tcfg = pj.TransportConfig()
+        tcfg.port = self.rtp_port
+        tcfg.portRange = self.rtp_port_count
+        tcfg.boundAddress = self.host
+        tcfg.publicAddress = self.host
+        return tcfg
+
+    def account(
+        self,
+        listener: AccountListener,
+        *,
+        user: str,
+        domain: str,
+        registrar: str | None = None,
+        proxy: str | None = None,
+        auth_name: str | None = None,
+        password: str | None = None,
+    ) -> SipAccount:
+        cfg = pj.AccountConfig()
+        cfg.idUri = f"sip:{user}@{domain}"
+        if registrar:
+            cfg.regConfig.registrarUri = f"sip:{registrar}"
+            cfg.regConfig.timeoutSec = 300
+            cfg.regConfig.retryIntervalSec = 0  # report failure, do not hammer the server
+        else:
+            cfg.regConfig.registerOnAdd = False
+        if proxy:
+            cfg.sipConfig.proxies.append(f"sip:{proxy};lr")
+        if password is not None:
+            cred = pj.AuthCredInfo("digest", "*", auth_name or user, 0, password)
+            cfg.sipConfig.authCreds.append(cred)
+        cfg.mediaConfig.transportConfig = self.rtp_config()
+        cfg.natConfig.sdpNatRewriteUse = False
+        cfg.natConfig.contactRewriteUse = False
+        cfg.natConfig.viaRewriteUse = False
+        acc = SipAccount(self, listener)
+        acc.create(cfg)
+        self._keep.append(acc)
+        return acc
+
+    def remove_account(self, acc: SipAccount) -> None:
+        if acc in self._keep:
+            self._keep.remove(acc)
+            acc.shutdown()
+
+    def shutdown(self) -> None:
+        """Hang up, drop every reference, collect, destroy: in that order or it aborts."""
+        try:
+            self.ep.hangupAllCalls()
+        except pj.Error:
+            pass
+        self._calls.clear()
+        for acc in self._keep:
+            if isinstance(acc, SipAccount):
+                acc.shutdown()
+        self._keep.clear()
+        gc.collect()
+        self.ep.libDestroy()
+
+    # --- call bookkeeping: the endpoint owns Call lifetimes --------------------------
+    def _adopt(self, call: SipCall) -> None:
+        self._calls.add(call)
+
+    def _release(self, call: SipCall) -> None:
+        self._calls.discard(call)
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+
+class SipAccount(pj.Account):  # type: ignore[misc]
+    def __init__(self, endpoint: SipEndpoint, listener: AccountListener) -> None:
+        super().__init__()
+        self.endpoint = endpoint
+        self.listener = listener
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802 (pjsua2 API)
+        # pjsua2 hangs up a call that has no Call object when this returns: create it here.
+        call = SipCall(self.endpoint, self, prm.callId)
+        message = prm.rdata.wholeMsg
+        self.endpoint.post(
+            self.listener.on_incoming_call, call, request_user(message), parse_headers(message)
+        )
+
+    def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802
+        self.endpoint.post(self.listener.on_registration, int(prm.code), str(prm.reason))
+
+
+class SipCall(pj.Call):  # type: ignore[misc]
+    """A pjsua2 call whose callbacks are delivered on the asyncio loop.
+
+    Methods here are the only way party code acts on a call; each checks the call is still
+    alive first, because pjsua asserts (aborting the process) on a dead call.
+    """
+
+    def __init__(self, endpoint: SipEndpoint, acc: SipAccount, call_id: int = -1) -> None:
+        if call_id == -1:
+            super().__init__(acc)
+        else:
+            super().__init__(acc, call_id)
+        self.endpoint = endpoint
+        self.listener: CallListener | None = None
+        self.alive = True
+        self.last_code = 0
+        self.last_reason = ""
+        endpoint._adopt(self)
+
+    # pjsua thread ---------------------------------------------------------------------
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802
+        ci = self.getInfo()
+        snap = CallSnapshot(
+            _STATE_NAMES.get(ci.state, str(ci.state)),
+            int(ci.lastStatusCode),
+            str(ci.lastReason),
+            str(ci.remoteUri),
+        )
+        self.endpoint.post(self._deliver_state, snap)
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+        ci = self.getInfo()
+        if any(
+            m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+            for m in ci.media
+        ):
+            self.endpoint.post(self._deliver_media)
+
+    # loop thread ----------------------------------------------------------------------
+    def _deliver_state(self, snap: CallSnapshot) -> None:
+        if snap.status_code:
+            self.last_code, self.last_reason = snap.status_code, snap.reason
+        if snap.state == "DISCONNECTED":
+            self.alive = False
+            self.endpoint._release(self)
+        if self.listener:
+            self.listener.on_call_state(self, snap)
+
+    def _deliver_media(self) -> None:
+        if self.alive and self.listener:
+            self.listener.on_media_active(self)
+
+    def _usable(self) -> bool:
+        return self.alive and self.getId() >= 0 and self.isActive()
+
+    def dial(self, uri: str, headers: dict[str, str] | None = None) -> None:
+        prm = pj.CallOpParam(True)
+        for name, value in (headers or {}).items():
+            hdr = pj.SipHeader()
+            hdr.hName, hdr.hValue = name, value
+            prm.txOption.headers.append(hdr)
+        try:
+            self.makeCall(uri, prm)
+        except pj.Error as exc:
+            # The call never got an id: any further method on it would abort the process.
+            self.alive = False
+            self.endpoint._release(self)
+            raise RuntimeError(exc.info()) from None
+
+    def answer_with(self, code: int, reason: str = "") -> None:
+        if not self._usable():
+            return
+        prm = pj.CallOpParam()
+        prm.statusCode = code
+        if reason:
+            prm.reason = reason
+        try:
+            self.answer(prm)
+        except pj.Error as exc:
+            log.warning("answer %d: %s", code, exc.info())
+
+    def hangup_with(self, code: int = 0, reason: str = "") -> None:
+        if not self._usable():
+            return
+        prm = pj.CallOpParam()
+        prm.statusCode = code
+        if reason:
+            prm.reason = reason
+        try:
+            self.hangup(prm)
+        except pj.Error as exc:
+            log.warning("hangup: %s", exc.info())
+
+    def audio(self) -> pj.AudioMedia | None:
+        if not self._usable():
+            return None
+        try:
+            return self.getAudioMedia(-1)
+        except pj.Error:
+            return None
+
+
+def connect(a: pj.AudioMedia, b: pj.AudioMedia) -> None:
+    """Audio both ways between two conference-bridge ports."""
+    a.startTransmit(b)
+    b.startTransmit(a)
+
+
+class WavPlayer:
+    """A looping WAV player; keep it referenced while it plays (else: silence)."""
+
+    def __init__(self, path: Path) -> None:
+        self.port = pj.AudioMediaPlayer()
+        self.port.createPlayer(str(path), 0)
+
+
+class WavRecorder:
+    """Records what it is fed; the WAV header is finished when close() drops it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.port: pj.AudioMediaRecorder | None = pj.AudioMediaRecorder()
+        self.port.createRecorder(str(path))
+
+    def close(self) -> None:
+        self.port = None
+        gc.collect()
+
+
+class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
+    """A conference-bridge port fed and drained by Python (16-bit mono PCM frames).
+
+    Both callbacks run on the conference bridge clock thread: keep them short.
+    """
+
+    FRAME_BYTES = SAMPLES_PER_FRAME * 2
+
+    def __init__(
+        self,
+        name: str,
+        pull: Callable[[], bytes | None],
+        push: Callable[[bytes], None],
+    ) -> None:
+        super().__init__()
+        self._pull = pull
+        self._push = push
+        fmt = pj.MediaFormatAudio()
+        fmt.type = pj.PJMEDIA_TYPE_AUDIO
+        fmt.clockRate = CLOCK_RATE
+        fmt.channelCount = 1
+        fmt.bitsPerSample = 16
+        fmt.frameTimeUsec = FRAME_MS * 1000
+        self.createPort(name, fmt)
+
+    def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
+        data = self._pull()
+        if data is None:
+            frame.type = pj.PJMEDIA_FRAME_TYPE_NONE
+            return
+        frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+        frame.buf = pj.ByteVector(data)
+        frame.size = len(data)
+
+    def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802
+        if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
+            self._push(bytes(frame.buf))
+
+
+__all__ = [
+    "MAX_CALLS",
+    "CallSnapshot",
+    "FramePort",
+    "SipAccount",
+    "SipCall",
+    "SipEndpoint",
+    "WavPlayer",
+    "WavRecorder",
+    "connect",
+]

@@ -1,0 +1,111 @@
+"""The PSTN/GSM gateway: a B2BUA between the SIP server and the mobile phone.
+
+Leg A comes from the SIP server; for it the gateway places leg B to the phone, maps the
+phone's answers (180, 200, 486, 603, no answer) back onto leg A and bridges the audio.
+Leg B offers the mobile codec (GSM 06.10) first, as a mobile network would.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig
+from lab.sip.endpoint import MAX_CALLS, CallSnapshot, SipCall, SipEndpoint, connect
+from lab.sip.party import run
+
+log = logging.getLogger("pstn-gateway")
+
+# Failures the phone side gives that the caller side should see unchanged.
+_PASS_THROUGH = {404, 408, 480, 486, 487, 600, 603}
+
+
+class PstnGateway:
+    def __init__(self, cfg: LabConfig, endpoint: SipEndpoint) -> None:
+        self.cfg = cfg
+        self.endpoint = endpoint
+        self.peer: dict[SipCall, SipCall] = {}
+        self.a_legs: set[SipCall] = set()
+        self.media_up: set[SipCall] = set()
+
+    async def start(self) -> None:
+        self.account = self.endpoint.account(self, user="pstn", domain=self.cfg.pstn.host)
+
+    async def stop(self) -> None:
+        for call in list(self.peer):
+            call.hangup_with()
+        self.peer.clear()
+
+    def on_registration(self, code: int, reason: str) -> None:
+        pass
+
+    def on_incoming_call(self, a: SipCall, user: str, headers: dict[str, str]) -> None:
+        a.listener = self
+        if self.endpoint.active_calls > MAX_CALLS:  # leg A is counted already; B needs one more
+            a.answer_with(503, "PSTN gateway: all channels busy")
+            return
+        b = SipCall(self.endpoint, self.account)
+        b.listener = self
+        self.peer[a], self.peer[b] = b, a
+        self.a_legs.add(a)
+        forward = {
+            name: headers[name.lower()]
+            for name in (CALL_HEADER, ANSWER_HEADER)
+            if name.lower() in headers
+        }
+        log.info("call to %s: dialling the mobile phone", user)
+        try:
+            b.dial(f"sip:{user}@{self.cfg.phone.sip_address}", forward)
+        except Exception as exc:  # pjsua2 raises its own Error type
+            log.warning("dialling the phone failed: %s", exc)
+            self._forget(a)
+            a.answer_with(503, "PSTN gateway: cannot reach the mobile network")
+
+    def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
+        other = self.peer.get(call)
+        if call in self.a_legs:
+            if snap.state == "DISCONNECTED":
+                self._forget(call)
+                if other:
+                    other.hangup_with()  # CANCEL while ringing, BYE once answered
+            return
+        a = other
+        if a is None:
+            return
+        if snap.state == "EARLY" and snap.status_code in (180, 183):
+            a.answer_with(180, "Ringing")
+        elif snap.state == "CONFIRMED":
+            a.answer_with(200, "OK")
+        elif snap.state == "DISCONNECTED":
+            self._forget(a)
+            code = snap.status_code
+            if code in _PASS_THROUGH:
+                a.hangup_with(code, snap.reason)
+            elif code >= 300:
+                a.hangup_with(503, f"PSTN gateway: mobile phone answered {code} {snap.reason}")
+            else:
+                a.hangup_with()
+
+    def on_media_active(self, call: SipCall) -> None:
+        self.media_up.add(call)
+        other = self.peer.get(call)
+        if other is None or other not in self.media_up:
+            return
+        a_audio, b_audio = call.audio(), other.audio()
+        if a_audio is not None and b_audio is not None:
+            connect(a_audio, b_audio)
+
+    def _forget(self, a: SipCall) -> None:
+        b = self.peer.pop(a, None)
+        if b is not None:
+            self.peer.pop(b, None)
+            self.media_up.discard(b)
+        self.a_legs.discard(a)
+        self.media_up.discard(a)
+
+
+def main() -> None:
+    run("PSTN gateway", lambda cfg: [cfg.mobile_codec, "PCMU", "PCMA"], PstnGateway)
+
+
+if __name__ == "__main__":
+    main()

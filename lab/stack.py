@@ -1,0 +1,329 @@
+"""The lab supervisor: start every party, wait until each answers, stop them all.
+
+A Stack runs inside whatever process owns the lab: a test, a notebook kernel, `calllab call`,
+or the small daemon `calllab up` leaves behind (`python -m lab.stack`). Each party is spawned
+with PDEATHSIG, so the parties die with their owner even when it is killed outright.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import websockets
+
+from lab import process, sipserver
+from lab.audio import ensure_prompts
+from lab.config import LabConfig, Party
+from lab.signaling import decode, encode
+from lab.sipping import options_ping
+
+READY_TIMEOUT = 15.0  # s for the whole lab; it is ready in well under 2 s
+
+
+class LabError(RuntimeError):
+    """Something stops the lab from starting; the message says what and how to fix it."""
+
+
+def apt_hint(package: str) -> str:
+    prefix = "" if os.geteuid() == 0 else "sudo "
+    return f"{prefix}apt-get install -y {package}"
+
+
+@dataclass
+class PartyProcess:
+    party: Party
+    argv: list[str]
+    log: Path
+    ready: Callable[[], Awaitable[None]]
+    proc: subprocess.Popen[bytes] | None = None
+
+
+def _check_free(party: Party, host: str, port: int, kind: int) -> None:
+    sock = socket.socket(socket.AF_INET, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        proto = "tcp" if kind == socket.SOCK_STREAM else "udp"
+        raise LabError(
+            f"{party.name}: address {host}:{port}/{proto} is already in use ({exc.strerror}); "
+            "is another lab running? `calllab status` shows it, `calllab down` stops it"
+        ) from None
+    finally:
+        sock.close()
+
+
+async def gateway_ping(url: str, timeout: float = 1.0) -> int:
+    """Active calls reported by the gateway's signaling socket; raises when it does not answer."""
+    async with asyncio.timeout(timeout):
+        async with websockets.connect(url) as ws:
+            await ws.send(encode("ping"))
+            reply = decode(await ws.recv())
+    return int(reply.get("active_calls", 0))
+
+
+class Stack:
+    def __init__(self, cfg: LabConfig | None = None) -> None:
+        self.cfg = (cfg or LabConfig()).with_password()
+        self.parties: list[PartyProcess] = []
+        self.started_at: float | None = None
+        self.ready_s: float | None = None
+
+    @property
+    def state_path(self) -> Path:
+        return self.cfg.run_dir / "stack.json"
+
+    def _plan(self) -> list[PartyProcess]:
+        cfg, run = self.cfg, self.cfg.run_dir
+        py = [sys.executable, "-m"]
+        conf = ["--config", str(run / "lab.json")]
+
+        def sip_ready(party: Party) -> Callable[[], Awaitable[None]]:
+            async def ready() -> None:
+                await options_ping(party.host, party.sip_port, timeout=0.3)
+
+            return ready
+
+        async def gateway_ready() -> None:
+            await gateway_ping(cfg.ws_url, timeout=0.5)
+
+        return [
+            PartyProcess(
+                cfg.sipserver,
+                sipserver.command(cfg, run / "kamailio.cfg"),
+                run / "sip-server.log",
+                sip_ready(cfg.sipserver),
+            ),
+            PartyProcess(cfg.phone, py + ["lab.sip.phone"] + conf, run / "mobile-phone.log", sip_ready(cfg.phone)),
+            PartyProcess(cfg.pstn, py + ["lab.sip.pstn"] + conf, run / "pstn-gateway.log", sip_ready(cfg.pstn)),
+            PartyProcess(cfg.gateway, py + ["lab.gateway.server"] + conf, run / "gateway.log", gateway_ready),
+        ]
+
+    def preflight(self) -> None:
+        cfg = self.cfg
+        if sipserver.find_binary() is None:
+            raise LabError(f"the SIP server needs Kamailio; install it: {apt_hint(sipserver.APT_PACKAGE)}")
+        if shutil.which("espeak-ng") is None and not (cfg.prompts_dir / "phone.wav").exists():
+            raise LabError(f"the speech prompts need espeak-ng; install it: {apt_hint('espeak-ng')}")
+        for party in (cfg.sipserver, cfg.pstn, cfg.phone, cfg.gateway):
+            _check_free(party, party.host, party.sip_port, socket.SOCK_DGRAM)
+        _check_free(cfg.gateway, cfg.gateway.host, cfg.ws_port, socket.SOCK_STREAM)
+
+    async def start(self, timeout: float = READY_TIMEOUT) -> Stack:
+        """Start every party and return once each answers; LabError says who did not."""
+        self.preflight()
+        cfg = self.cfg
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(cfg.run_dir, 0o700)
+        ensure_prompts(cfg.prompts_dir)
+        cfg.save(cfg.run_dir / "lab.json")
+        kamailio_cfg = cfg.run_dir / "kamailio.cfg"
+        kamailio_cfg.touch(mode=0o600)
+        kamailio_cfg.write_text(sipserver.render_config(cfg, {cfg.login: cfg.password}))
+        self.started_at = time.monotonic()
+        self.parties = self._plan()
+        atexit.register(self.stop)
+        for p in self.parties:
+            p.log.write_text("")
+            p.proc = process.spawn(p.argv, p.log)
+        try:
+            await asyncio.gather(*(self._wait_ready(p, timeout) for p in self.parties))
+        except BaseException:
+            self.stop()
+            raise
+        self.ready_s = time.monotonic() - self.started_at
+        self._write_state()
+        return self
+
+    async def _wait_ready(self, p: PartyProcess, timeout: float) -> None:
+        assert p.proc is not None and self.started_at is not None
+        deadline = self.started_at + timeout
+        while True:
+            if p.proc.poll() is not None:
+                raise LabError(
+                    f"{p.party.name} exited with code {p.proc.returncode} while starting; "
+                    f"last lines of {p.log}:\n{process.tail(p.log)}"
+                )
+            try:
+                await p.ready()
+                return
+            except (TimeoutError, OSError, websockets.InvalidHandshake, websockets.ConnectionClosed):
+                pass
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"{p.party.name} did not answer on {p.party.host} within {timeout:g} s; "
+                    f"last lines of {p.log}:\n{process.tail(p.log)}"
+                )
+            await asyncio.sleep(0.02)
+
+    def _write_state(self) -> None:
+        state = {
+            "owner": os.getpid(),
+            "started": time.time(),
+            "parties": {
+                p.party.name: {"pid": p.proc.pid if p.proc else None, "address": p.party.sip_address, "log": str(p.log)}
+                for p in self.parties
+            },
+        }
+        self.state_path.write_text(json.dumps(state, indent=2))
+
+    def stop(self) -> None:
+        """Stop every party this stack started (by PID, whole process group), newest first."""
+        for p in reversed(self.parties):
+            if p.proc is not None and p.proc.poll() is None:
+                process.stop_group(p.proc.pid)
+            if p.proc is not None:
+                with contextlib.suppress(ChildProcessError):
+                    p.proc.wait(timeout=1)
+        self.parties = []
+        with contextlib.suppress(FileNotFoundError):
+            if json.loads(self.state_path.read_text()).get("owner") == os.getpid():
+                self.state_path.unlink()
+        atexit.unregister(self.stop)
+
+    async def __aenter__(self) -> Stack:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --- a lab that outlives the command that started it (`calllab up`) ---------------------
+
+
+def read_state(cfg: LabConfig) -> dict[str, Any] | None:
+    """The running lab's state, or None when no live lab owns this home."""
+    path = cfg.run_dir / "stack.json"
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    if not process.alive(int(state.get("owner", 0))):
+        path.unlink(missing_ok=True)
+        return None
+    return state
+
+
+def running_config(cfg: LabConfig | None = None) -> LabConfig | None:
+    """The config (with its password) of the lab running under cfg's home, if any."""
+    cfg = cfg or LabConfig()
+    if read_state(cfg) is None:
+        return None
+    return LabConfig.load(cfg.run_dir / "lab.json")
+
+
+async def health(cfg: LabConfig) -> list[dict[str, Any]]:
+    """Every party with its address, PID and whether it answers now."""
+    state = read_state(cfg) or {"parties": {}}
+    rows = []
+    for party in cfg.parties[1:]:
+        entry = state["parties"].get(party.name, {})
+        pid = entry.get("pid")
+        try:
+            if party is cfg.gateway:
+                await gateway_ping(cfg.ws_url, timeout=0.5)
+            else:
+                await options_ping(party.host, party.sip_port, timeout=0.5)
+            healthy = True
+        except (TimeoutError, OSError, websockets.InvalidHandshake, websockets.ConnectionClosed):
+            healthy = False
+        rows.append(
+            {
+                "party": party.name,
+                "address": party.sip_address if party is not cfg.gateway else f"{party.sip_address} ws:{cfg.ws_port}",
+                "pid": pid if pid and process.alive(pid) else None,
+                "healthy": healthy,
+            }
+        )
+    return rows
+
+
+def start_daemon(cfg: LabConfig, timeout: float = READY_TIMEOUT + 5) -> dict[str, Any]:
+    """Start a detached lab owner; returns its state once every party is ready."""
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    log = cfg.run_dir / "stack.log"
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lab.stack"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            start_new_session=True,
+            env={**os.environ, "CALLLAB_HOME": str(cfg.home)},
+        )
+    assert proc.stdout is not None
+    line = b""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(proc.stdout.fileno(), False)
+    while time.monotonic() < deadline and not line.endswith(b"\n"):
+        chunk = proc.stdout.read()
+        if chunk:
+            line += chunk
+        elif proc.poll() is not None:
+            break
+        else:
+            time.sleep(0.02)
+    proc.stdout.close()
+    try:
+        reply: dict[str, Any] = json.loads(line or b"{}")
+    except ValueError:
+        reply = {}
+    if "error" in reply or not reply:
+        if proc.poll() is None:
+            process.stop_group(proc.pid)
+        raise LabError(reply.get("error") or f"the lab did not start within {timeout:g} s; see {log}")
+    return reply
+
+
+def stop_daemon(cfg: LabConfig, timeout: float = 10.0) -> bool:
+    """Stop the lab `calllab up` started; False when none was running."""
+    state = read_state(cfg)
+    if state is None:
+        return False
+    owner = int(state["owner"])
+    os.kill(owner, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while process.alive(owner) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if process.alive(owner):
+        os.kill(owner, signal.SIGKILL)  # its parties get SIGTERM from the kernel (PDEATHSIG)
+    return True
+
+
+async def _serve() -> None:
+    stack = Stack(LabConfig())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stack.start()
+    except (LabError, OSError) as exc:
+        print(json.dumps({"error": str(exc)}), flush=True)
+        return
+    print(json.dumps({"ready_s": stack.ready_s, "owner": os.getpid()}), flush=True)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        await stop.wait()
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve())

@@ -1,0 +1,152 @@
+"""aiortc as the lab uses it: loopback-only ICE, a short audio jitter hold, and the audio
+tracks both WebRTC peers (the browser-style client and the gateway) are built from."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import aioice.ice
+import av
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
+from aiortc import rtcrtpreceiver
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from lab.audio import RATE, write_wav
+
+FRAME_SAMPLES = RATE // 50  # 20 ms
+#: aiortc holds 4 audio packets (80 ms) before playing; on loopback 1 is plenty.
+AUDIO_PREFETCH = 1
+CODECS = {"opus": "audio/opus", "pcmu": "audio/PCMU", "pcma": "audio/PCMA", "g722": "audio/G722"}
+
+
+def _short_jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> JitterBuffer:
+    if not is_video:
+        prefetch = min(prefetch, AUDIO_PREFETCH)
+    return JitterBuffer(capacity=capacity, prefetch=prefetch, is_video=is_video)
+
+
+def configure(host: str) -> None:
+    """Make this process's WebRTC peers use `host` only: no other interface, no STUN.
+
+    aioice never offers 127.0.0.1 on its own and, left alone, would offer every interface.
+    """
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [host]
+    rtcrtpreceiver.JitterBuffer = _short_jitter_buffer  # type: ignore[attr-defined,misc]
+
+
+def peer_connection() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+def prefer_codec(pc: RTCPeerConnection, codec: str) -> None:
+    """Offer only `codec` (opus, pcmu, pcma, g722) on every audio transceiver."""
+    try:
+        mime = CODECS[codec.lower()]
+    except KeyError:
+        raise ValueError(f"codec {codec!r}: choose one of {', '.join(CODECS)}") from None
+    caps = RTCRtpSender.getCapabilities("audio")
+    chosen = [c for c in caps.codecs if c.mimeType.lower() == mime.lower()]
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "audio":
+            transceiver.setCodecPreferences(chosen)
+
+
+def pcm_frame(pcm: bytes, pts: int) -> av.AudioFrame:
+    frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
+    frame.planes[0].update(pcm)
+    frame.pts = pts
+    frame.sample_rate = RATE
+    frame.time_base = fractions.Fraction(1, RATE)
+    return frame
+
+
+class PromptTrack(MediaStreamTrack):
+    """A microphone that speaks a prompt in a loop, paced in real time; keeps what it sent."""
+
+    kind = "audio"
+
+    def __init__(self, samples: np.ndarray) -> None:
+        super().__init__()
+        self._pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+        self._pos = 0
+        self._pts = 0
+        self._start: float | None = None
+        self.sent: list[np.ndarray] = []
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._pts += FRAME_SAMPLES
+            wait = self._start + self._pts / RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        idx = (self._pos + np.arange(FRAME_SAMPLES)) % len(self._pcm)
+        self._pos = (self._pos + FRAME_SAMPLES) % len(self._pcm)
+        chunk = self._pcm[idx]
+        self.sent.append(chunk)
+        return pcm_frame(chunk.tobytes(), self._pts)
+
+    def save(self, path: Path) -> None:
+        pcm = np.concatenate(self.sent) if self.sent else np.zeros(0, dtype="<i2")
+        write_wav(path, pcm.astype(np.float32) / 32768.0)
+
+
+class QueueTrack(MediaStreamTrack):
+    """Audio pushed in 20 ms PCM frames from another clock (the SIP side's bridge)."""
+
+    kind = "audio"
+    MAX_QUEUED = 3  # frames; older audio is dropped rather than delayed
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self._pts = 0
+
+    def push(self, pcm: bytes) -> None:
+        """Loop thread only."""
+        while self._queue.qsize() >= self.MAX_QUEUED:
+            self._queue.get_nowait()
+        self._queue.put_nowait(pcm)
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        pcm = await self._queue.get()
+        frame = pcm_frame(pcm, self._pts)
+        self._pts += len(pcm) // 2
+        return frame
+
+
+async def drain_track(track: MediaStreamTrack, sink: Callable[[bytes], None]) -> None:
+    """Feed `sink` with the track's audio as 8 kHz mono 16-bit PCM until the track ends."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        for out in resampler.resample(frame):
+            sink(bytes(out.planes[0])[: out.samples * 2])
+
+
+class Recording:
+    """PCM collected from a track, saved as WAV."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def add(self, pcm: bytes) -> None:
+        self.chunks.append(pcm)
+
+    def save(self, path: Path) -> None:
+        pcm = np.frombuffer(b"".join(self.chunks), dtype="<i2")
+        write_wav(path, pcm.astype(np.float32) / 32768.0)
