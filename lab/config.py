@@ -169,7 +169,7 @@ class LabConfig:
         return cls.from_json(path.read_text())
 
 
-CALL_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CALL_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 #: SIP headers the lab's own parties pass along a call: the browser's call id (so every party
 #: files its recordings under it) and the phone's answer policy for this one call. An external
@@ -180,6 +180,6 @@ ANSWER_HEADER = "X-Calllab-Answer"
 
 def call_dir(cfg: LabConfig, call_id: str) -> Path:
     """Where every party files what it recorded of one call."""
-    if not CALL_ID_RE.match(call_id):
+    if not CALL_ID_RE.fullmatch(call_id):
         raise ValueError(f"call id {call_id!r}: letters, digits, '-' and '_' only")
     return cfg.captures_dir / call_id

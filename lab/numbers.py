@@ -6,7 +6,7 @@ import re
 
 MAX_DIGITS = 32
 _SEPARATORS = str.maketrans("", "", " -().")
-_NUMBER_RE = re.compile(r"^\+?[0-9*#]{1,%d}$" % MAX_DIGITS)
+_NUMBER_RE = re.compile(rf"\+?[0-9*#]{{1,{MAX_DIGITS}}}")
 
 
 class InvalidNumber(ValueError):
@@ -18,7 +18,7 @@ def normalize_number(text: str) -> str:
     if not isinstance(text, str):
         raise InvalidNumber(f"number must be text, not {type(text).__name__}")
     number = text.strip(" ").translate(_SEPARATORS)
-    if not _NUMBER_RE.match(number):
+    if not _NUMBER_RE.fullmatch(number):
         shown = text if len(text) <= 40 else text[:40] + "..."
         raise InvalidNumber(
             f"{shown!r} is not a phone number: use digits, * and #, an optional leading +, "

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 
-class CallStatus(str, enum.Enum):
+class CallStatus(enum.StrEnum):
     PENDING = "PENDING"  # call() was invoked, nothing answered yet
     TRYING = "TRYING"  # the gateway sent the INVITE
     RING = "RING"  # 180/183 came back

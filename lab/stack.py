@@ -109,8 +109,12 @@ class Stack:
                 run / "sip-server.log",
                 sip_ready(cfg.sipserver),
             ),
-            PartyProcess(cfg.phone, py + ["lab.sip.phone"] + conf, run / "mobile-phone.log", sip_ready(cfg.phone)),
-            PartyProcess(cfg.pstn, py + ["lab.sip.pstn"] + conf, run / "pstn-gateway.log", sip_ready(cfg.pstn)),
+            PartyProcess(
+                cfg.phone, py + ["lab.sip.phone"] + conf, run / "mobile-phone.log", sip_ready(cfg.phone)
+            ),
+            PartyProcess(
+                cfg.pstn, py + ["lab.sip.pstn"] + conf, run / "pstn-gateway.log", sip_ready(cfg.pstn)
+            ),
             PartyProcess(cfg.gateway, py + ["lab.gateway.server"] + conf, run / "gateway.log", gateway_ready),
         ]
 
@@ -176,7 +180,11 @@ class Stack:
             "owner": os.getpid(),
             "started": time.time(),
             "parties": {
-                p.party.name: {"pid": p.proc.pid if p.proc else None, "address": p.party.sip_address, "log": str(p.log)}
+                p.party.name: {
+                    "pid": p.proc.pid if p.proc else None,
+                    "address": p.party.sip_address,
+                    "log": str(p.log),
+                }
                 for p in self.parties
             },
         }
@@ -245,7 +253,9 @@ async def health(cfg: LabConfig) -> list[dict[str, Any]]:
         rows.append(
             {
                 "party": party.name,
-                "address": party.sip_address if party is not cfg.gateway else f"{party.sip_address} ws:{cfg.ws_port}",
+                "address": party.sip_address
+                if party is not cfg.gateway
+                else f"{party.sip_address} ws:{cfg.ws_port}",
                 "pid": pid if pid and process.alive(pid) else None,
                 "healthy": healthy,
             }

@@ -12,8 +12,7 @@ from pathlib import Path
 import aioice.ice
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender
-from aiortc import rtcrtpreceiver
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, rtcrtpreceiver
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -37,7 +36,7 @@ def configure(host: str) -> None:
     aioice never offers 127.0.0.1 on its own and, left alone, would offer every interface.
     """
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [host]
-    rtcrtpreceiver.JitterBuffer = _short_jitter_buffer  # type: ignore[attr-defined,misc]
+    rtcrtpreceiver.JitterBuffer = _short_jitter_buffer  # type: ignore[assignment,misc]
 
 
 def peer_connection() -> RTCPeerConnection:
@@ -134,6 +133,7 @@ async def drain_track(track: MediaStreamTrack, sink: Callable[[bytes], None]) ->
             frame = await track.recv()
         except MediaStreamError:
             return
+        assert isinstance(frame, av.AudioFrame)
         for out in resampler.resample(frame):
             sink(bytes(out.planes[0])[: out.samples * 2])
 

@@ -88,7 +88,9 @@ class Session:
             reply = await asyncio.wait_for(self._login, timeout)
         except TimeoutError:
             await self.disconnect()
-            raise LoginFailed(408, f"gateway at {self.url} did not confirm the login within {timeout:g} s") from None
+            raise LoginFailed(
+                408, f"gateway at {self.url} did not confirm the login within {timeout:g} s"
+            ) from None
         if reply["type"] != "connected":
             await self.disconnect()
             raise LoginFailed(int(reply.get("code") or 500), str(reply.get("reason")))
@@ -187,7 +189,7 @@ class Call:
     _media_closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        if not CALL_ID_RE.match(self.call_id):
+        if not CALL_ID_RE.fullmatch(self.call_id):
             raise ValueError(f"call id {self.call_id!r}: letters, digits, '-' and '_' only")
         if self.constraints.get("video"):
             raise NotImplementedError("video calls: the SIP side of the lab carries audio only")
@@ -205,7 +207,9 @@ class Call:
         self._listeners.setdefault(status, []).append(callback)
         return self
 
-    def _set(self, status: CallStatus, code: int | None = None, reason: str = "", t: float | None = None) -> None:
+    def _set(
+        self, status: CallStatus, code: int | None = None, reason: str = "", t: float | None = None
+    ) -> None:
         if self.status.final:
             return
         self.status, self.sip_code, self.reason = status, code, reason
@@ -246,7 +250,9 @@ class Call:
             )
             sdp = await asyncio.wait_for(self._sdp_answer, OFFER_TIMEOUT)
         except TimeoutError:
-            self._set(CallStatus.FAILED, None, f"gateway did not answer the WebRTC offer within {OFFER_TIMEOUT:g} s")
+            self._set(
+                CallStatus.FAILED, None, f"gateway did not answer the WebRTC offer within {OFFER_TIMEOUT:g} s"
+            )
             return
         except (ConnectionError, websockets.ConnectionClosed) as exc:
             self._set(CallStatus.FAILED, None, f"gateway connection lost: {exc}")
@@ -255,7 +261,8 @@ class Call:
             if self.status.final:  # failed while waiting for the answer
                 return
             raise
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        if not self.status.final:  # else the peer connection is being closed already
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         if msg["type"] == "sdp":
@@ -302,15 +309,24 @@ class Call:
         return await self.wait_for(CallStatus.FINISH, CallStatus.FAILED, CallStatus.BUSY, timeout=timeout)
 
     async def _close_media(self) -> None:
-        await self.pc.close()
-        if self._drain is not None:
-            await asyncio.gather(self._drain, return_exceptions=True)
-        if self.record_dir is not None:
-            self.record_dir.mkdir(parents=True, exist_ok=True)
-            if self.mic is not None:
-                self.mic.save(self.record_dir / "browser_sent.wav")
-            self.heard.save(self.record_dir / "browser_received.wav")
-        self._media_closed.set()
+        try:
+            await self.pc.close()
+            if self._drain is not None:
+                self._drain.cancel()  # the track may never have started: do not wait on it
+                await asyncio.gather(self._drain, return_exceptions=True)
+            if self.record_dir is not None:
+                self.record_dir.mkdir(parents=True, exist_ok=True)
+                if self.mic is not None:
+                    self.mic.save(self.record_dir / "browser_sent.wav")
+                self.heard.save(self.record_dir / "browser_received.wav")
+        finally:
+            self._media_closed.set()
 
     async def media_closed(self, timeout: float = 5.0) -> None:
-        await asyncio.wait_for(self._media_closed.wait(), timeout)
+        """Wait until the recordings of this call are written."""
+        try:
+            await asyncio.wait_for(self._media_closed.wait(), timeout)
+        except TimeoutError:
+            raise TimeoutError(
+                f"call {self.call_id}: the client's media did not close within {timeout:g} s"
+            ) from None

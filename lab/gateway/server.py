@@ -14,7 +14,8 @@ from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.server import ServerConnection
 
 from lab import webrtc
-from lab.config import CALL_ID_RE, LabConfig, SipAccount as AccountForm
+from lab.config import CALL_ID_RE, LabConfig
+from lab.config import SipAccount as AccountForm
 from lab.gateway.bridge import MediaBridge
 from lab.numbers import InvalidNumber, normalize_number
 from lab.signaling import CallStatus, decode, encode
@@ -128,7 +129,10 @@ class ClientSession:
         try:
             code, reason = await asyncio.wait_for(self.registered, REGISTER_TIMEOUT)
         except TimeoutError:
-            code, reason = 408, f"SIP server {server} did not answer the REGISTER within {REGISTER_TIMEOUT:g} s"
+            code, reason = (
+                408,
+                f"SIP server {server} did not answer the REGISTER within {REGISTER_TIMEOUT:g} s",
+            )
         if 200 <= code < 300:
             await self.send("connected", login=form.login, domain=form.domain)
             return
@@ -149,7 +153,7 @@ class ClientSession:
 
     async def start_call(self, msg: dict[str, Any]) -> None:
         call_id = str(msg["call_id"])
-        if not CALL_ID_RE.match(call_id) or call_id in self.calls:
+        if not CALL_ID_RE.fullmatch(call_id) or call_id in self.calls:
             await self.send("error", reason=f"bad or duplicate call id {call_id!r}")
             return
         call = GatewayCall(self, call_id)

@@ -285,10 +285,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
         ci = self.getInfo()
-        if any(
-            m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE
-            for m in ci.media
-        ):
+        if any(m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE for m in ci.media):
             self.endpoint.post(self._deliver_media)
 
     # loop thread ----------------------------------------------------------------------

@@ -67,7 +67,11 @@ async def serve(
         endpoint.shutdown()
 
 
-def run(party_name: str, codecs: Callable[[LabConfig], list[str]], build: Callable[[LabConfig, SipEndpoint], PartyApp]) -> None:
+def run(
+    party_name: str,
+    codecs: Callable[[LabConfig], list[str]],
+    build: Callable[[LabConfig, SipEndpoint], PartyApp],
+) -> None:
     cfg = load_config(f"calllab {party_name}")
     party = next(p for p in cfg.parties if p.name == party_name)
     setup_logging(cfg, party)

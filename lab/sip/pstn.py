@@ -48,9 +48,7 @@ class PstnGateway:
         self.peer[a], self.peer[b] = b, a
         self.a_legs.add(a)
         forward = {
-            name: headers[name.lower()]
-            for name in (CALL_HEADER, ANSWER_HEADER)
-            if name.lower() in headers
+            name: headers[name.lower()] for name in (CALL_HEADER, ANSWER_HEADER) if name.lower() in headers
         }
         log.info("call to %s: dialling the mobile phone", user)
         try:

@@ -38,15 +38,11 @@ def render_config(cfg: LabConfig, users: dict[str, str]) -> str:
 
 
 def find_binary() -> str | None:
-    return shutil.which("kamailio") or (
-        "/usr/sbin/kamailio" if Path("/usr/sbin/kamailio").exists() else None
-    )
+    return shutil.which("kamailio") or ("/usr/sbin/kamailio" if Path("/usr/sbin/kamailio").exists() else None)
 
 
 def module_dir() -> str:
-    found = sorted(glob.glob("/usr/lib/*/kamailio/modules")) + sorted(
-        glob.glob("/usr/lib/kamailio/modules")
-    )
+    found = sorted(glob.glob("/usr/lib/*/kamailio/modules")) + sorted(glob.glob("/usr/lib/kamailio/modules"))
     if not found:
         raise FileNotFoundError("Kamailio's modules directory (is the kamailio package installed?)")
     return found[0]
@@ -60,13 +56,20 @@ def command(cfg: LabConfig, config_path: Path) -> list[str]:
     runtime.mkdir(parents=True, exist_ok=True)
     return [
         binary,
-        "-f", str(config_path),
-        "-L", module_dir(),
-        "-Y", str(runtime),
-        "-P", str(runtime / "kamailio.pid"),
-        "-l", f"udp:{cfg.sipserver.sip_address}",
+        "-f",
+        str(config_path),
+        "-L",
+        module_dir(),
+        "-Y",
+        str(runtime),
+        "-P",
+        str(runtime / "kamailio.pid"),
+        "-l",
+        f"udp:{cfg.sipserver.sip_address}",
         "-DD",  # no daemonising: the lab owns the process
         "-E",  # log to stderr, which the lab sends to .calllab/run/sip-server.log
-        "-m", "64",
-        "-M", "8",
+        "-m",
+        "64",
+        "-M",
+        "8",
     ]

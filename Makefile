@@ -1,0 +1,40 @@
+# calllab: `make demo` places one real call end to end; `make test` runs the test suite.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := kamailio espeak-ng tshark
+NUMBER ?= +79991234567
+
+.PHONY: setup apt venv demo test test-quick lint bench clean
+
+setup: apt venv
+
+apt:
+	@bash scripts/apt-deps.sh $(APT_PACKAGES)
+
+venv: $(BIN)/calllab
+
+$(BIN)/calllab: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+demo: setup
+	$(BIN)/calllab call $(NUMBER) --duration 5
+
+test: setup
+	$(BIN)/pytest -q
+
+test-quick: setup
+	$(BIN)/pytest -q -m "not slow"
+
+lint: venv
+	$(BIN)/ruff check lab tests bench
+	$(BIN)/mypy lab
+
+bench: setup
+	$(BIN)/python bench/call_path.py
+
+clean:
+	rm -rf .calllab

@@ -1,0 +1,114 @@
+"""End to end through the real lab: client -> gateway -> Kamailio -> PSTN gateway -> phone."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.audio import best_match, pesq_nb, read_wav
+from lab.config import PhonePolicy
+from lab.scenario import CallResult, place_call
+from lab.stack import Stack
+
+pytestmark = pytest.mark.slow
+
+NUMBER = "+79991234567"
+PESQ_FLOOR = 2.0  # Opus -> PCMU -> GSM 06.10 and back; the chain's ceiling is ~2.9
+
+
+def statuses(result: CallResult) -> list[str]:
+    return [s["status"] for s in result.statuses]
+
+
+def heard(result: CallResult, side: str) -> tuple[object, ...]:
+    assert result.audio[f"{side}_received"], f"no recording from the {side}"
+    samples, _ = read_wav(Path(result.audio[f"{side}_received"]))  # type: ignore[arg-type]
+    return samples
+
+
+async def test_call_reaches_the_phone_and_both_sides_talk(stack: Stack) -> None:
+    result = await place_call(stack.cfg, NUMBER, duration=4.0, answer=PhonePolicy("answer", 0.5))
+    assert result.ok, result
+    assert statuses(result) == ["PENDING", "TRYING", "RING", "ESTABLISHED", "FINISH"]
+    assert result.sip_code == 200 and result.reason == "hangup"
+    assert result.phone["answered"] is True and result.phone["number"] == NUMBER
+    assert result.setup_ms is not None and 0 < result.setup_ms < 1000
+
+    prompts = stack.cfg.prompts_dir
+    browser_prompt, _ = read_wav(prompts / "browser.wav")
+    phone_prompt, _ = read_wav(prompts / "phone.wav")
+    at_phone, at_browser = heard(result, "phone"), heard(result, "browser")
+    # Each side hears the other's prompt, not its own (and not silence).
+    assert best_match(browser_prompt, at_phone).correlation > 0.85
+    assert best_match(phone_prompt, at_phone).correlation < 0.75
+    assert best_match(phone_prompt, at_browser).correlation > 0.85
+    assert best_match(browser_prompt, at_browser).correlation < 0.75
+    assert pesq_nb(browser_prompt, at_phone) > PESQ_FLOOR
+    assert pesq_nb(phone_prompt, at_browser) > PESQ_FLOOR
+
+
+@pytest.mark.parametrize("codec", ["pcmu", "pcma"])
+async def test_g711_on_the_webrtc_leg(stack: Stack, codec: str) -> None:
+    result = await place_call(
+        stack.cfg, "89991234567", duration=2.0, answer=PhonePolicy("answer", 0), codec=codec
+    )
+    assert result.ok, result
+    browser_prompt, _ = read_wav(stack.cfg.prompts_dir / "browser.wav")
+    assert best_match(browser_prompt, heard(result, "phone")).correlation > 0.85
+
+
+async def test_wrong_password_fails_with_403(stack: Stack) -> None:
+    result = await place_call(stack.cfg, NUMBER, password="not-the-password")
+    assert (result.final_status, result.sip_code) == ("FAILED", 403)
+    assert "authentication failed" in result.reason
+    assert "not-the-password" not in result.to_json()
+
+
+async def test_unrouted_number_fails_with_404(stack: Stack) -> None:
+    result = await place_call(stack.cfg, "12345")
+    assert (result.final_status, result.sip_code) == ("FAILED", 404)
+    assert statuses(result) == ["PENDING", "TRYING", "FAILED"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "final", "code"),
+    [("busy", "BUSY", 486), ("reject", "FAILED", 603)],
+)
+async def test_phone_refuses(stack: Stack, policy: str, final: str, code: int) -> None:
+    result = await place_call(stack.cfg, NUMBER, answer=PhonePolicy.parse(policy))
+    assert (result.final_status, result.sip_code) == (final, code)
+    assert "ESTABLISHED" not in statuses(result)
+
+
+async def test_caller_gives_up_while_it_rings(stack: Stack) -> None:
+    result = await place_call(stack.cfg, NUMBER, answer=PhonePolicy("never"), ring_timeout=1.5)
+    assert statuses(result)[-2:] == ["RING", "FAILED"]
+    assert result.sip_code == 487 and "cancelled" in result.reason
+
+
+@pytest.mark.parametrize("number", ["123@evil.example;transport=tcp", "abc", "1\r\nVia: x", "1" * 40])
+async def test_malformed_number_is_refused_before_any_sip(stack: Stack, number: str) -> None:
+    result = await place_call(stack.cfg, number)
+    assert result.final_status == "FAILED" and result.sip_code is None
+    assert "is not a phone number" in result.reason
+    assert result.statuses == []  # nothing was sent: not even PENDING
+
+
+async def test_the_lab_serves_the_next_call_after_failures(stack: Stack) -> None:
+    result = await place_call(stack.cfg, NUMBER, duration=1.0, answer=PhonePolicy("answer", 0))
+    assert result.ok, result
+
+
+async def test_sip_server_down_fails_fast_naming_it(stack: Stack) -> None:
+    kamailio = stack.parties[0]
+    assert kamailio.party.name == "SIP server" and kamailio.proc is not None
+    from lab import process
+
+    process.stop_group(kamailio.proc.pid)
+    t0 = time.monotonic()
+    result = await place_call(stack.cfg, NUMBER)
+    assert time.monotonic() - t0 < 10
+    assert result.final_status == "FAILED"
+    assert "SIP server" in result.reason and stack.cfg.sipserver.sip_address in result.reason

@@ -1,0 +1,56 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from lab.config import LabConfig, PhonePolicy, call_dir
+
+
+def test_password_is_generated_and_never_in_repr() -> None:
+    cfg = LabConfig().with_password()
+    assert len(cfg.password) >= 12
+    assert cfg.password not in repr(cfg)
+    assert cfg.password not in repr(cfg.account())
+    assert cfg.account().redacted()["password"] == "***"
+
+
+def test_round_trips_through_its_json_file(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(
+        LabConfig(), home=tmp_path, number_policies={"+79990000486": "busy"}
+    ).with_password()
+    cfg.save(tmp_path / "lab.json")
+    assert (tmp_path / "lab.json").stat().st_mode & 0o777 == 0o600
+    assert LabConfig.load(tmp_path / "lab.json") == cfg
+
+
+def test_every_party_has_its_own_loopback_address() -> None:
+    hosts = [p.host for p in LabConfig().parties]
+    assert len(set(hosts)) == len(hosts)
+    assert all(h.startswith("127.") for h in hosts)
+
+
+@pytest.mark.parametrize(
+    ("text", "policy"),
+    [
+        ("after:1.5", PhonePolicy("answer", 1.5)),
+        ("answer", PhonePolicy("answer", 1.0)),
+        ("busy", PhonePolicy("busy")),
+        ("reject", PhonePolicy("reject")),
+        ("never", PhonePolicy("never")),
+    ],
+)
+def test_phone_policy_parses(text: str, policy: PhonePolicy) -> None:
+    assert PhonePolicy.parse(text) == policy
+    assert PhonePolicy.parse(policy.header_value()) == policy
+
+
+@pytest.mark.parametrize("text", ["after:x", "after:-1", "sometimes", ""])
+def test_phone_policy_refuses_nonsense(text: str) -> None:
+    with pytest.raises(ValueError, match="answer policy"):
+        PhonePolicy.parse(text)
+
+
+@pytest.mark.parametrize("call_id", ["../etc", "a/b", "", "x" * 65, "a b", "abc\n"])
+def test_call_dir_refuses_paths(call_id: str) -> None:
+    with pytest.raises(ValueError, match="call id"):
+        call_dir(LabConfig(), call_id)
