@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := kamailio espeak-ng tshark
+APT_PACKAGES := kamailio espeak-ng tshark sox
 NUMBER ?= +79991234567
 
 .PHONY: setup apt venv demo test test-quick lint bench clean
@@ -23,7 +23,7 @@ $(BIN)/calllab: pyproject.toml
 demo: setup
 	$(BIN)/calllab call $(NUMBER) --duration 5
 
-test: setup
+test: setup lint
 	$(BIN)/pytest -q
 
 test-quick: setup
@@ -31,6 +31,7 @@ test-quick: setup
 
 lint: venv
 	$(BIN)/ruff check lab tests bench
+	$(BIN)/ruff format --check lab tests bench
 	$(BIN)/mypy lab
 
 bench: setup

@@ -120,3 +120,17 @@ def pesq_nb(source: np.ndarray, received: np.ndarray, rate: int = RATE) -> float
     looped = np.tile(source, int(np.ceil((start + len(received)) / len(source))) + 1)
     reference = looped[start : start + len(received)]
     return float(pesq(rate, reference.astype(np.float32), received.astype(np.float32), "nb"))
+
+
+def one_way_latency(
+    source: np.ndarray, received: np.ndarray, sent_t0: float, received_t0: float, rate: int = RATE
+) -> float:
+    """Seconds from a sample leaving one side to the other side hearing it.
+
+    `source` was sent in a loop starting at `sent_t0`, `received` was recorded starting at
+    `received_t0`, both on time.monotonic() (one clock for every process of the machine).
+    Resolution: the 10 ms envelope step.
+    """
+    match = best_match(source, received, rate)
+    period = len(source) / rate
+    return (received_t0 - sent_t0 - match.lag_s) % period

@@ -31,6 +31,8 @@ class CallResult:
     setup_ms: float | None = None
     audio: dict[str, str | None] = field(default_factory=dict)
     phone: dict[str, Any] = field(default_factory=dict)
+    #: time.monotonic() of the first sample the browser sent and heard (see one_way_latency)
+    timing: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -116,6 +118,10 @@ async def place_call(
     if established is not None and call.started_at is not None:
         result.setup_ms = round((established - call.started_at - answer_wait) * 1000, 1)
     result.phone = await _phone_report(folder) if established else {}
+    result.timing = {
+        "browser_sent_t0": call.mic.started_at if call.mic else None,
+        "browser_received_t0": call.heard.started_at,
+    }
     result.audio = {
         name: str(folder / f"{name}.wav") if (folder / f"{name}.wav").exists() else None
         for name in ("browser_sent", "browser_received", "phone_sent", "phone_received")

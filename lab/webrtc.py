@@ -78,6 +78,11 @@ class PromptTrack(MediaStreamTrack):
         self._start: float | None = None
         self.sent: list[np.ndarray] = []
 
+    @property
+    def started_at(self) -> float | None:
+        """time.monotonic() of the first sample sent."""
+        return self._start
+
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
@@ -143,8 +148,11 @@ class Recording:
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
+        self.started_at: float | None = None  # time.monotonic() of the first sample heard
 
     def add(self, pcm: bytes) -> None:
+        if self.started_at is None:
+            self.started_at = time.monotonic()
         self.chunks.append(pcm)
 
     def save(self, path: Path) -> None:

@@ -148,6 +148,9 @@ class ClientSession:
         if self.registered is not None and not self.registered.done():
             self.registered.set_result((code, reason))
 
+    def admit_call(self) -> bool:
+        return True
+
     def on_incoming_call(self, call: SipCall, user: str, headers: dict[str, str]) -> None:
         call.answer_with(480, "Incoming calls to the browser are not supported yet")
 

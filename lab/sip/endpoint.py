@@ -63,6 +63,11 @@ class CallListener(Protocol):
 
 
 class AccountListener(Protocol):
+    def admit_call(self) -> bool:
+        """Runs on the pjsua thread, before the call is posted: False refuses it with 503
+        at once, so a refused call holds none of the process's 4 call slots for long."""
+        ...
+
     def on_incoming_call(self, call: SipCall, user: str, headers: dict[str, str]) -> None: ...
 
     def on_registration(self, code: int, reason: str) -> None: ...
@@ -139,6 +144,11 @@ class SipEndpoint:
         cfg.medConfig.ecTailLen = 0
         cfg.medConfig.sndAutoCloseTime = -1
         cfg.medConfig.quality = 10
+        # Loopback has no network jitter: a one-frame jitter buffer instead of pjmedia's
+        # adaptive default keeps each SIP hop from adding tens of milliseconds.
+        cfg.medConfig.jbInit = FRAME_MS
+        cfg.medConfig.jbMinPre = FRAME_MS
+        cfg.medConfig.jbMaxPre = 4 * FRAME_MS
         cfg.logConfig.level = 4 if log_path else 1
         cfg.logConfig.consoleLevel = 1
         if log_path:
@@ -244,6 +254,14 @@ class SipAccount(pj.Account):  # type: ignore[misc]
     def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802 (pjsua2 API)
         # pjsua2 hangs up a call that has no Call object when this returns: create it here.
         call = SipCall(self.endpoint, self, prm.callId)
+        if not self.listener.admit_call():
+            call.alive = False
+            self.endpoint._release(call)
+            op = pj.CallOpParam()
+            op.statusCode = 503
+            op.reason = f"{self.endpoint.name}: all channels busy"
+            call.answer(op)  # allowed on the pjsua thread, inside this callback
+            return
         message = prm.rdata.wholeMsg
         self.endpoint.post(
             self.listener.on_incoming_call, call, request_user(message), parse_headers(message)
@@ -367,16 +385,38 @@ class WavPlayer:
 
 
 class WavRecorder:
-    """Records what it is fed; the WAV header is finished when close() drops it."""
+    """Records what it is fed into a WAV file."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.port: pj.AudioMediaRecorder | None = pj.AudioMediaRecorder()
         self.port.createRecorder(str(path))
 
-    def close(self) -> None:
+    async def close(self, timeout: float = 2.0) -> bool:
+        """Drop the recorder and wait until its file is final; False if it never was.
+
+        PJSIP 2.14+ removes conference ports on the bridge's next clock tick, so the WAV
+        header is written some milliseconds after the last reference goes.
+        """
         self.port = None
         gc.collect()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not _wav_is_final(self.path):
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
+
+def _wav_is_final(path: Path) -> bool:
+    """A RIFF header whose size field covers the whole file: the writer has closed it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    return head[:4] == b"RIFF" and head[8:12] == b"WAVE" and int.from_bytes(head[4:8], "little") == size - 8
 
 
 class FramePort(pj.AudioMediaPort):  # type: ignore[misc]

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,12 @@ class PhoneCall:
     call_id: str | None
     policy: PhonePolicy
     answered: bool = False
+    player: WavPlayer | None = None
     recorder: WavRecorder | None = None
+    # time.monotonic() when the prompt started into the call / the recording started:
+    # the same clock in every process of the machine, so latency can be measured across.
+    sent_t0: float | None = None
+    received_t0: float | None = None
     answer_task: asyncio.Task[None] | None = None
     events: list[dict[str, object]] = field(default_factory=list)
 
@@ -43,22 +49,22 @@ class Phone:
         self.cfg = cfg
         self.endpoint = endpoint
         self.prompt = cfg.prompts_dir / "phone.wav"
-        self.player: WavPlayer | None = None
         self.calls: dict[SipCall, PhoneCall] = {}
 
     async def start(self) -> None:
-        self.player = WavPlayer(self.prompt)
         self.account = self.endpoint.account(self, user="phone", domain=self.cfg.phone.host)
 
     async def stop(self) -> None:
         for call in list(self.calls):
             call.hangup_with()
         self.calls.clear()
-        self.player = None
 
     # AccountListener
     def on_registration(self, code: int, reason: str) -> None:
         pass
+
+    def admit_call(self) -> bool:
+        return True
 
     def on_incoming_call(self, call: SipCall, user: str, headers: dict[str, str]) -> None:
         call.listener = self
@@ -97,14 +103,18 @@ class Phone:
     def on_media_active(self, call: SipCall) -> None:
         state = self.calls.get(call)
         audio = call.audio()
-        if state is None or audio is None or self.player is None:
+        if state is None or audio is None:
             return
-        self.player.port.startTransmit(audio)
+        if state.player is None:  # one per call, so every call hears the prompt from its start
+            state.player = WavPlayer(self.prompt)
+            state.player.port.startTransmit(audio)
+            state.sent_t0 = time.monotonic()
         if state.call_id and state.recorder is None:
             folder = call_dir(self.cfg, state.call_id)
             folder.mkdir(parents=True, exist_ok=True)
             state.recorder = WavRecorder(folder / "phone_received.wav")
             audio.startTransmit(state.recorder.port)
+            state.received_t0 = time.monotonic()
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
         state = self.calls.get(call)
@@ -113,8 +123,13 @@ class Phone:
         del self.calls[call]
         if state.answer_task:
             state.answer_task.cancel()
-        if state.recorder:
-            state.recorder.close()
+        state.player = None
+        asyncio.ensure_future(self._file_report(state, snap))
+
+    async def _file_report(self, state: PhoneCall, snap: CallSnapshot) -> None:
+        """Write phone.json once the recording is complete: readers wait for that file."""
+        if state.recorder and not await state.recorder.close():
+            log.warning("recording %s was not finalised", state.recorder.path)
         if state.call_id:
             folder = call_dir(self.cfg, state.call_id)
             folder.mkdir(parents=True, exist_ok=True)
@@ -129,6 +144,8 @@ class Phone:
                     "end_reason": snap.reason,
                     "received": str(folder / "phone_received.wav") if state.recorder else None,
                     "sent": str(folder / "phone_sent.wav"),
+                    "sent_t0": state.sent_t0,
+                    "received_t0": state.received_t0,
                 },
             )
 

@@ -8,6 +8,7 @@ Leg B offers the mobile codec (GSM 06.10) first, as a mobile network would.
 from __future__ import annotations
 
 import logging
+import threading
 
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig
 from lab.sip.endpoint import MAX_CALLS, CallSnapshot, SipCall, SipEndpoint, connect
@@ -26,6 +27,8 @@ class PstnGateway:
         self.peer: dict[SipCall, SipCall] = {}
         self.a_legs: set[SipCall] = set()
         self.media_up: set[SipCall] = set()
+        self._admitted = 0  # A legs admitted and not yet ended; guarded by _lock
+        self._lock = threading.Lock()
 
     async def start(self) -> None:
         self.account = self.endpoint.account(self, user="pstn", domain=self.cfg.pstn.host)
@@ -38,11 +41,16 @@ class PstnGateway:
     def on_registration(self, code: int, reason: str) -> None:
         pass
 
+    def admit_call(self) -> bool:
+        # Each call takes two of the process's MAX_CALLS slots: leg A and leg B.
+        with self._lock:
+            if 2 * (self._admitted + 1) > MAX_CALLS:
+                return False
+            self._admitted += 1
+            return True
+
     def on_incoming_call(self, a: SipCall, user: str, headers: dict[str, str]) -> None:
         a.listener = self
-        if self.endpoint.active_calls > MAX_CALLS:  # leg A is counted already; B needs one more
-            a.answer_with(503, "PSTN gateway: all channels busy")
-            return
         b = SipCall(self.endpoint, self.account)
         b.listener = self
         self.peer[a], self.peer[b] = b, a
@@ -55,26 +63,23 @@ class PstnGateway:
             b.dial(f"sip:{user}@{self.cfg.phone.sip_address}", forward)
         except Exception as exc:  # pjsua2 raises its own Error type
             log.warning("dialling the phone failed: %s", exc)
-            self._forget(a)
+            self._unpair(a)
             a.answer_with(503, "PSTN gateway: cannot reach the mobile network")
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
-        other = self.peer.get(call)
         if call in self.a_legs:
             if snap.state == "DISCONNECTED":
-                self._forget(call)
-                if other:
-                    other.hangup_with()  # CANCEL while ringing, BYE once answered
+                self.a_legs.discard(call)
+                with self._lock:
+                    self._admitted -= 1
+                b = self._unpair(call)
+                if b is not None:
+                    b.hangup_with()  # CANCEL while ringing, BYE once answered
             return
-        a = other
-        if a is None:
-            return
-        if snap.state == "EARLY" and snap.status_code in (180, 183):
-            a.answer_with(180, "Ringing")
-        elif snap.state == "CONFIRMED":
-            a.answer_with(200, "OK")
-        elif snap.state == "DISCONNECTED":
-            self._forget(a)
+        if snap.state == "DISCONNECTED":
+            a = self._unpair(call)
+            if a is None:
+                return
             code = snap.status_code
             if code in _PASS_THROUGH:
                 a.hangup_with(code, snap.reason)
@@ -82,6 +87,14 @@ class PstnGateway:
                 a.hangup_with(503, f"PSTN gateway: mobile phone answered {code} {snap.reason}")
             else:
                 a.hangup_with()
+            return
+        a = self.peer.get(call)
+        if a is None:
+            return
+        if snap.state == "EARLY" and snap.status_code in (180, 183):
+            a.answer_with(180, "Ringing")
+        elif snap.state == "CONFIRMED":
+            a.answer_with(200, "OK")
 
     def on_media_active(self, call: SipCall) -> None:
         self.media_up.add(call)
@@ -92,13 +105,14 @@ class PstnGateway:
         if a_audio is not None and b_audio is not None:
             connect(a_audio, b_audio)
 
-    def _forget(self, a: SipCall) -> None:
-        b = self.peer.pop(a, None)
-        if b is not None:
-            self.peer.pop(b, None)
-            self.media_up.discard(b)
-        self.a_legs.discard(a)
-        self.media_up.discard(a)
+    def _unpair(self, leg: SipCall) -> SipCall | None:
+        """Forget the pairing of `leg`; returns the other leg, if it was still paired."""
+        other = self.peer.pop(leg, None)
+        self.media_up.discard(leg)
+        if other is not None:
+            self.peer.pop(other, None)
+            self.media_up.discard(other)
+        return other
 
 
 def main() -> None:

@@ -1,0 +1,154 @@
+"""Measure the call path: lab start, call setup, PESQ against the codec chain's ceiling,
+one-way latency, gateway CPU per call, and how many concurrent calls the lab holds.
+
+    .venv/bin/python bench/call_path.py [--calls 20] [--pesq-calls 5]
+
+Prints one block per measure; numbers, not verdicts. Run it on an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+from pathlib import Path
+
+from lab.audio import one_way_latency, pesq_nb, read_wav
+from lab.codecs import through_chain
+from lab.config import LabConfig, PhonePolicy
+from lab.scenario import CallResult, place_call
+from lab.stack import Stack
+
+NUMBER = "+79991234567"
+NOW = PhonePolicy("answer", 0.0)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def audio_of(result: CallResult, name: str) -> list[float]:
+    path = result.audio.get(name)
+    assert path, f"call {result.call_id}: no {name} recording ({result.final_status} {result.reason})"
+    try:
+        samples, _ = read_wav(Path(path))
+    except Exception as exc:
+        raise RuntimeError(f"{path} ({Path(path).stat().st_size} bytes): {exc}") from exc
+    return samples  # type: ignore[return-value]
+
+
+def quality(cfg: LabConfig, result: CallResult) -> dict[str, float]:
+    browser, _ = read_wav(cfg.prompts_dir / "browser.wav")
+    phone, _ = read_wav(cfg.prompts_dir / "phone.wav")
+    at_phone, at_browser = audio_of(result, "phone_received"), audio_of(result, "browser_received")
+    return {
+        "pesq_b2p": pesq_nb(browser, at_phone),  # type: ignore[arg-type]
+        "pesq_p2b": pesq_nb(phone, at_browser),  # type: ignore[arg-type]
+        "latency_b2p": one_way_latency(
+            browser, at_phone, result.timing["browser_sent_t0"], result.phone["received_t0"]  # type: ignore[arg-type]
+        ),
+        "latency_p2b": one_way_latency(
+            phone, at_browser, result.phone["sent_t0"], result.timing["browser_received_t0"]  # type: ignore[arg-type]
+        ),
+    }
+
+
+def summary(values: list[float], unit: str = "", digits: int = 1) -> str:
+    return (
+        f"median {statistics.median(values):.{digits}f}{unit}, min {min(values):.{digits}f}{unit}, "
+        f"max {max(values):.{digits}f}{unit} (n={len(values)})"
+    )
+
+
+async def bench_start(runs: int) -> None:
+    ready = []
+    for _ in range(runs):
+        stack = Stack()
+        await stack.start()
+        assert stack.ready_s is not None
+        ready.append(stack.ready_s * 1000)
+        stack.stop()
+    print(f"lab start -> every party answers: {summary(ready, ' ms', 0)}")
+
+
+async def bench_calls(args: argparse.Namespace) -> None:
+    async with Stack() as stack:
+        cfg = stack.cfg
+        setups = []
+        for _ in range(args.calls):
+            r = await place_call(cfg, NUMBER, duration=0.2, answer=NOW)
+            assert r.ok and r.setup_ms is not None, r
+            setups.append(r.setup_ms)
+        print(f"setup_ms (call() -> ESTABLISHED, answer delay 0): {summary(setups, ' ms')}")
+
+        browser, _ = read_wav(cfg.prompts_dir / "browser.wav")
+        phone, _ = read_wav(cfg.prompts_dir / "phone.wav")
+        ceiling_b2p = pesq_nb(browser, through_chain(browser, ["opus", "pcmu", cfg.mobile_codec]))
+        ceiling_p2b = pesq_nb(phone, through_chain(phone, [cfg.mobile_codec, "pcmu", "opus"]))
+        rows = []
+        for _ in range(args.pesq_calls):
+            r = await place_call(cfg, NUMBER, duration=args.talk, answer=NOW)
+            rows.append(quality(cfg, r))
+        b2p = statistics.median(q["pesq_b2p"] for q in rows)
+        p2b = statistics.median(q["pesq_p2b"] for q in rows)
+        print("PESQ NB (median of calls) vs the same prompt offline through the same codec chain:")
+        print(f"  browser -> phone  Opus>PCMU>GSM  live {b2p:.2f}  ceiling {ceiling_b2p:.2f}  ratio {b2p / ceiling_b2p:.3f}")
+        print(f"  phone -> browser  GSM>PCMU>Opus  live {p2b:.2f}  ceiling {ceiling_p2b:.2f}  ratio {p2b / ceiling_p2b:.3f}")
+        print(f"one-way latency browser -> phone: {summary([q['latency_b2p'] * 1000 for q in rows], ' ms', 0)}")
+        print(f"one-way latency phone -> browser: {summary([q['latency_p2b'] * 1000 for q in rows], ' ms', 0)}")
+
+        gateway = next(p for p in stack.parties if p.party is cfg.gateway)
+        assert gateway.proc is not None
+        idle0 = cpu_seconds(gateway.proc.pid)
+        await asyncio.sleep(args.window)
+        idle = (cpu_seconds(gateway.proc.pid) - idle0) / args.window
+        base_b2p, base_p2b = b2p, p2b
+        for n in range(1, args.max_concurrent + 1):
+            window: dict[str, float] = {}
+
+            async def measure(window: dict[str, float] = window) -> None:
+                await asyncio.sleep(2.0)
+                c0, t0 = cpu_seconds(gateway.proc.pid), time.monotonic()  # type: ignore[union-attr]
+                await asyncio.sleep(args.window)
+                window["cpu"] = (cpu_seconds(gateway.proc.pid) - c0) / (time.monotonic() - t0)  # type: ignore[union-attr]
+
+            results = await asyncio.gather(
+                *(place_call(cfg, NUMBER, duration=args.window + 4, answer=NOW) for _ in range(n)), measure()
+            )
+            calls = [r for r in results if isinstance(r, CallResult)]
+            held = [r for r in calls if r.ok]
+            if len(held) < n:
+                refused = [f"{r.final_status} {r.sip_code} {r.reason}" for r in calls if not r.ok]
+                print(f"{n} concurrent calls: only {len(held)} held; refused: {refused}")
+                break
+            qs = [quality(cfg, r) for r in held]
+            worst = min(min(q["pesq_b2p"] - base_b2p, q["pesq_p2b"] - base_p2b) for q in qs)
+            per_call = (window["cpu"] - idle) / n * 100
+            print(
+                f"{n} concurrent calls: gateway CPU {window['cpu'] * 100:.1f}% of a core "
+                f"({per_call:.1f}% per call above idle {idle * 100:.1f}%), worst PESQ change {worst:+.2f}"
+            )
+            if worst < -0.2:
+                print(f"  PESQ dropped by more than 0.2 at {n} calls")
+                break
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--pesq-calls", type=int, default=5)
+    parser.add_argument("--talk", type=float, default=8.0, help="seconds per PESQ call")
+    parser.add_argument("--window", type=float, default=6.0, help="CPU measuring window, s")
+    parser.add_argument("--max-concurrent", type=int, default=4)
+    args = parser.parse_args()
+    asyncio.run(bench_start(args.starts))
+    asyncio.run(bench_calls(args))
+
+
+if __name__ == "__main__":
+    main()

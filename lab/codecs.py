@@ -1,0 +1,99 @@
+"""Speech through a codec chain offline: the quality ceiling a live call is compared with.
+
+Opus, G.711 and G.722 run through FFmpeg (PyAV, the same library aiortc uses); GSM 06.10
+through sox's libgsm, since FFmpeg ships no GSM encoder.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import cast
+
+import av
+from av.audio.codeccontext import AudioCodecContext
+import numpy as np
+
+from lab.audio import RATE, read_wav, resample, write_wav
+
+
+def _ffmpeg_round_trip(samples: np.ndarray, codec: str, rate: int, channels: int = 1) -> np.ndarray:
+    """Encode then decode `samples` (mono float at `rate`) with one FFmpeg codec."""
+    layout = "stereo" if channels == 2 else "mono"
+    encoder = cast(AudioCodecContext, av.CodecContext.create(codec, "w"))
+    encoder.sample_rate = rate
+    encoder.layout = layout
+    encoder.format = (encoder.codec.audio_formats or [av.AudioFormat("s16")])[0].name
+    if codec == "libopus":
+        encoder.bit_rate = 32000
+    encoder.open()
+    decoder = cast(AudioCodecContext, av.CodecContext.create(codec, "r"))
+    decoder.sample_rate = rate
+    decoder.layout = layout
+    decoder.open()
+    to_codec = av.AudioResampler(format=encoder.format.name, layout=layout, rate=rate)
+    to_float = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    frame_size = encoder.frame_size or rate // 50
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
+    out: list[np.ndarray] = []
+    packets = []
+    for start in range(0, len(pcm) - frame_size + 1, frame_size):
+        frame = av.AudioFrame.from_ndarray(pcm[None, start : start + frame_size], format="s16", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        for converted in to_codec.resample(frame):
+            packets += encoder.encode(converted)
+    packets += encoder.encode(None)
+    for packet in packets:
+        for decoded in decoder.decode(packet):
+            for f in to_float.resample(decoded):
+                out.append(f.to_ndarray().reshape(-1))
+    return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+
+
+def opus(samples: np.ndarray) -> np.ndarray:
+    return resample(_ffmpeg_round_trip(resample(samples, RATE, 48000), "libopus", 48000), 48000)
+
+
+def pcmu(samples: np.ndarray) -> np.ndarray:
+    return _ffmpeg_round_trip(samples, "pcm_mulaw", RATE)
+
+
+def pcma(samples: np.ndarray) -> np.ndarray:
+    return _ffmpeg_round_trip(samples, "pcm_alaw", RATE)
+
+
+def g722(samples: np.ndarray) -> np.ndarray:
+    return resample(_ffmpeg_round_trip(resample(samples, RATE, 16000), "g722", 16000), 16000)
+
+
+def gsm(samples: np.ndarray) -> np.ndarray:
+    sox = shutil.which("sox")
+    if sox is None:
+        raise FileNotFoundError("GSM 06.10 offline needs sox: apt-get install -y sox")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, coded, back = Path(tmp, "in.wav"), Path(tmp, "x.gsm"), Path(tmp, "out.wav")
+        write_wav(src, samples)
+        subprocess.run([sox, str(src), "-t", "gsm", str(coded)], check=True)
+        subprocess.run([sox, "-t", "gsm", "-r", str(RATE), "-c", "1", str(coded), "-b", "16", str(back)], check=True)
+        decoded, _ = read_wav(back)
+    return decoded
+
+
+CODECS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "opus": opus,
+    "pcmu": pcmu,
+    "pcma": pcma,
+    "g722": g722,
+    "gsm": gsm,
+}
+
+
+def through_chain(samples: np.ndarray, chain: list[str]) -> np.ndarray:
+    """`samples` (8 kHz mono float) encoded and decoded by each codec of `chain` in turn."""
+    for name in chain:
+        samples = CODECS[name.lower()](samples)
+    return samples
