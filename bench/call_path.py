@@ -49,10 +49,16 @@ def quality(cfg: LabConfig, result: CallResult) -> dict[str, float]:
         "pesq_b2p": pesq_nb(browser, at_phone),  # type: ignore[arg-type]
         "pesq_p2b": pesq_nb(phone, at_browser),  # type: ignore[arg-type]
         "latency_b2p": one_way_latency(
-            browser, at_phone, result.timing["browser_sent_t0"], result.phone["received_t0"]  # type: ignore[arg-type]
+            browser,
+            at_phone,
+            result.timing["browser_sent_t0"],
+            result.phone["received_t0"],  # type: ignore[arg-type]
         ),
         "latency_p2b": one_way_latency(
-            phone, at_browser, result.phone["sent_t0"], result.timing["browser_received_t0"]  # type: ignore[arg-type]
+            phone,
+            at_browser,
+            result.phone["sent_t0"],
+            result.timing["browser_received_t0"],  # type: ignore[arg-type]
         ),
     }
 
@@ -96,10 +102,17 @@ async def bench_calls(args: argparse.Namespace) -> None:
         b2p = statistics.median(q["pesq_b2p"] for q in rows)
         p2b = statistics.median(q["pesq_p2b"] for q in rows)
         print("PESQ NB (median of calls) vs the same prompt offline through the same codec chain:")
-        print(f"  browser -> phone  Opus>PCMU>GSM  live {b2p:.2f}  ceiling {ceiling_b2p:.2f}  ratio {b2p / ceiling_b2p:.3f}")
-        print(f"  phone -> browser  GSM>PCMU>Opus  live {p2b:.2f}  ceiling {ceiling_p2b:.2f}  ratio {p2b / ceiling_p2b:.3f}")
-        print(f"one-way latency browser -> phone: {summary([q['latency_b2p'] * 1000 for q in rows], ' ms', 0)}")
-        print(f"one-way latency phone -> browser: {summary([q['latency_p2b'] * 1000 for q in rows], ' ms', 0)}")
+        for label, live, ceiling in (
+            ("browser -> phone  Opus>PCMU>GSM", b2p, ceiling_b2p),
+            ("phone -> browser  GSM>PCMU>Opus", p2b, ceiling_p2b),
+        ):
+            print(f"  {label}  live {live:.2f}  ceiling {ceiling:.2f}  ratio {live / ceiling:.3f}")
+        print(
+            f"one-way latency browser -> phone: {summary([q['latency_b2p'] * 1000 for q in rows], ' ms', 0)}"
+        )
+        print(
+            f"one-way latency phone -> browser: {summary([q['latency_p2b'] * 1000 for q in rows], ' ms', 0)}"
+        )
 
         gateway = next(p for p in stack.parties if p.party is cfg.gateway)
         assert gateway.proc is not None
@@ -138,7 +151,9 @@ async def bench_calls(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--pesq-calls", type=int, default=5)

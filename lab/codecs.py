@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import cast
 
 import av
-from av.audio.codeccontext import AudioCodecContext
 import numpy as np
+from av.audio.codeccontext import AudioCodecContext
 
 from lab.audio import RATE, read_wav, resample, write_wav
 
@@ -78,7 +78,9 @@ def gsm(samples: np.ndarray) -> np.ndarray:
         src, coded, back = Path(tmp, "in.wav"), Path(tmp, "x.gsm"), Path(tmp, "out.wav")
         write_wav(src, samples)
         subprocess.run([sox, str(src), "-t", "gsm", str(coded)], check=True)
-        subprocess.run([sox, "-t", "gsm", "-r", str(RATE), "-c", "1", str(coded), "-b", "16", str(back)], check=True)
+        subprocess.run(
+            [sox, "-t", "gsm", "-r", str(RATE), "-c", "1", str(coded), "-b", "16", str(back)], check=True
+        )
         decoded, _ = read_wav(back)
     return decoded
 

@@ -15,3 +15,13 @@ def test_request_user_and_headers() -> None:
     assert headers["x-calllab-call"] == "20261126-1"
     assert headers["x-calllab-answer"] == "after:0.5"
     assert request_user("SIP/2.0 200 OK\r\n\r\n") == ""
+
+
+def test_frame_bytes_are_read_exactly() -> None:
+    import pjsua2 as pj
+
+    from lab.sip.endpoint import vector_bytes
+
+    payload = bytes(range(256)) + b"\x00\xff" * 32
+    assert vector_bytes(pj.ByteVector(payload)) == payload
+    assert vector_bytes(pj.ByteVector(b"")) == b""

@@ -17,6 +17,7 @@ process when ignored, see shared/notes/feasibility.md):
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import gc
 import logging
 import re
@@ -419,6 +420,24 @@ def _wav_is_final(path: Path) -> bool:
     return head[:4] == b"RIFF" and head[8:12] == b"WAVE" and int.from_bytes(head[4:8], "little") == size - 8
 
 
+def _vector_bytes_slow(vec: pj.ByteVector) -> bytes:
+    return bytes(vec)  # SWIG walks the vector element by element: ~150 us a frame
+
+
+def _vector_bytes_fast(vec: pj.ByteVector) -> bytes:
+    # A std::vector starts with its data pointer (libstdc++): read the bytes in one go, ~2 us.
+    data = ctypes.c_void_p.from_address(int(vec.this)).value
+    return ctypes.string_at(data, len(vec)) if data else b""
+
+
+def _pick_vector_reader() -> Callable[[pj.ByteVector], bytes]:
+    probe = bytes(range(256))
+    return _vector_bytes_fast if _vector_bytes_fast(pj.ByteVector(probe)) == probe else _vector_bytes_slow
+
+
+vector_bytes = _pick_vector_reader()
+
+
 class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
     """A conference-bridge port fed and drained by Python (16-bit mono PCM frames).
 
@@ -455,7 +474,7 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
 
     def onFrameReceived(self, frame: pj.MediaFrame) -> None:  # noqa: N802
         if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
-            self._push(bytes(frame.buf))
+            self._push(vector_bytes(frame.buf))
 
 
 __all__ = [
