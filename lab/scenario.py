@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.capture import Capture, CaptureUnavailable, lab_filter
 from lab.client import Call, CallStatus, LoginFailed, Session
 from lab.client.session import new_call_id
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, PhonePolicy, call_dir
@@ -18,6 +19,7 @@ from lab.numbers import InvalidNumber, normalize_number
 
 RING_TIMEOUT = 60.0  # s the caller lets a phone ring before giving up
 PHONE_REPORT_TIMEOUT = 5.0  # s for the phone to file its recording after the call
+CAPTURE_TAIL = 0.3  # s of capture after the call, for the last BYE/200 and RTCP
 
 
 @dataclass
@@ -33,6 +35,8 @@ class CallResult:
     phone: dict[str, Any] = field(default_factory=dict)
     #: time.monotonic() of the first sample the browser sent and heard (see one_way_latency)
     timing: dict[str, float | None] = field(default_factory=dict)
+    capture: str | None = None  # captures/<call_id>.pcapng
+    capture_error: str | None = None  # why there is no capture
 
     @property
     def ok(self) -> bool:
@@ -70,14 +74,49 @@ async def place_call(
     password: str | None = None,
     on_status: Callable[[Call], None] | None = None,
     ring_timeout: float = RING_TIMEOUT,
+    capture: bool = True,
 ) -> CallResult:
-    """Log in, call `number`, talk for `duration` s, hang up; never raises for call failures."""
+    """Log in, call `number`, talk for `duration` s, hang up; never raises for call failures.
+
+    With `capture`, SIP and RTP of every leg go to captures/<call_id>.pcapng.
+    """
     call_id = new_call_id()
-    folder = call_dir(cfg, call_id)
     try:
         number = normalize_number(number)
     except InvalidNumber as exc:
         return _result(call_id, number, None, CallStatus.FAILED.value, None, str(exc))
+    recorder: Capture | None = None
+    capture_error = None
+    if capture:
+        try:
+            recorder = Capture(cfg.captures_dir / f"{call_id}.pcapng", lab_filter(cfg)).start()
+        except CaptureUnavailable as exc:
+            capture_error = str(exc)
+    try:
+        result = await _place_call(
+            cfg, call_id, number, duration, answer, codec, password, on_status, ring_timeout
+        )
+    finally:
+        if recorder is not None:
+            await asyncio.sleep(CAPTURE_TAIL)
+            recorder.stop()
+    result.capture = str(recorder.path) if recorder else None
+    result.capture_error = capture_error
+    return result
+
+
+async def _place_call(
+    cfg: LabConfig,
+    call_id: str,
+    number: str,
+    duration: float,
+    answer: PhonePolicy | None,
+    codec: str,
+    password: str | None,
+    on_status: Callable[[Call], None] | None,
+    ring_timeout: float,
+) -> CallResult:
+    folder = call_dir(cfg, call_id)
     account = cfg.account()
     if password is not None:
         account = dataclasses.replace(account, password=password)

@@ -1,0 +1,392 @@
+"""The call model: built once from a capture (and the lab's recordings), read by everything
+else. Plots and reports are pure functions of it; nothing here talks to live processes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lab.analysis import pcap
+from lab.analysis.pcap import CaptureError, Packets
+from lab.analysis.rtp import RtpSeries, RtpStats, stream_stats
+from lab.analysis.sip import STATIC_PT, Codec, ParsedSip, SdpMedia, parse_sip, stream_messages
+from lab.config import CALL_HEADER, LabConfig
+
+RTCP_PTS = range(72, 77)  # RTCP packet types 200-204 as the RTP PT field sees them
+
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    address: str  # ip (lab parties) or ip:port
+
+
+@dataclass(frozen=True)
+class SipMessage:
+    index: int
+    frame: int  # 1-based, as Wireshark numbers frames
+    t: float  # seconds since the capture's first packet
+    src: str  # ip:port
+    dst: str
+    src_party: str
+    dst_party: str
+    transport: str  # UDP, TCP, WS
+    start_line: str
+    method: str  # request method, or the CSeq method of a response
+    status: int | None
+    reason: str
+    call_id: str
+    cseq: str
+    sdp: tuple[SdpMedia, ...]
+    raw: str  # credentials redacted
+    retransmission: bool
+    lab_call: str  # the lab's call id header, if any
+
+    @property
+    def is_request(self) -> bool:
+        return self.status is None
+
+    @property
+    def label(self) -> str:
+        return self.method if self.status is None else f"{self.status} {self.reason}".strip()
+
+    @property
+    def failure(self) -> bool:
+        return self.status is not None and self.status >= 400 and self.status not in (401, 407)
+
+
+@dataclass(frozen=True)
+class Dialog:
+    call_id: str
+    messages: tuple[int, ...]  # indexes into CallModel.messages
+    request_uri: str
+    parties: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RtpStream:
+    src: str
+    src_port: int
+    dst: str
+    dst_port: int
+    src_party: str
+    dst_party: str
+    ssrc: int
+    pt: int
+    codec: str
+    clock_rate: int
+    stats: RtpStats
+    series: RtpSeries = field(repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.src_party} -> {self.dst_party} {self.codec}"
+
+
+@dataclass(frozen=True)
+class CallModel:
+    source: str
+    start: float  # capture clock of the first packet
+    parties: tuple[Party, ...]
+    messages: tuple[SipMessage, ...]
+    dialogs: tuple[Dialog, ...]
+    calls: tuple[tuple[int, ...], ...]  # dialogs correlated into calls (indexes into dialogs)
+    streams: tuple[RtpStream, ...]
+    tcp_retransmissions: int
+    truncated: bool
+
+    def party_names(self) -> list[str]:
+        return [p.name for p in self.parties]
+
+
+# --- building -------------------------------------------------------------------------
+
+
+def lab_party_names(cfg: LabConfig | None = None) -> dict[str, str]:
+    cfg = cfg or LabConfig()
+    return {p.host: p.name for p in cfg.parties}
+
+
+def load(path: str | Path, names: dict[str, str] | None = None) -> CallModel:
+    """The call model of a capture file; CaptureError when it cannot be read or holds no SIP."""
+    packets = pcap.read(path)
+    model = build(packets, str(path), lab_party_names() if names is None else names)
+    if not model.messages:
+        raise CaptureError(f"{path}: no SIP messages in {len(packets.frames.ts)} packets")
+    return model
+
+
+def _sip_messages(packets: Packets) -> tuple[list[tuple[float, int, str, str, str, ParsedSip]], int]:
+    udp, data = packets.udp, packets.frames.data
+    first = np.zeros(len(udp.payload), dtype=np.uint8)
+    has = udp.length > 0
+    first[has] = data[udp.payload[has]]
+    candidates = np.nonzero((first >= ord("A")) & (first <= ord("Z")) & (udp.length >= 20))[0]
+    found = []
+    for i in candidates:
+        parsed = parse_sip(packets.payload(int(i)))
+        if parsed is not None:
+            src = _endpoint(udp.addresses[int(udp.src[i])], int(udp.sport[i]))
+            dst = _endpoint(udp.addresses[int(udp.dst[i])], int(udp.dport[i]))
+            found.append((float(udp.ts[i]), int(udp.frame[i]), src, dst, "UDP", parsed))
+    stream, retransmitted = stream_messages(packets.tcp)
+    for m in stream:
+        parsed = parse_sip(m.data)
+        if parsed is not None:
+            found.append(
+                (m.ts, m.frame, _endpoint(m.src, m.sport), _endpoint(m.dst, m.dport), m.transport, parsed)
+            )
+    found.sort(key=lambda row: (row[0], row[1]))
+    return found, retransmitted
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _host(endpoint: str) -> str:
+    return endpoint.rsplit(":", 1)[0].strip("[]")
+
+
+class _Parties:
+    """Names the capture's endpoints: lab hosts by role, others as ip:port."""
+
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+        self.seen: dict[str, Party] = {}
+
+    def name(self, endpoint: str) -> str:
+        host = _host(endpoint)
+        if host in self.names:
+            key, name, address = host, self.names[host], host
+        else:
+            key, name, address = endpoint, endpoint, endpoint
+        if key not in self.seen:
+            self.seen[key] = Party(name, address)
+        return self.seen[key].name
+
+    def ordered(self, lab_order: Iterable[str]) -> tuple[Party, ...]:
+        order = {name: i for i, name in enumerate(lab_order)}
+        first_seen = list(self.seen.values())
+        return tuple(sorted(first_seen, key=lambda p: (order.get(p.name, len(order)), first_seen.index(p))))
+
+
+def build(packets: Packets, source: str, names: dict[str, str]) -> CallModel:
+    found, tcp_retransmissions = _sip_messages(packets)
+    start = float(packets.frames.ts.min()) if len(packets.frames.ts) else 0.0
+    parties = _Parties(names)
+    messages: list[SipMessage] = []
+    seen_keys: set[tuple[str, ...]] = set()
+    for ts, frame, src, dst, transport, parsed in found:
+        key = (
+            src,
+            dst,
+            parsed.start_line,
+            parsed.headers.get("call-id", ""),
+            parsed.headers.get("cseq", ""),
+            parsed.branch,
+            parsed.tag("to"),
+        )
+        retransmission = key in seen_keys
+        seen_keys.add(key)
+        messages.append(
+            SipMessage(
+                index=len(messages),
+                frame=frame + 1,
+                t=ts - start,
+                src=src,
+                dst=dst,
+                src_party=parties.name(src),
+                dst_party=parties.name(dst),
+                transport=transport,
+                start_line=parsed.start_line,
+                method=parsed.method,
+                status=parsed.status,
+                reason=parsed.reason,
+                call_id=parsed.headers.get("call-id", ""),
+                cseq=parsed.headers.get("cseq", ""),
+                sdp=parsed.sdp,
+                raw=parsed.raw,
+                retransmission=retransmission,
+                lab_call=parsed.headers.get(CALL_HEADER.lower(), ""),
+            )
+        )
+    dialogs = _dialogs(messages)
+    streams = _rtp_streams(packets, messages, parties)
+    return CallModel(
+        source=source,
+        start=start,
+        parties=parties.ordered(names.values()),
+        messages=tuple(messages),
+        dialogs=dialogs,
+        calls=_correlate(dialogs, messages),
+        streams=streams,
+        tcp_retransmissions=tcp_retransmissions,
+        truncated=packets.frames.truncated,
+    )
+
+
+def _dialogs(messages: list[SipMessage]) -> tuple[Dialog, ...]:
+    by_call: dict[str, list[SipMessage]] = {}
+    for m in messages:
+        by_call.setdefault(m.call_id, []).append(m)
+    dialogs = []
+    for call_id, ms in by_call.items():
+        first_request = next((m for m in ms if m.is_request), ms[0])
+        uri = first_request.start_line.split(" ")[1] if first_request.is_request else ""
+        party_order: list[str] = []
+        for m in ms:
+            for p in (m.src_party, m.dst_party):
+                if p not in party_order:
+                    party_order.append(p)
+        dialogs.append(Dialog(call_id, tuple(m.index for m in ms), uri, tuple(party_order)))
+    return tuple(dialogs)
+
+
+def _user(uri: str) -> str:
+    return uri.split(":", 1)[-1].split("@", 1)[0] if "@" in uri else ""
+
+
+def _correlate(dialogs: tuple[Dialog, ...], messages: list[SipMessage]) -> tuple[tuple[int, ...], ...]:
+    """Dialogs of one call across a B2BUA: the lab's call header when present, else an INVITE
+    to the same user that leaves the party which just received one (within 2 s)."""
+    group_of: dict[int, int] = {}
+    groups: list[list[int]] = []
+    lab_groups: dict[str, int] = {}
+    for i, d in enumerate(dialogs):
+        ms = [messages[k] for k in d.messages]
+        tag = next((m.lab_call for m in ms if m.lab_call), "")
+        invite = next((m for m in ms if m.method == "INVITE" and m.is_request), None)
+        target = None
+        if tag and tag in lab_groups:
+            target = lab_groups[tag]
+        elif invite is not None:
+            for j in range(i):
+                other = [messages[k] for k in dialogs[j].messages]
+                first = next((m for m in other if m.method == "INVITE" and m.is_request), None)
+                if (
+                    first is not None
+                    and _user(first.start_line.split(" ")[1]) == _user(invite.start_line.split(" ")[1]) != ""
+                    and 0 <= invite.t - first.t < 2.0
+                    and any(m.dst_party == invite.src_party for m in other if m.method == "INVITE")
+                ):
+                    target = group_of[j]
+                    break
+        if target is None:
+            target = len(groups)
+            groups.append([])
+        groups[target].append(i)
+        group_of[i] = target
+        if tag:
+            lab_groups.setdefault(tag, target)
+    return tuple(tuple(g) for g in groups)
+
+
+def _sdp_endpoints(messages: list[SipMessage]) -> dict[tuple[str, int], dict[int, Codec]]:
+    """Every address:port an SDP offered for RTP, with its payload-type map (latest wins)."""
+    endpoints: dict[tuple[str, int], dict[int, Codec]] = {}
+    for m in messages:
+        for media in m.sdp:
+            if media.port and media.address:
+                endpoints[(media.address, media.port)] = {c.pt: c for c in media.codecs}
+    return endpoints
+
+
+def _rtp_streams(packets: Packets, messages: list[SipMessage], parties: _Parties) -> tuple[RtpStream, ...]:
+    udp, data = packets.udp, packets.frames.data
+    endpoints = _sdp_endpoints(messages)
+    if len(udp.payload) == 0:
+        return ()
+    ok = udp.length >= 12
+    p = np.where(ok, udp.payload, 0)
+    b0 = data[p]
+    b1 = data[p + 1]
+    version2 = ok & ((b0 >> 6) == 2)
+    pt_all = (b1 & 0x7F).astype(np.int64)
+    candidate = version2 & ~np.isin(pt_all, RTCP_PTS)
+    addresses = udp.addresses
+    if endpoints:
+        # Like Wireshark: RTP is what flows to or from an address:port an SDP set up.
+        keyed = {(addresses.index(a), port) for a, port in endpoints if a in addresses}
+        src_key = udp.src * 65536 + udp.sport
+        dst_key = udp.dst * 65536 + udp.dport
+        wanted = np.array(sorted(a * 65536 + port for a, port in keyed), dtype=np.int64)
+        by_sdp = np.isin(src_key, wanted) | np.isin(dst_key, wanted)
+        candidate &= by_sdp | _heuristic_flows(udp, candidate & ~by_sdp)
+    else:
+        candidate &= _heuristic_flows(udp, candidate)
+    sel = np.nonzero(candidate)[0]
+    if len(sel) == 0:
+        return ()
+    at = p[sel]
+    seq = (data[at + 2].astype(np.int64) << 8) | data[at + 3]
+    ts = (
+        (data[at + 4].astype(np.int64) << 24)
+        | (data[at + 5].astype(np.int64) << 16)
+        | (data[at + 6].astype(np.int64) << 8)
+        | data[at + 7]
+    )
+    ssrc = (
+        (data[at + 8].astype(np.int64) << 24)
+        | (data[at + 9].astype(np.int64) << 16)
+        | (data[at + 10].astype(np.int64) << 8)
+        | data[at + 11]
+    )
+    marker = (data[at + 1] >> 7).astype(bool)
+    pt = pt_all[sel]
+    src, sport, dst, dport = udp.src[sel], udp.sport[sel], udp.dst[sel], udp.dport[sel]
+    keys = np.stack([src, sport, dst, dport, ssrc], axis=1)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+    streams = []
+    for k, (s, sp, d, dp, ss) in enumerate(uniq.tolist()):
+        rows = order[bounds[k] : bounds[k + 1]]
+        src_ip, dst_ip = addresses[s], addresses[d]
+        pt_map = endpoints.get((dst_ip, dp)) or endpoints.get((src_ip, sp)) or {}
+        clock = np.array([_clock(pt_map, int(x)) for x in pt[rows]], dtype=np.int64)
+        stats, series = stream_stats(udp.ts[sel][rows], seq[rows], ts[rows], pt[rows], marker[rows], clock)
+        main_pt = int(np.bincount(pt[rows]).argmax())
+        codec = pt_map.get(main_pt) or STATIC_PT.get(main_pt)
+        src_end, dst_end = _endpoint(src_ip, sp), _endpoint(dst_ip, dp)
+        streams.append(
+            RtpStream(
+                src=src_ip,
+                src_port=sp,
+                dst=dst_ip,
+                dst_port=dp,
+                src_party=parties.name(src_end),
+                dst_party=parties.name(dst_end),
+                ssrc=ss,
+                pt=main_pt,
+                codec=codec.name if codec else f"PT{main_pt}",
+                clock_rate=codec.rate if codec else 0,
+                stats=stats,
+                series=series,
+            )
+        )
+    streams.sort(key=lambda s: (s.stats.start, s.src, s.src_port))
+    return tuple(streams)
+
+
+def _clock(pt_map: dict[int, Codec], pt: int) -> int:
+    codec = pt_map.get(pt) or STATIC_PT.get(pt)
+    if codec is None or codec.name.lower() == "telephone-event":
+        return 0
+    return codec.rate
+
+
+def _heuristic_flows(udp: pcap.Udp, candidate: np.ndarray, minimum: int = 4) -> np.ndarray:
+    """RTP without SDP: UDP flows whose packets all look like RTP (version 2, not RTCP)."""
+    if not candidate.any():
+        return candidate
+    flow = udp.src * (1 << 40) + udp.sport * (1 << 24) + udp.dst * 65536 + udp.dport
+    flows, inverse = np.unique(flow, return_inverse=True)
+    total = np.bincount(inverse, minlength=len(flows))
+    good = np.bincount(inverse, weights=candidate.astype(np.int64), minlength=len(flows))
+    rtp_flow = (good >= minimum) & (good >= 0.5 * total)
+    return candidate & rtp_flow[inverse]

@@ -1,0 +1,351 @@
+"""Read pcap and pcapng files into numpy arrays, fast.
+
+Only the record walk is a Python loop (one struct unpack per packet); link, IP, UDP and
+TCP headers are decoded for all packets at once with numpy. What comes out:
+
+* `Udp`: one row per UDP datagram (time, addresses, ports, where its payload is);
+* `TcpSegment`s: TCP payloads, for SIP over TCP and over WebSocket (few, decoded in Python).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Link-layer types and the length of their header (ETHERNET is handled separately: VLANs).
+ETHERNET, NULL, RAW, LOOP, LINUX_SLL, RAW_IP4, RAW_IP6, LINUX_SLL2 = 1, 0, 101, 108, 113, 228, 229, 276
+_L2_FIXED = {NULL: 4, LOOP: 4, RAW: 0, 12: 0, 14: 0, LINUX_SLL: 16, LINUX_SLL2: 20, RAW_IP4: 0, RAW_IP6: 0}
+
+
+class CaptureError(ValueError):
+    """The file is not a capture we can read; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Every captured packet: where its bytes are in `data`, when, and its link type."""
+
+    data: np.ndarray  # uint8 view of the whole file
+    ts: np.ndarray  # float64 seconds since the epoch
+    offset: np.ndarray  # int64 start of the packet's bytes
+    caplen: np.ndarray  # int64 captured length
+    linktype: np.ndarray  # int32
+    truncated: bool  # the file ended inside a record
+
+
+@dataclass(frozen=True)
+class Udp:
+    """UDP datagrams; addresses are indexes into `addresses` (text, IPv4 or IPv6)."""
+
+    frame: np.ndarray  # index into Frames (0-based)
+    ts: np.ndarray
+    src: np.ndarray
+    sport: np.ndarray
+    dst: np.ndarray
+    dport: np.ndarray
+    payload: np.ndarray  # offset into data
+    length: np.ndarray  # payload bytes captured
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TcpSegment:
+    frame: int
+    ts: float
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    seq: int
+    flags: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Packets:
+    frames: Frames
+    udp: Udp
+    tcp: list[TcpSegment]
+
+    def payload(self, i: int) -> bytes:
+        """The UDP payload of datagram i."""
+        start = int(self.udp.payload[i])
+        return self.frames.data[start : start + int(self.udp.length[i])].tobytes()
+
+
+def read(path: str | Path) -> Packets:
+    frames = read_frames(path)
+    return decode(frames)
+
+
+# --- record walk ---------------------------------------------------------------------
+
+
+def read_frames(path: str | Path) -> Frames:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise CaptureError(f"{path}: {exc.strerror or exc}") from None
+    if len(raw) < 24:
+        raise CaptureError(f"{path}: too short to be a capture ({len(raw)} bytes)")
+    magic = raw[:4]
+    if magic == b"\x0a\x0d\x0d\x0a":
+        return _read_pcapng(raw, path)
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        return _read_pcap(raw)
+    raise CaptureError(f"{path}: not a pcap or pcapng file (starts with {magic.hex()})")
+
+
+def _read_pcap(raw: bytes) -> Frames:
+    little = raw[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
+    nano = raw[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+    e = "<" if little else ">"
+    (linktype,) = struct.unpack_from(e + "I", raw, 20)
+    header = struct.Struct(e + "IIII")
+    offsets: list[int] = []
+    secs: list[int] = []
+    fracs: list[int] = []
+    lens: list[int] = []
+    pos, end = 24, len(raw)
+    unpack = header.unpack_from
+    truncated = False
+    while pos + 16 <= end:
+        sec, frac, incl, _orig = unpack(raw, pos)
+        if pos + 16 + incl > end:
+            truncated = True
+            break
+        offsets.append(pos + 16)
+        secs.append(sec)
+        fracs.append(frac)
+        lens.append(incl)
+        pos += 16 + incl
+    if pos != end and not truncated:
+        truncated = True
+    ts = np.asarray(secs, dtype=np.float64) + np.asarray(fracs, dtype=np.float64) / (1e9 if nano else 1e6)
+    n = len(offsets)
+    return Frames(
+        data=np.frombuffer(raw, dtype=np.uint8),
+        ts=ts,
+        offset=np.asarray(offsets, dtype=np.int64),
+        caplen=np.asarray(lens, dtype=np.int64),
+        linktype=np.full(n, linktype, dtype=np.int32),
+        truncated=truncated,
+    )
+
+
+def _read_pcapng(raw: bytes, path: str | Path) -> Frames:
+    offsets: list[int] = []
+    stamps: list[int] = []
+    lens: list[int] = []
+    links: list[int] = []  # per interface, this section
+    resolutions: list[float] = []
+    link_of_packet: list[int] = []
+    res_of_packet: list[float] = []
+    pos, end = 0, len(raw)
+    e = "<"
+    truncated = False
+    while pos + 12 <= end:
+        block_type = struct.unpack_from(e + "I", raw, pos)[0]
+        if block_type == 0x0A0D0D0A:  # section header: byte order, new interface list
+            bom = raw[pos + 8 : pos + 12]
+            if bom == b"\x4d\x3c\x2b\x1a":
+                e = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                e = ">"
+            else:
+                raise CaptureError(f"{path}: corrupt pcapng section header at byte {pos}")
+            links, resolutions = [], []
+        (block_len,) = struct.unpack_from(e + "I", raw, pos + 4)
+        if block_len < 12 or block_len % 4 or pos + block_len > end:
+            truncated = True
+            break
+        if block_type == 1:  # interface description
+            linktype = struct.unpack_from(e + "H", raw, pos + 8)[0]
+            links.append(linktype)
+            resolutions.append(_if_tsresol(raw, pos + 16, pos + block_len - 4, e))
+        elif block_type == 6:  # enhanced packet
+            iface, high, low, caplen = struct.unpack_from(e + "IIII", raw, pos + 8)
+            if iface >= len(links):
+                raise CaptureError(f"{path}: packet on undeclared interface {iface} at byte {pos}")
+            offsets.append(pos + 28)
+            stamps.append((high << 32) | low)
+            lens.append(caplen)
+            link_of_packet.append(links[iface])
+            res_of_packet.append(resolutions[iface])
+        elif block_type == 3:  # simple packet: no timestamp
+            (orig,) = struct.unpack_from(e + "I", raw, pos + 8)
+            offsets.append(pos + 12)
+            stamps.append(0)
+            lens.append(min(orig, block_len - 16))
+            link_of_packet.append(links[0] if links else ETHERNET)
+            res_of_packet.append(1e-6)
+        pos += block_len
+    if pos != end:
+        truncated = True
+    ts = np.asarray(stamps, dtype=np.float64) * np.asarray(res_of_packet, dtype=np.float64)
+    return Frames(
+        data=np.frombuffer(raw, dtype=np.uint8),
+        ts=ts,
+        offset=np.asarray(offsets, dtype=np.int64),
+        caplen=np.asarray(lens, dtype=np.int64),
+        linktype=np.asarray(link_of_packet, dtype=np.int32),
+        truncated=truncated,
+    )
+
+
+def _if_tsresol(raw: bytes, pos: int, end: int, e: str) -> float:
+    """Seconds per timestamp unit from an interface block's options (default microseconds)."""
+    while pos + 4 <= end:
+        code, length = struct.unpack_from(e + "HH", raw, pos)
+        if code == 0:
+            break
+        if code == 9 and length >= 1:
+            value = raw[pos + 4]
+            return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0**-value
+        pos += 4 + ((length + 3) & ~3)
+    return 1e-6
+
+
+# --- header decoding, vectorised -------------------------------------------------------
+
+
+def _u16(data: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return (data[at].astype(np.int64) << 8) | data[at + 1]
+
+
+def _u32(data: np.ndarray, at: np.ndarray) -> np.ndarray:
+    return (_u16(data, at) << 16) | _u16(data, at + 2)
+
+
+def _network_offsets(f: Frames) -> tuple[np.ndarray, np.ndarray]:
+    """Offset of the IP header of each frame and its version (4, 6, or 0: not IP)."""
+    data, off, n = f.data, f.offset, len(f.offset)
+    ip = np.full(n, -1, dtype=np.int64)
+    for linktype in np.unique(f.linktype):
+        sel = np.nonzero(f.linktype == linktype)[0]
+        if linktype == ETHERNET:
+            sel = sel[f.caplen[sel] >= 14]
+            ethertype = _u16(data, off[sel] + 12)
+            l2 = np.full(len(sel), 14, dtype=np.int64)
+            vlan = ethertype == 0x8100
+            if vlan.any():
+                ethertype[vlan] = _u16(data, off[sel[vlan]] + 16)
+                l2[vlan] = 18
+            ok = (ethertype == 0x0800) | (ethertype == 0x86DD)
+            ip[sel[ok]] = off[sel[ok]] + l2[ok]
+        elif int(linktype) in _L2_FIXED:
+            ip[sel] = off[sel] + _L2_FIXED[int(linktype)]
+    usable = (ip >= 0) & (ip < off + f.caplen)
+    version = np.zeros(n, dtype=np.int64)
+    version[usable] = data[ip[usable]] >> 4
+    return ip, version
+
+
+def decode(f: Frames) -> Packets:
+    data = f.data
+    ip, version = _network_offsets(f)
+    end = f.offset + f.caplen
+    rows = []  # per IP version: frame index, proto, l4 offset, src/dst as 16-byte keys
+
+    v4 = np.nonzero((version == 4) & (end - ip >= 20))[0]
+    if len(v4):
+        at = ip[v4]
+        ihl = (data[at] & 0x0F).astype(np.int64) * 4
+        frag = _u16(data, at + 6) & 0x3FFF  # MF flag or a fragment offset: not a whole datagram
+        keep = (frag == 0) & (ihl >= 20)
+        v4, at, ihl = v4[keep], at[keep], ihl[keep]
+        src = np.zeros((len(v4), 16), dtype=np.uint8)
+        dst = np.zeros((len(v4), 16), dtype=np.uint8)
+        src[:, 10:12] = dst[:, 10:12] = 0xFF  # IPv4-mapped IPv6 keys: one table for both
+        src[:, 12:] = data[at[:, None] + np.arange(12, 16)]
+        dst[:, 12:] = data[at[:, None] + np.arange(16, 20)]
+        ip_end = at + _u16(data, at + 2)
+        rows.append((v4, data[at + 9].astype(np.int64), at + ihl, src, dst, ip_end))
+    v6 = np.nonzero((version == 6) & (end - ip >= 40))[0]
+    if len(v6):
+        at = ip[v6]
+        rows.append(
+            (
+                v6,
+                data[at + 6].astype(np.int64),
+                at + 40,
+                data[at[:, None] + np.arange(8, 24)],
+                data[at[:, None] + np.arange(24, 40)],
+                at + 40 + _u16(data, at + 4),
+            )
+        )
+    if rows:
+        frame = np.concatenate([r[0] for r in rows])
+        proto = np.concatenate([r[1] for r in rows])
+        l4 = np.concatenate([r[2] for r in rows])
+        src = np.concatenate([r[3] for r in rows])
+        dst = np.concatenate([r[4] for r in rows])
+        ip_end = np.concatenate([r[5] for r in rows])
+        order = np.argsort(frame, kind="stable")
+        frame, proto, l4, src, dst = frame[order], proto[order], l4[order], src[order], dst[order]
+        # Link-layer padding (short Ethernet frames) is not payload: stop at the IP length.
+        packet_end = np.minimum(ip_end[order], end[frame])
+    else:
+        frame = proto = l4 = packet_end = np.zeros(0, dtype=np.int64)
+        src = dst = np.zeros((0, 16), dtype=np.uint8)
+
+    keys = np.concatenate([src, dst]).view("V16").reshape(-1)
+    table, inverse = np.unique(keys, return_inverse=True)
+    addresses = tuple(_format_address(bytes(k)) for k in table)
+    src_idx, dst_idx = inverse[: len(frame)], inverse[len(frame) :]
+
+    udp_sel = np.nonzero((proto == 17) & (packet_end - l4 >= 8))[0]
+    u_at = l4[udp_sel]
+    u_frame = frame[udp_sel]
+    u_len = np.minimum(_u16(data, u_at + 4) - 8, packet_end[udp_sel] - u_at - 8)
+    udp = Udp(
+        frame=u_frame,
+        ts=f.ts[u_frame],
+        src=src_idx[udp_sel],
+        sport=_u16(data, u_at),
+        dst=dst_idx[udp_sel],
+        dport=_u16(data, u_at + 2),
+        payload=u_at + 8,
+        length=np.maximum(u_len, 0),
+        addresses=addresses,
+    )
+
+    tcp: list[TcpSegment] = []
+    tcp_sel = np.nonzero((proto == 6) & (packet_end - l4 >= 20))[0]
+    if len(tcp_sel):
+        t_at = l4[tcp_sel]
+        t_frame = frame[tcp_sel]
+        t_end = packet_end[tcp_sel]
+        header = (data[t_at + 12] >> 4).astype(np.int64) * 4
+        start = t_at + header
+        has_payload = np.nonzero(t_end > start)[0]
+        sport, dport = _u16(data, t_at), _u16(data, t_at + 2)
+        seq = _u32(data, t_at + 4)
+        flags = data[t_at + 13]
+        for j in has_payload:
+            fi = int(t_frame[j])
+            tcp.append(
+                TcpSegment(
+                    frame=fi,
+                    ts=float(f.ts[fi]),
+                    src=addresses[int(src_idx[tcp_sel[j]])],
+                    sport=int(sport[j]),
+                    dst=addresses[int(dst_idx[tcp_sel[j]])],
+                    dport=int(dport[j]),
+                    seq=int(seq[j]),
+                    flags=int(flags[j]),
+                    payload=data[int(start[j]) : int(t_end[j])].tobytes(),
+                )
+            )
+    return Packets(frames=f, udp=udp, tcp=tcp)
+
+
+def _format_address(key: bytes) -> str:
+    import ipaddress
+
+    if key[:12] == b"\x00" * 10 + b"\xff\xff":
+        return str(ipaddress.IPv4Address(key[12:]))
+    return str(ipaddress.IPv6Address(key))

@@ -1,0 +1,176 @@
+"""RTP stream statistics: the lab's one definition, equal to Wireshark's RTP analysis
+(`tshark -z rtp,streams`, ui/tap-rtp-analysis.c) packet for packet.
+
+Per packet i after the first, with the previous *in-time-sequence* packet p (RTP timestamp
+not going backwards):
+    delta_i  = arrival_i - arrival_p                                   (ms)
+    D_i      = |arrival_i - (arrival_p + (ts_i - ts_p) / (clock // 1000))| (ms)
+    J_i      = J_{i-1} + (D_i - J_{i-1}) / 16                          (RFC 3550 jitter)
+    skew_i   = sum(nominal diffs) - sum(deltas)                         (clock drift)
+min/mean/max of delta and jitter count only "regular" packets: not the first, no marker
+bit, not comfort noise nor right after it, timestamp in sequence. The means follow
+Wireshark's running average, which divides by the packet count so far.
+Expected = last seq - first seq + 1 + 65536 * wraps; lost = expected - received.
+Jitter is computed only where the clock rate is known (not for telephone-event).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import lfilter
+
+COMFORT_NOISE = (13, 19)
+
+
+@dataclass(frozen=True)
+class RtpStats:
+    packets: int
+    expected: int
+    lost: int
+    lost_pct: float
+    seq_errors: int
+    min_delta_ms: float
+    mean_delta_ms: float
+    max_delta_ms: float
+    min_jitter_ms: float
+    mean_jitter_ms: float
+    max_jitter_ms: float
+    max_skew_ms: float
+    start: float  # arrival of the first packet, seconds (capture clock)
+    end: float
+
+
+@dataclass(frozen=True)
+class RtpSeries:
+    """Per packet, for plots: seconds since the stream's first packet, jitter and delta (ms)."""
+
+    t: np.ndarray
+    jitter_ms: np.ndarray
+    delta_ms: np.ndarray
+    seq: np.ndarray
+
+
+def _running_mean(values: np.ndarray, counted: np.ndarray, count_before: np.ndarray) -> float:
+    """Wireshark's mean: M = (M * (n - 1) + x) / n at each counted packet, n = packets so far."""
+    idx = np.nonzero(counted)[0]
+    if len(idx) == 0:
+        return 0.0
+    n = count_before[idx].astype(np.float64)
+    a = (n - 1) / n
+    a[0] = 1.0  # the mean starts at 0: the first factor multiplies nothing
+    log_a = np.log(a)
+    tail = np.cumsum(log_a[::-1])[::-1]  # sum of log a_j for j >= k
+    weights = np.exp(np.concatenate([tail[1:], [0.0]]))  # product of a_j for j > k
+    return float(np.sum(values[idx] / n * weights))
+
+
+def _unwrap_timestamps(ts: np.ndarray) -> np.ndarray:
+    steps = np.diff(ts.astype(np.int64))
+    steps = (steps + (1 << 31)) % (1 << 32) - (1 << 31)
+    return np.concatenate([[int(ts[0])], int(ts[0]) + np.cumsum(steps)])
+
+
+def _sequence(seq: list[int], in_time: list[bool]) -> tuple[int, int]:
+    """Sequence errors and 16-bit wraps, by Wireshark's state machine."""
+    start = seq[0]
+    seq_num = seq[0]
+    errors = wraps = 0
+    under = False
+    previous = seq[0]
+    for s, ok in zip(seq[1:], in_time[1:], strict=True):
+        if ok and not under and (s < start or (s == 0 and previous == 65535)):
+            wraps += 1
+            under = True
+        elif ok and under and s > start:
+            under = False
+        if ok and seq_num + 1 == s or ok and seq_num == 65535 and s == 0:
+            seq_num = s
+        elif ok and (seq_num + 1 < s or seq_num - s > 0xFF00):
+            seq_num = s
+            errors += 1
+        elif seq_num + 1 > s:
+            errors += 1
+        previous = s
+    return errors, wraps
+
+
+def stream_stats(
+    arrival: np.ndarray,
+    seq: np.ndarray,
+    timestamp: np.ndarray,
+    pt: np.ndarray,
+    marker: np.ndarray,
+    clock: np.ndarray,
+) -> tuple[RtpStats, RtpSeries]:
+    """Statistics of one RTP stream, packets in capture order.
+
+    arrival in seconds; clock is the clock rate (Hz) of each packet's payload type, 0 when
+    unknown or telephone-event.
+    """
+    n = len(arrival)
+    t = (arrival - arrival[0]) * 1000.0
+    ext = _unwrap_timestamps(timestamp)
+    seq_list = seq.astype(np.int64).tolist()
+    idx = np.arange(n)
+    prior_max = np.maximum.accumulate(ext)
+    in_time = np.ones(n, dtype=bool)
+    in_time[1:] = ext[1:] >= prior_max[:-1]
+    last_in_time = np.maximum.accumulate(np.where(in_time, idx, 0))
+    ref = np.zeros(n, dtype=np.int64)
+    ref[1:] = last_in_time[:-1]
+
+    delta = np.zeros(n)
+    delta[1:] = t[1:] - t[ref[1:]]
+    khz = clock // 1000
+    timed = khz > 0
+    timed[0] = False
+    nominal = np.zeros(n)
+    nominal[timed] = (ext[timed] - ext[ref[timed]]) / khz[timed]
+    diff = np.abs(delta - nominal)
+
+    jitter = np.zeros(n)
+    if timed.any():
+        at = np.nonzero(timed)[0]
+        jitter_at = lfilter([1 / 16], [1, -15 / 16], diff[at])
+        holder = np.zeros(n)
+        holder[at] = jitter_at
+        last = np.maximum.accumulate(np.where(timed, idx, 0))
+        jitter = np.where(idx >= at[0], holder[last], 0.0)
+    skew = np.cumsum(np.where(timed, nominal - delta, 0.0))
+    max_skew = float(skew[np.argmax(np.abs(skew))]) if n else 0.0
+
+    previous_pt = np.concatenate([[pt[0]], pt[:-1]])
+    regular = (
+        (idx > 0)
+        & ~marker.astype(bool)
+        & ~np.isin(pt, COMFORT_NOISE)
+        & ~np.isin(previous_pt, COMFORT_NOISE)
+        & in_time
+    )
+    regular[0] = False
+    jittered = regular & timed
+    errors, wraps = _sequence(seq_list, in_time.tolist())
+    expected = seq_list[-1] + wraps * 65536 - seq_list[0] + 1
+    lost = expected - n
+    stats = RtpStats(
+        packets=n,
+        expected=expected,
+        lost=lost,
+        lost_pct=100.0 * lost / expected if expected else 0.0,
+        seq_errors=errors,
+        min_delta_ms=float(delta[regular].min()) if regular.any() else -1.0,
+        mean_delta_ms=_running_mean(delta, regular, idx),
+        max_delta_ms=float(delta[regular].max()) if regular.any() else 0.0,
+        min_jitter_ms=float(jitter[jittered].min()) if jittered.any() else -1.0,
+        mean_jitter_ms=_running_mean(jitter, jittered, idx),
+        max_jitter_ms=float(jitter[jittered].max()) if jittered.any() else 0.0,
+        max_skew_ms=max_skew,
+        start=float(arrival[0]),
+        end=float(arrival[-1]),
+    )
+    series = RtpSeries(t=t / 1000.0, jitter_ms=jitter, delta_ms=delta, seq=seq.copy())
+    for array in (series.t, series.jitter_ms, series.delta_ms, series.seq):
+        array.setflags(write=False)
+    return stats, series
