@@ -1,17 +1,20 @@
-"""RTP stream statistics: the lab's one definition, equal to Wireshark's RTP analysis
-(`tshark -z rtp,streams`, ui/tap-rtp-analysis.c) packet for packet.
+"""RTP stream statistics: the lab's one definition, equal to Wireshark's RTP analysis as
+`tshark -z rtp,streams` computes it (Wireshark 4.0, ui/tap-rtp-analysis.c), packet for packet.
 
-Per packet i after the first, with the previous *in-time-sequence* packet p (RTP timestamp
-not going backwards):
-    delta_i  = arrival_i - arrival_p                                   (ms)
-    D_i      = |arrival_i - (arrival_p + (ts_i - ts_p) / (clock // 1000))| (ms)
-    J_i      = J_{i-1} + (D_i - J_{i-1}) / 16                          (RFC 3550 jitter)
-    skew_i   = sum(nominal diffs) - sum(deltas)                         (clock drift)
-min/mean/max of delta and jitter count only "regular" packets: not the first, no marker
-bit, not comfort noise nor right after it, timestamp in sequence. The means follow
+Timestamps are unwrapped (extended); a packet is "in time" when its timestamp is not before
+the stream's first. For each in-time packet i after the first, with p the previous in-time
+packet and q the previous in-time packet whose clock rate is known:
+    delta_i   = arrival_i - arrival_p                                        (ms)
+    nominal_i = (ts_i - ts_first) / (clock // 1000)                          (ms)
+    D_i       = |arrival_i - (arrival_p + nominal_i - nominal_q)|            (ms)
+    J_i       = J_q + (D_i - J_q) / 16                                       (RFC 3550 jitter)
+    skew_i    = nominal_i - (arrival_i - arrival_first)
+Jitter and skew are computed only where the clock rate is known (not for telephone-event,
+whose packets still move arrival_p: Wireshark's jitter jumps after a DTMF burst, and so
+does ours). min/mean/max of delta and jitter count only "regular" packets: not the first,
+no marker bit, neither comfort noise nor right after it, in time. The means follow
 Wireshark's running average, which divides by the packet count so far.
 Expected = last seq - first seq + 1 + 65536 * wraps; lost = expected - received.
-Jitter is computed only where the clock rate is known (not for telephone-event).
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ def _running_mean(values: np.ndarray, counted: np.ndarray, count_before: np.ndar
 
 
 def _unwrap_timestamps(ts: np.ndarray) -> np.ndarray:
-    steps = np.diff(ts.astype(np.int64))
-    steps = (steps + (1 << 31)) % (1 << 32) - (1 << 31)
+    steps: np.ndarray = np.diff(ts.astype(np.int64))
+    steps = np.mod(steps + (1 << 31), 1 << 32) - (1 << 31)
     return np.concatenate([[int(ts[0])], int(ts[0]) + np.cumsum(steps)])
 
 
@@ -112,33 +115,31 @@ def stream_stats(
     n = len(arrival)
     t = (arrival - arrival[0]) * 1000.0
     ext = _unwrap_timestamps(timestamp)
-    seq_list = seq.astype(np.int64).tolist()
     idx = np.arange(n)
-    prior_max = np.maximum.accumulate(ext)
-    in_time = np.ones(n, dtype=bool)
-    in_time[1:] = ext[1:] >= prior_max[:-1]
-    last_in_time = np.maximum.accumulate(np.where(in_time, idx, 0))
-    ref = np.zeros(n, dtype=np.int64)
-    ref[1:] = last_in_time[:-1]
+    in_time = ext >= ext[0]
+    previous_in_time = np.zeros(n, dtype=np.int64)
+    previous_in_time[1:] = np.maximum.accumulate(np.where(in_time, idx, 0))[:-1]
+    delta = t - t[previous_in_time]
+    delta[0] = 0.0
 
-    delta = np.zeros(n)
-    delta[1:] = t[1:] - t[ref[1:]]
     khz = clock // 1000
-    timed = khz > 0
+    timed = (khz > 0) & in_time
     timed[0] = False
     nominal = np.zeros(n)
-    nominal[timed] = (ext[timed] - ext[ref[timed]]) / khz[timed]
-    diff = np.abs(delta - nominal)
+    nominal[timed] = (ext[timed] - ext[0]) / khz[timed]
+    # nominal time of the previous timed packet (the first packet's is 0)
+    previous_timed = np.zeros(n, dtype=np.int64)
+    previous_timed[1:] = np.maximum.accumulate(np.where(timed, idx, 0))[:-1]
+    diff = np.abs(t - (t[previous_in_time] + nominal - nominal[previous_timed]))
 
     jitter = np.zeros(n)
     if timed.any():
         at = np.nonzero(timed)[0]
-        jitter_at = lfilter([1 / 16], [1, -15 / 16], diff[at])
         holder = np.zeros(n)
-        holder[at] = jitter_at
+        holder[at] = lfilter([1 / 16], [1, -15 / 16], diff[at])
         last = np.maximum.accumulate(np.where(timed, idx, 0))
         jitter = np.where(idx >= at[0], holder[last], 0.0)
-    skew = np.cumsum(np.where(timed, nominal - delta, 0.0))
+    skew = np.where(timed, nominal - t, 0.0)
     max_skew = float(skew[np.argmax(np.abs(skew))]) if n else 0.0
 
     previous_pt = np.concatenate([[pt[0]], pt[:-1]])
@@ -149,8 +150,8 @@ def stream_stats(
         & ~np.isin(previous_pt, COMFORT_NOISE)
         & in_time
     )
-    regular[0] = False
     jittered = regular & timed
+    seq_list = seq.astype(np.int64).tolist()
     errors, wraps = _sequence(seq_list, in_time.tolist())
     expected = seq_list[-1] + wraps * 65536 - seq_list[0] + 1
     lost = expected - n

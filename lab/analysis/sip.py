@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lab.analysis.pcap import TcpSegment
 
@@ -82,60 +82,63 @@ STATIC_PT = {
 }
 
 
+@dataclass
+class _MediaDraft:
+    media: str
+    port: int
+    pts: list[int]
+    address: str = ""
+    direction: str = ""
+    rtpmap: dict[int, tuple[str, int]] = field(default_factory=dict)
+
+
+_DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+
+
 def parse_sdp(body: str) -> tuple[SdpMedia, ...]:
     session_address = ""
     session_direction = "sendrecv"
-    media: list[dict[str, object]] = []
+    drafts: list[_MediaDraft] = []
     for line in body.splitlines():
         if len(line) < 2 or line[1] != "=":
             continue
         kind, value = line[0], line[2:].strip()
-        target: dict[str, object] | None = media[-1] if media else None
+        current = drafts[-1] if drafts else None
         if kind == "c":
             parts = value.split()
             if len(parts) >= 3:
-                if target is None:
-                    session_address = parts[2].split("/")[0]
+                address = parts[2].split("/")[0]
+                if current is None:
+                    session_address = address
                 else:
-                    target["address"] = parts[2].split("/")[0]
+                    current.address = address
         elif kind == "m":
             parts = value.split()
             if len(parts) >= 3 and parts[1].split("/")[0].isdigit():
                 pts = [int(p) for p in parts[3:] if p.isdigit()]
-                media.append(
-                    {"media": parts[0], "port": int(parts[1].split("/")[0]), "pts": pts, "rtpmap": {}}
-                )
-        elif kind == "a":
-            if value in ("sendrecv", "sendonly", "recvonly", "inactive"):
-                if target is None:
-                    session_direction = value
-                else:
-                    target["direction"] = value
-            elif value.startswith("rtpmap:") and target is not None:
-                match = re.match(r"rtpmap:(\d+)\s+([^/\s]+)/(\d+)", value)
-                if match:
-                    rtpmap = target["rtpmap"]
-                    assert isinstance(rtpmap, dict)
-                    rtpmap[int(match.group(1))] = (match.group(2), int(match.group(3)))
-    result = []
-    for m in media:
-        rtpmap = m["rtpmap"]
-        pts = m["pts"]
-        assert isinstance(rtpmap, dict) and isinstance(pts, list)
-        codecs = tuple(
-            Codec(pt, *rtpmap[pt]) if pt in rtpmap else STATIC_PT.get(pt, Codec(pt, f"PT{pt}", 0))
-            for pt in pts
+                drafts.append(_MediaDraft(parts[0], int(parts[1].split("/")[0]), pts))
+        elif kind == "a" and value in _DIRECTIONS:
+            if current is None:
+                session_direction = value
+            else:
+                current.direction = value
+        elif kind == "a" and current is not None:
+            match = re.match(r"rtpmap:(\d+)\s+([^/\s]+)/(\d+)", value)
+            if match:
+                current.rtpmap[int(match.group(1))] = (match.group(2), int(match.group(3)))
+    return tuple(
+        SdpMedia(
+            media=d.media,
+            address=d.address or session_address,
+            port=d.port,
+            codecs=tuple(
+                Codec(pt, *d.rtpmap[pt]) if pt in d.rtpmap else STATIC_PT.get(pt, Codec(pt, f"PT{pt}", 0))
+                for pt in d.pts
+            ),
+            direction=d.direction or session_direction,
         )
-        result.append(
-            SdpMedia(
-                media=str(m["media"]),
-                address=str(m.get("address", session_address)),
-                port=int(m["port"]),  # type: ignore[call-overload]
-                codecs=codecs,
-                direction=str(m.get("direction", session_direction)),
-            )
-        )
-    return tuple(result)
+        for d in drafts
+    )
 
 
 @dataclass(frozen=True)
