@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
+from lab.analysis.call import analyze
+from lab.analysis.model import CallModel
+from lab.analysis.pcap import CaptureError
 from lab.client import Call
 from lab.config import LabConfig, PhonePolicy
 from lab.numbers import InvalidNumber, normalize_number
+from lab.report import write as write_report
 from lab.scenario import CallResult, place_call
 from lab.stack import LabError, Stack, health, read_state, running_config, start_daemon, stop_daemon
 
@@ -95,7 +102,103 @@ def cmd_call(args: argparse.Namespace) -> int:
         for name, path in result.audio.items():
             if path:
                 print(f"{name:<17} {path}")
+        if result.capture:
+            print(f"{'capture':<17} {result.capture}")
+        if result.report:
+            print(f"{'report':<17} {result.report}")
+        if result.capture_error:
+            print(f"no capture: {result.capture_error}")
     return 0 if result.ok else 1
+
+
+def _model_json(model: CallModel) -> dict[str, object]:
+    return {
+        "source": model.source,
+        "parties": [{"name": p.name, "address": p.address} for p in model.parties],
+        "messages": [
+            {
+                "t": round(m.t, 6),
+                "src": m.src,
+                "dst": m.dst,
+                "src_party": m.src_party,
+                "dst_party": m.dst_party,
+                "label": m.label,
+                "call_id": m.call_id,
+                "transport": m.transport,
+                "retransmission": m.retransmission,
+            }
+            for m in model.messages
+        ],
+        "calls": [[model.dialogs[i].call_id for i in group] for group in model.calls],
+        "streams": [
+            {
+                "src_ip": s.src,
+                "src_port": s.src_port,
+                "dst_ip": s.dst,
+                "dst_port": s.dst_port,
+                "ssrc": s.ssrc,
+                "codec": s.codec,
+                "packets": s.stats.packets,
+                "expected": s.stats.expected,
+                "lost": s.stats.lost,
+                "lost_pct": round(s.stats.lost_pct, 3),
+                "seq_errors": s.stats.seq_errors,
+                "min_delta_ms": s.stats.min_delta_ms,
+                "mean_delta_ms": s.stats.mean_delta_ms,
+                "max_delta_ms": s.stats.max_delta_ms,
+                "min_jitter_ms": s.stats.min_jitter_ms,
+                "mean_jitter_ms": s.stats.mean_jitter_ms,
+                "max_jitter_ms": s.stats.max_jitter_ms,
+                "max_skew_ms": s.stats.max_skew_ms,
+                "r_factor": s.quality.r_factor,
+                "mos": s.quality.mos,
+            }
+            for s in model.streams
+        ],
+        "pesq": [dataclasses.asdict(p) for p in model.pesq],
+        "tcp_retransmissions": model.tcp_retransmissions,
+        "truncated": model.truncated,
+    }
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    model = analyze(args.capture)
+    if args.json:
+        print(json.dumps(_model_json(model), indent=2))
+    else:
+        _print_summary(model)
+    if model.truncated:
+        print(
+            f"calllab: {model.source}: the file is cut short inside its last packet (shown: what precedes it)",
+            file=sys.stderr,
+        )
+        return 3
+    return 0
+
+
+def _print_summary(model: CallModel) -> None:
+    print(
+        f"{model.source}: {len(model.messages)} SIP messages, {len(model.dialogs)} dialogs in "
+        f"{len(model.calls)} calls, {len(model.streams)} RTP streams"
+    )
+    for m in model.messages:
+        again = " (retransmission)" if m.retransmission else ""
+        print(f"  {m.t:9.3f} s  {m.src_party:>22} -> {m.dst_party:<22} {m.label}{again}")
+    for s in model.streams:
+        st = s.stats
+        print(
+            f"  RTP {s.label}: {st.packets} packets, lost {st.lost} ({st.lost_pct:.1f}%), "
+            f"jitter mean {st.mean_jitter_ms:.3f} max {st.max_jitter_ms:.3f} ms, MOS {s.quality.mos:.2f}"
+        )
+    for p in model.pesq:
+        print(f"  PESQ {p.direction}: {p.mos_lqo:.2f} (ceiling {p.ceiling})")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    model = analyze(args.capture)
+    out = Path(args.output) if args.output else Path(args.capture).with_suffix(".html")
+    print(write_report(model, out))
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -112,6 +215,14 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("--password", default=None, help="log in with this password instead of the lab's")
     call.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     call.set_defaults(func=cmd_call)
+    analyze_cmd = sub.add_parser("analyze", help="SIP ladder and RTP statistics of any capture")
+    analyze_cmd.add_argument("capture", help="pcap or pcapng file")
+    analyze_cmd.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    analyze_cmd.set_defaults(func=cmd_analyze)
+    report_cmd = sub.add_parser("report", help="write a self-contained HTML report of a capture")
+    report_cmd.add_argument("capture", help="pcap or pcapng file")
+    report_cmd.add_argument("-o", "--output", help="HTML file (default: next to the capture)")
+    report_cmd.set_defaults(func=cmd_report)
     return p
 
 
@@ -119,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except LabError as exc:
+    except (LabError, CaptureError) as exc:
         print(f"calllab: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

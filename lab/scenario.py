@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.analysis.call import analyze
+from lab.analysis.pcap import CaptureError
 from lab.capture import Capture, CaptureUnavailable, lab_filter
 from lab.client import Call, CallStatus, LoginFailed, Session
 from lab.client.session import new_call_id
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, PhonePolicy, call_dir
 from lab.numbers import InvalidNumber, normalize_number
+from lab.report import write as write_report
 
 RING_TIMEOUT = 60.0  # s the caller lets a phone ring before giving up
 PHONE_REPORT_TIMEOUT = 5.0  # s for the phone to file its recording after the call
@@ -35,8 +38,10 @@ class CallResult:
     phone: dict[str, Any] = field(default_factory=dict)
     #: time.monotonic() of the first sample the browser sent and heard (see one_way_latency)
     timing: dict[str, float | None] = field(default_factory=dict)
+    webrtc_codec: dict[str, Any] | None = None  # {"name", "pt", "rate"} negotiated on the browser leg
     capture: str | None = None  # captures/<call_id>.pcapng
     capture_error: str | None = None  # why there is no capture
+    report: str | None = None  # captures/<call_id>.html
 
     @property
     def ok(self) -> bool:
@@ -75,10 +80,12 @@ async def place_call(
     on_status: Callable[[Call], None] | None = None,
     ring_timeout: float = RING_TIMEOUT,
     capture: bool = True,
+    report: bool = True,
 ) -> CallResult:
     """Log in, call `number`, talk for `duration` s, hang up; never raises for call failures.
 
-    With `capture`, SIP and RTP of every leg go to captures/<call_id>.pcapng.
+    With `capture`, SIP and RTP of every leg go to captures/<call_id>.pcapng, and with
+    `report` the call's HTML report to captures/<call_id>.html.
     """
     call_id = new_call_id()
     try:
@@ -102,6 +109,17 @@ async def place_call(
             recorder.stop()
     result.capture = str(recorder.path) if recorder else None
     result.capture_error = capture_error
+    if result.statuses:  # something happened: file the call's log next to its recordings
+        folder = call_dir(cfg, call_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "call.json").write_text(result.to_json())
+    if report and result.capture:
+        try:
+            model = analyze(result.capture, cfg)
+        except CaptureError as exc:
+            result.capture_error = f"the capture could not be analysed: {exc}"
+        else:
+            result.report = str(write_report(model, cfg.captures_dir / f"{call_id}.html", f"Call {call_id}"))
     return result
 
 
@@ -157,6 +175,8 @@ async def _place_call(
     if established is not None and call.started_at is not None:
         result.setup_ms = round((established - call.started_at - answer_wait) * 1000, 1)
     result.phone = await _phone_report(folder) if established else {}
+    if call.negotiated is not None:
+        result.webrtc_codec = dataclasses.asdict(call.negotiated)
     result.timing = {
         "browser_sent_t0": call.mic.started_at if call.mic else None,
         "browser_received_t0": call.heard.started_at,

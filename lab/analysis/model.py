@@ -11,6 +11,7 @@ import numpy as np
 
 from lab.analysis import pcap
 from lab.analysis.pcap import CaptureError, Packets
+from lab.analysis.quality import EModel, Pesq, e_model
 from lab.analysis.rtp import RtpSeries, RtpStats, stream_stats
 from lab.analysis.sip import STATIC_PT, Codec, ParsedSip, SdpMedia, parse_sip, stream_messages
 from lab.config import CALL_HEADER, LabConfig
@@ -79,11 +80,22 @@ class RtpStream:
     codec: str
     clock_rate: int
     stats: RtpStats
+    quality: EModel
     series: RtpSeries = field(repr=False)
 
     @property
     def label(self) -> str:
         return f"{self.src_party} -> {self.dst_party} {self.codec}"
+
+
+@dataclass(frozen=True)
+class LabEvent:
+    """Something the lab's client logged that no capture shows (its WebSocket signaling)."""
+
+    t: float  # seconds since the capture's first packet
+    src_party: str
+    dst_party: str
+    label: str
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,8 @@ class CallModel:
     streams: tuple[RtpStream, ...]
     tcp_retransmissions: int
     truncated: bool
+    events: tuple[LabEvent, ...] = ()
+    pesq: tuple[Pesq, ...] = ()
 
     def party_names(self) -> list[str]:
         return [p.name for p in self.parties]
@@ -110,10 +124,15 @@ def lab_party_names(cfg: LabConfig | None = None) -> dict[str, str]:
     return {p.host: p.name for p in cfg.parties}
 
 
-def load(path: str | Path, names: dict[str, str] | None = None) -> CallModel:
-    """The call model of a capture file; CaptureError when it cannot be read or holds no SIP."""
+def load(
+    path: str | Path, names: dict[str, str] | None = None, fallback_pts: dict[int, Codec] | None = None
+) -> CallModel:
+    """The call model of a capture file; CaptureError when it cannot be read or holds no SIP.
+
+    fallback_pts names payload types on RTP flows no SDP in the capture describes (the lab's
+    WebRTC leg, whose SDP travels over the client's WebSocket)."""
     packets = pcap.read(path)
-    model = build(packets, str(path), lab_party_names() if names is None else names)
+    model = build(packets, str(path), lab_party_names() if names is None else names, fallback_pts or {})
     if not model.messages:
         raise CaptureError(f"{path}: no SIP messages in {len(packets.frames.ts)} packets")
     return model
@@ -174,7 +193,9 @@ class _Parties:
         return tuple(sorted(first_seen, key=lambda p: (order.get(p.name, len(order)), first_seen.index(p))))
 
 
-def build(packets: Packets, source: str, names: dict[str, str]) -> CallModel:
+def build(
+    packets: Packets, source: str, names: dict[str, str], fallback_pts: dict[int, Codec] | None = None
+) -> CallModel:
     found, tcp_retransmissions = _sip_messages(packets)
     start = float(packets.frames.ts.min()) if len(packets.frames.ts) else 0.0
     parties = _Parties(names)
@@ -215,7 +236,7 @@ def build(packets: Packets, source: str, names: dict[str, str]) -> CallModel:
             )
         )
     dialogs = _dialogs(messages)
-    streams = _rtp_streams(packets, messages, parties)
+    streams = _rtp_streams(packets, messages, parties, fallback_pts or {})
     return CallModel(
         source=source,
         start=start,
@@ -295,7 +316,9 @@ def _sdp_endpoints(messages: list[SipMessage]) -> dict[tuple[str, int], dict[int
     return endpoints
 
 
-def _rtp_streams(packets: Packets, messages: list[SipMessage], parties: _Parties) -> tuple[RtpStream, ...]:
+def _rtp_streams(
+    packets: Packets, messages: list[SipMessage], parties: _Parties, fallback_pts: dict[int, Codec]
+) -> tuple[RtpStream, ...]:
     udp, data = packets.udp, packets.frames.data
     endpoints = _sdp_endpoints(messages)
     if len(udp.payload) == 0:
@@ -347,11 +370,12 @@ def _rtp_streams(packets: Packets, messages: list[SipMessage], parties: _Parties
     for k, (s, sp, d, dp, ss) in enumerate(uniq.tolist()):
         rows = order[bounds[k] : bounds[k + 1]]
         src_ip, dst_ip = addresses[s], addresses[d]
-        pt_map = endpoints.get((dst_ip, dp)) or endpoints.get((src_ip, sp)) or {}
+        pt_map = endpoints.get((dst_ip, dp)) or endpoints.get((src_ip, sp)) or fallback_pts
         clock = np.array([_clock(pt_map, int(x)) for x in pt[rows]], dtype=np.int64)
         stats, series = stream_stats(udp.ts[sel][rows], seq[rows], ts[rows], pt[rows], marker[rows], clock)
         main_pt = int(np.bincount(pt[rows]).argmax())
         codec = pt_map.get(main_pt) or STATIC_PT.get(main_pt)
+        codec_name = codec.name if codec else f"PT{main_pt}"
         src_end, dst_end = _endpoint(src_ip, sp), _endpoint(dst_ip, dp)
         streams.append(
             RtpStream(
@@ -363,9 +387,10 @@ def _rtp_streams(packets: Packets, messages: list[SipMessage], parties: _Parties
                 dst_party=parties.name(dst_end),
                 ssrc=ss,
                 pt=main_pt,
-                codec=codec.name if codec else f"PT{main_pt}",
+                codec=codec_name,
                 clock_rate=codec.rate if codec else 0,
                 stats=stats,
+                quality=e_model(stats, codec_name),
                 series=series,
             )
         )

@@ -21,6 +21,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.client import ClientConnection
 
 from lab import webrtc
+from lab.analysis.sip import Codec, parse_sdp
 from lab.audio import read_wav, resample
 from lab.config import CALL_ID_RE, SipAccount
 from lab.numbers import normalize_number
@@ -196,6 +197,7 @@ class Call:
         self.pc = webrtc.peer_connection()
         self.mic: webrtc.PromptTrack | None = None
         self.heard = webrtc.Recording()
+        self.negotiated: Codec | None = None  # the WebRTC leg's codec, from the gateway's answer
         self._drain: asyncio.Task[None] | None = None
 
     @property
@@ -263,6 +265,9 @@ class Call:
             raise
         if not self.status.final:  # else the peer connection is being closed already
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+            media = parse_sdp(sdp)
+            if media and media[0].codecs:
+                self.negotiated = media[0].codecs[0]
 
     def _on_message(self, msg: dict[str, Any]) -> None:
         if msg["type"] == "sdp":

@@ -1,0 +1,92 @@
+"""A lab call, analysed: its capture plus what the lab's own parties filed next to it
+(captures/<call id>/call.json and the four recordings)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from lab.analysis.model import CallModel, LabEvent, RtpStream, lab_party_names, load
+from lab.analysis.quality import Pesq
+from lab.analysis.sip import Codec
+from lab.audio import pesq_nb, read_wav
+from lab.config import LabConfig
+
+
+def sidecar(capture: Path) -> Path:
+    """captures/<call id>.pcapng -> captures/<call id>/"""
+    return capture.with_suffix("")
+
+
+def analyze(capture: str | Path, cfg: LabConfig | None = None, with_pesq: bool = True) -> CallModel:
+    """The call model of any capture; for a lab call also its statuses and PESQ."""
+    cfg = cfg or LabConfig()
+    capture = Path(capture)
+    log = _call_log(sidecar(capture))
+    fallback = {}
+    if log.get("webrtc_codec"):
+        codec = Codec(**log["webrtc_codec"])
+        fallback = {codec.pt: codec}
+    model = load(capture, lab_party_names(cfg), fallback)
+    if not log:
+        return model
+    events = _events(model, log, cfg)
+    pesq = _pesq(model, sidecar(capture), cfg) if with_pesq else ()
+    return dataclasses.replace(model, events=events, pesq=pesq)
+
+
+def _call_log(folder: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads((folder / "call.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
+def _events(model: CallModel, log: dict[str, Any], cfg: LabConfig) -> tuple[LabEvent, ...]:
+    browser, gateway = cfg.browser.name, cfg.gateway.name
+    events = []
+    for status in log.get("statuses", []):
+        name = status["status"]
+        code = f" {status['sip_code']}" if status.get("sip_code") else ""
+        if name == "PENDING":
+            events.append(LabEvent(status["t"] - model.start, browser, gateway, f"call() to {log['number']}"))
+        else:
+            events.append(LabEvent(status["t"] - model.start, gateway, browser, f"{name}{code}"))
+    return tuple(events)
+
+
+def _stream(model: CallModel, src: str, dst: str) -> RtpStream | None:
+    return next((s for s in model.streams if s.src_party == src and s.dst_party == dst), None)
+
+
+def _pesq(model: CallModel, folder: Path, cfg: LabConfig) -> tuple[Pesq, ...]:
+    from lab.codecs import through_chain
+
+    names = (cfg.browser.name, cfg.gateway.name, cfg.pstn.name, cfg.phone.name)
+    hops = list(zip(names, names[1:], strict=False))
+    rows = []
+    for sender, receiver, prompt, heard in (
+        ("Browser", "Mobile phone", "browser.wav", "phone_received.wav"),
+        ("Mobile phone", "Browser", "phone.wav", "browser_received.wav"),
+    ):
+        path = folder / heard
+        if not path.exists() or not (cfg.prompts_dir / prompt).exists():
+            continue
+        source, _ = read_wav(cfg.prompts_dir / prompt)
+        received, _ = read_wav(path)
+        if len(received) < 8000:
+            continue
+        legs = hops if sender == "Browser" else [(b, a) for a, b in reversed(hops)]
+        chain = tuple(s.codec.lower() for s in (_stream(model, a, b) for a, b in legs) if s is not None)
+        ceiling = None
+        if chain and (shutil.which("sox") or "gsm" not in chain):
+            try:
+                ceiling = round(pesq_nb(source, through_chain(source, list(chain))), 2)
+            except (KeyError, FileNotFoundError):
+                ceiling = None
+        rows.append(Pesq(f"{sender} -> {receiver}", round(pesq_nb(source, received), 2), ceiling, chain))
+    return tuple(rows)

@@ -1,0 +1,246 @@
+"""Figures of a call, each a pure function of the call model (no pyplot state, no I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from lab.analysis.model import CallModel, LabEvent, RtpStream, SipMessage
+
+ROW_INCH = 0.36
+GAP_S = 0.5  # a pause longer than this between messages gets GAP_ROWS of room (media flows)
+GAP_ROWS = 3
+PARTY_INCH = 2.3
+FAILURE = "#c62828"
+EVENT = "#1565c0"
+NORMAL = "#222222"
+RETRANSMITTED = "#9e9e9e"
+
+
+@dataclass(frozen=True)
+class LadderRow:
+    t: float
+    src: str
+    dst: str
+    label: str
+    note: str  # SDP summary, or the transport for lab events
+    style: str  # "sip", "failure", "retransmission", "event"
+
+
+def ladder_rows(model: CallModel) -> list[LadderRow]:
+    """The ladder's arrows in time order: SIP messages and the lab client's own events."""
+    rows = [_sip_row(m) for m in model.messages] + [_event_row(e) for e in model.events]
+    return sorted(rows, key=lambda r: r.t)
+
+
+def _sip_row(m: SipMessage) -> LadderRow:
+    style = "retransmission" if m.retransmission else "failure" if m.failure else "sip"
+    note = "; ".join(media.summary for media in m.sdp)
+    label = m.label if m.is_request else f"{m.label} ({m.method})"
+    return LadderRow(m.t, m.src_party, m.dst_party, label, note, style)
+
+
+def _event_row(e: LabEvent) -> LadderRow:
+    return LadderRow(e.t, e.src_party, e.dst_party, e.label, "WebSocket", "event")
+
+
+def _colour(style: str) -> str:
+    return {"failure": FAILURE, "retransmission": RETRANSMITTED, "event": EVENT}.get(style, NORMAL)
+
+
+def ladder(model: CallModel) -> Figure:
+    """SIP ladder: one lifeline per party in call-path order, every message an arrow in time
+    order with its time offset, SDP notes, and the RTP streams as bands between parties."""
+    rows = ladder_rows(model)
+    names = [p.name for p in model.parties]
+    for r in rows:  # parties seen only in lab events
+        for n in (r.src, r.dst):
+            if n not in names:
+                names.append(n)
+    x = {name: i for i, name in enumerate(names)}
+    ys = _row_positions([r.t for r in rows])
+    bottom = float(ys[-1]) + 1 if len(ys) else 1.0
+    height = max(3.0, 1.2 + ROW_INCH * (bottom + 1))
+    fig = Figure(figsize=(max(8.0, PARTY_INCH * len(names) + 1.5), height), dpi=100)
+    ax = fig.add_axes((0.09, 0.02, 0.89, 1 - 0.9 / height))
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    ax.set_ylim(bottom + 0.2, -0.8)
+    ax.axis("off")
+    for name, i in x.items():
+        ax.plot([i, i], [-0.5, bottom], color="#90a4ae", lw=1.2, zorder=1)
+        ax.text(i, -0.7, name, ha="center", va="bottom", fontsize=10, weight="bold")
+    times = np.array([r.t for r in rows]) if rows else np.zeros(0)
+    for k in range(1, len(ys)):
+        if ys[k] - ys[k - 1] > 1:
+            ax.text(
+                -0.58,
+                (ys[k] + ys[k - 1]) / 2,
+                f"... {times[k] - times[k - 1]:.2f} s ...",
+                fontsize=7,
+                va="center",
+                color="#888888",
+                style="italic",
+            )
+    _stream_bands(ax, model, x, times, ys)
+    for y, r in zip(ys, rows, strict=True):
+        colour = _colour(r.style)
+        a, b = x[r.src], x[r.dst]
+        ax.text(-0.58, y, f"{r.t:+.3f} s", fontsize=7, va="center", color="#555555", family="monospace")
+        if a == b:
+            ax.annotate(
+                "",
+                (a + 0.02, y + 0.25),
+                (a + 0.02, y - 0.05),
+                zorder=3,
+                arrowprops={"arrowstyle": "->", "color": colour, "connectionstyle": "arc3,rad=-1.5"},
+            )
+        else:
+            ax.annotate(
+                "",
+                (b, y),
+                (a, y),
+                zorder=3,
+                arrowprops={
+                    "arrowstyle": "-|>",
+                    "color": colour,
+                    "lw": 1.3,
+                    "linestyle": "--" if r.style in ("retransmission", "event") else "-",
+                },
+            )
+        mid = (a + b) / 2
+        ax.text(
+            mid,
+            y - 0.08,
+            r.label,
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color=colour,
+            zorder=4,
+            weight="bold" if r.style == "failure" else "normal",
+        )
+        if r.note:
+            ax.text(mid, y + 0.08, r.note, ha="center", va="top", fontsize=6.5, color="#546e7a", zorder=4)
+    if not rows:
+        ax.text(0, 0, "no SIP messages", fontsize=10)
+    return fig
+
+
+def _row_positions(times: list[float]) -> np.ndarray:
+    """One row per message, plus room wherever the call pauses (that is where media flows)."""
+    if not times:
+        return np.zeros(0)
+    steps = [0.0] + [1.0 + (GAP_ROWS if b - a > GAP_S else 0) for a, b in zip(times, times[1:], strict=False)]
+    return np.cumsum(steps)
+
+
+def _quiet_spot(ys: np.ndarray, y0: float, y1: float) -> float:
+    """The middle of the widest pause between y0 and y1, where a label hides no arrow."""
+    gaps = [(b - a, (a + b) / 2) for a, b in zip(ys, ys[1:], strict=False) if a >= y0 - 0.5 and b <= y1 + 0.5]
+    widest = max(gaps, default=(0.0, (y0 + y1) / 2))
+    return widest[1] if widest[0] > 1 else (y0 + y1) / 2
+
+
+def _stream_bands(ax: Axes, model: CallModel, x: dict[str, int], times: np.ndarray, ys: np.ndarray) -> None:
+    """Each pair of parties' RTP as a shaded band over the rows during which it flowed."""
+    pairs: dict[tuple[str, str], list[RtpStream]] = {}
+    for s in model.streams:
+        if s.src_party in x and s.dst_party in x:
+            a, b = sorted((s.src_party, s.dst_party), key=lambda n: x[n])
+            pairs.setdefault((a, b), []).append(s)
+    for k, ((left, right), streams) in enumerate(sorted(pairs.items(), key=lambda kv: x[kv[0][0]])):
+        start = min(s.stats.start for s in streams) - model.start
+        end = max(s.stats.end for s in streams) - model.start
+        y0 = float(np.interp(start, times, ys)) if len(times) else 0.0
+        y1 = float(np.interp(end, times, ys)) if len(times) else 1.0
+        y1 = max(y1, y0 + 0.8)
+        xa, xb = x[left], x[right]
+        ax.add_patch(
+            Rectangle((xa + 0.04, y0), xb - xa - 0.08, y1 - y0, color="#a5d6a7", alpha=0.35, zorder=0, lw=0)
+        )
+        text = "\n".join(
+            f"{s.src_party} -> {s.dst_party}\n{s.codec}  loss {s.stats.lost_pct:.1f}%  "
+            f"jitter {s.stats.mean_jitter_ms:.1f} ms  MOS {s.quality.mos:.2f}"
+            for s in streams
+        )
+        middle = _quiet_spot(ys, y0, y1) + (k % 2 - 0.5) * 0.9
+        ax.text(
+            (xa + xb) / 2,
+            middle,
+            text,
+            ha="center",
+            va="center",
+            fontsize=6.5,
+            color="#1b5e20",
+            zorder=2,
+            bbox={"facecolor": "white", "alpha": 0.75, "lw": 0},
+        )
+
+
+def jitter(model: CallModel) -> Figure:
+    """Jitter over time per RTP stream (Wireshark's definition, ms)."""
+    fig = Figure(figsize=(9, 3.6), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    for s in model.streams:
+        offset = s.stats.start - model.start
+        ax.plot(np.asarray(s.series.t) + offset, s.series.jitter_ms, lw=1, label=s.label)
+    ax.set_xlabel("time since capture start (s)")
+    ax.set_ylabel("jitter (ms)")
+    ax.set_title("RTP jitter per stream")
+    ax.grid(alpha=0.3)
+    if model.streams:
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def loss(model: CallModel) -> Figure:
+    """Packets lost and sequence errors per RTP stream."""
+    fig = Figure(figsize=(9, 0.5 + 0.45 * max(1, len(model.streams))), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    labels = [s.label for s in model.streams]
+    y = np.arange(len(labels))
+    ax.barh(y, [s.stats.lost_pct for s in model.streams], color="#ef5350", label="lost %")
+    for i, s in enumerate(model.streams):
+        ax.text(
+            s.stats.lost_pct,
+            i,
+            f" {s.stats.lost} lost of {s.stats.expected}, {s.stats.seq_errors} seq errors",
+            va="center",
+            fontsize=7,
+        )
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlabel("packet loss (%)")
+    ax.set_xlim(0, max(1.0, max((s.stats.lost_pct for s in model.streams), default=0) * 1.6))
+    ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def quality(model: CallModel) -> Figure:
+    """E-model MOS per stream beside PESQ per direction and its codec-chain ceiling."""
+    fig = Figure(figsize=(9, 3.2), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    labels = [f"E-model\n{s.src_party}->{s.dst_party}" for s in model.streams]
+    values = [s.quality.mos for s in model.streams]
+    colours = ["#42a5f5"] * len(values)
+    for p in model.pesq:
+        labels.append(f"PESQ\n{p.direction.replace(' -> ', '->')}")
+        values.append(p.mos_lqo)
+        colours.append("#ab47bc")
+    ax.bar(range(len(values)), values, color=colours)
+    for i, p in enumerate(model.pesq, start=len(model.streams)):
+        if p.ceiling is not None:
+            ax.plot([i - 0.4, i + 0.4], [p.ceiling, p.ceiling], color="black", lw=2)
+            ax.text(i, p.ceiling + 0.05, f"ceiling {p.ceiling:.2f}", ha="center", fontsize=7)
+    ax.set_xticks(range(len(values)), labels, fontsize=6.5)
+    ax.set_ylim(1, 4.8)
+    ax.set_ylabel("MOS")
+    ax.set_title("Quality: E-model (G.107) per stream, PESQ (P.862) per direction")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

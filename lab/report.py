@@ -1,0 +1,170 @@
+"""One self-contained HTML file per call: parties, ladder, streams, plots, quality, and the
+SIP messages (credentials redacted). A pure function of the call model."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from lab import plots
+from lab.analysis.model import CallModel
+from lab.analysis.quality import MIN_JITTER_BUFFER_MS, PTIME_MS
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
+table{border-collapse:collapse;margin:0.5em 0 1.5em}
+td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}
+th{background:#eceff1}td.l,th.l{text-align:left}
+pre{background:#f5f5f5;padding:8px;font-size:12px;white-space:pre-wrap}
+img{max-width:100%}details{margin:4px 0}.fail{color:#c62828}
+"""
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return '<img alt="figure" src="data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode() + '">'
+
+
+def _triple(low: float, mean: float, high: float) -> str:
+    return f"{low:.3f} / {mean:.3f} / {high:.3f}"
+
+
+def _table(header: list[str], rows: list[list[object]], left: int = 1) -> str:
+    th = "".join(f'<th class="{"l" if i < left else ""}">{html.escape(h)}</th>' for i, h in enumerate(header))
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{"l" if i < left else ""}">{html.escape(str(c))}</td>' for i, c in enumerate(r)
+        )
+        + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def render(model: CallModel, title: str | None = None) -> str:
+    title = title or f"Call report: {Path(model.source).name}"
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+    ]
+    failures = [m for m in model.messages if m.failure]
+    summary = (
+        f"{len(model.messages)} SIP messages, {len(model.dialogs)} dialogs, {len(model.streams)} RTP streams"
+    )
+    if failures:
+        summary += f", failures: {', '.join(sorted({m.label for m in failures}))}"
+    parts.append(f"<p>{html.escape(summary)}</p>")
+    if model.truncated:
+        parts.append("<p class='fail'>The capture file is truncated: its last packet is incomplete.</p>")
+    parts.append(
+        "<h2>Parties</h2>" + _table(["party", "address"], [[p.name, p.address] for p in model.parties], 2)
+    )
+    parts.append("<h2>SIP ladder</h2>" + _png(plots.ladder(model)))
+    parts.append(
+        "<h2>RTP streams</h2>"
+        + _table(
+            [
+                "stream",
+                "source",
+                "destination",
+                "SSRC",
+                "codec",
+                "packets",
+                "expected",
+                "lost",
+                "lost %",
+                "seq errors",
+                "min/mean/max delta (ms)",
+                "min/mean/max jitter (ms)",
+                "max skew (ms)",
+                "R",
+                "MOS",
+            ],
+            [
+                [
+                    s.label,
+                    f"{s.src}:{s.src_port}",
+                    f"{s.dst}:{s.dst_port}",
+                    f"0x{s.ssrc:08X}",
+                    s.codec,
+                    s.stats.packets,
+                    s.stats.expected,
+                    s.stats.lost,
+                    f"{s.stats.lost_pct:.2f}",
+                    s.stats.seq_errors,
+                    _triple(s.stats.min_delta_ms, s.stats.mean_delta_ms, s.stats.max_delta_ms),
+                    _triple(s.stats.min_jitter_ms, s.stats.mean_jitter_ms, s.stats.max_jitter_ms),
+                    f"{s.stats.max_skew_ms:.3f}",
+                    s.quality.r_factor,
+                    s.quality.mos,
+                ]
+                for s in model.streams
+            ],
+            3,
+        )
+    )
+    if model.streams:
+        parts.append(_png(plots.jitter(model)) + _png(plots.loss(model)))
+    parts.append("<h2>Quality</h2>")
+    if model.pesq:
+        parts.append(
+            _table(
+                ["direction", "codec chain", "PESQ MOS-LQO", "ceiling (same chain offline)"],
+                [
+                    [p.direction, " > ".join(p.chain), p.mos_lqo, p.ceiling if p.ceiling else "-"]
+                    for p in model.pesq
+                ],
+                2,
+            )
+        )
+    if model.streams or model.pesq:
+        parts.append(_png(plots.quality(model)))
+    parts.append(
+        "<p>E-model (ITU-T G.107): R0-Is = 93.2 and A = 0 (defaults); Ie and Bpl per codec from "
+        "G.113 where listed, else assumed (see table); packet-loss concealment on, random loss; "
+        f"one-way delay = {PTIME_MS:g} ms packetisation + a jitter buffer of "
+        f"max({MIN_JITTER_BUFFER_MS:g} ms, 2 x max jitter). PESQ (ITU-T P.862, narrowband) compares "
+        "what one side's speaker heard with the prompt the other side played; the ceiling is the "
+        "same prompt passed offline through the same codecs.</p>"
+    )
+    parts.append(
+        _table(
+            ["stream", "Ie", "Bpl", "from", "delay (ms)", "Ie,eff", "Id"],
+            [
+                [
+                    s.label,
+                    s.quality.impairment.ie,
+                    s.quality.impairment.bpl,
+                    s.quality.impairment.source,
+                    s.quality.delay_ms,
+                    s.quality.ie_eff,
+                    s.quality.id,
+                ]
+                for s in model.streams
+            ],
+            1,
+        )
+    )
+    parts.append("<h2>SIP messages</h2>")
+    for m in model.messages:
+        flag = " (retransmission)" if m.retransmission else ""
+        cls = " class='fail'" if m.failure else ""
+        parts.append(
+            f"<details><summary{cls}>#{m.frame} +{m.t:.3f} s {html.escape(m.src_party)} -&gt; "
+            f"{html.escape(m.dst_party)} {m.transport}: {html.escape(m.label)}{flag}</summary>"
+            f"<pre>{html.escape(m.raw)}</pre></details>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write(model: CallModel, path: Path, title: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(model, title))
+    return path
