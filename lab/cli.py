@@ -169,7 +169,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         _print_summary(model)
     if model.truncated:
         print(
-            f"calllab: {model.source}: the file is cut short inside its last packet (shown: what precedes it)",
+            f"calllab: {model.source}: the file is cut short inside its last packet (shown: all before it)",
             file=sys.stderr,
         )
         return 3
