@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -227,6 +228,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `calllab analyze x | head` ends quietly
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.analysis.call import analyze
 from lab.audio import best_match, pesq_nb, read_wav
 from lab.config import PhonePolicy
 from lab.scenario import CallResult, place_call
@@ -47,6 +48,31 @@ async def test_call_reaches_the_phone_and_both_sides_talk(stack: Stack) -> None:
     assert best_match(browser_prompt, at_browser).correlation < 0.75
     assert pesq_nb(browser_prompt, at_phone) > PESQ_FLOOR
     assert pesq_nb(phone_prompt, at_browser) > PESQ_FLOOR
+
+
+async def test_every_call_leaves_a_capture_and_a_report(stack: Stack) -> None:
+    result = await place_call(stack.cfg, NUMBER, duration=2.0, answer=PhonePolicy("answer", 0.3))
+    assert result.ok and result.capture and result.report, result
+    model = analyze(result.capture, stack.cfg)
+    invites = [(m.src_party, m.dst_party) for m in model.messages if m.method == "INVITE" and m.is_request]
+    assert invites[-3:] == [
+        ("Gateway", "SIP server"),
+        ("SIP server", "PSTN gateway"),
+        ("PSTN gateway", "Mobile phone"),
+    ]
+    ladder = [(m.label, m.method) for m in model.messages]
+    invite, ringing, ok = ("INVITE", "INVITE"), ("180 Ringing", "INVITE"), ("200 OK", "INVITE")
+    assert ladder.index(invite) < ladder.index(ringing) < ladder.index(ok) < ladder.index(("BYE", "BYE"))
+    assert ladder[-1] in (("200 OK", "BYE"), ("200 OK", "REGISTER"))  # the capture runs past the last BYE/200
+    assert {("Browser", "Gateway"), ("Gateway", "PSTN gateway"), ("PSTN gateway", "Mobile phone")} <= {
+        (s.src_party, s.dst_party) for s in model.streams
+    }
+    assert [e.label.split()[0] for e in model.events][-3:] == ["RING", "ESTABLISHED", "FINISH"]
+    assert {p.direction for p in model.pesq} == {"Browser -> Mobile phone", "Mobile phone -> Browser"}
+    html = Path(result.report).read_text()
+    assert stack.cfg.password not in html and stack.cfg.password not in Path(
+        result.capture
+    ).read_bytes().decode("latin-1")
 
 
 @pytest.mark.parametrize("codec", ["pcmu", "pcma"])

@@ -271,9 +271,19 @@ def _user(uri: str) -> str:
     return uri.split(":", 1)[-1].split("@", 1)[0] if "@" in uri else ""
 
 
+def _same_number(a: str, b: str) -> bool:
+    """Equal users, or numbers where one is the other with a prefix a gateway added."""
+    if a == b:
+        return a != ""
+    da, db = "".join(c for c in a if c.isdigit()), "".join(c for c in b if c.isdigit())
+    short, long = sorted((da, db), key=len)
+    return len(short) >= 7 and long.endswith(short)
+
+
 def _correlate(dialogs: tuple[Dialog, ...], messages: list[SipMessage]) -> tuple[tuple[int, ...], ...]:
     """Dialogs of one call across a B2BUA: the lab's call header when present, else an INVITE
-    to the same user that leaves the party which just received one (within 2 s)."""
+    to the same number (give or take a prefix) that leaves the party which just received one
+    (within 2 s)."""
     group_of: dict[int, int] = {}
     groups: list[list[int]] = []
     lab_groups: dict[str, int] = {}
@@ -290,7 +300,9 @@ def _correlate(dialogs: tuple[Dialog, ...], messages: list[SipMessage]) -> tuple
                 first = next((m for m in other if m.method == "INVITE" and m.is_request), None)
                 if (
                     first is not None
-                    and _user(first.start_line.split(" ")[1]) == _user(invite.start_line.split(" ")[1]) != ""
+                    and _same_number(
+                        _user(first.start_line.split(" ")[1]), _user(invite.start_line.split(" ")[1])
+                    )
                     and 0 <= invite.t - first.t < 2.0
                     and any(m.dst_party == invite.src_party for m in other if m.method == "INVITE")
                 ):

@@ -36,7 +36,7 @@ _COMPACT = {
     "r": "refer-to",
     "b": "referred-by",
 }
-_SECRET_HEADERS = re.compile(r"^((?:proxy-)?authorization\s*:\s*)(.*)$", re.IGNORECASE | re.MULTILINE)
+_SECRET_HEADERS = re.compile(r"^((?:proxy-)?authorization\s*:\s*)([^\r\n]*)", re.IGNORECASE | re.MULTILINE)
 
 
 def looks_like_sip(payload: bytes) -> bool:

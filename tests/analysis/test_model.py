@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab.analysis.model import load
+from lab.config import LabConfig
+
+from .conftest import shared
+
+
+def test_lab_call_model(lab_capture: Path) -> None:
+    model = load(lab_capture)
+    assert [p.name for p in model.parties] == [p.name for p in LabConfig().parties]
+    invites = [m for m in model.messages if m.method == "INVITE" and m.is_request and not m.retransmission]
+    hops = [(m.src_party, m.dst_party) for m in invites]
+    # 407-challenged first attempt, then the call: gateway -> SIP server -> PSTN gateway -> phone
+    assert hops[-3:] == [
+        ("Gateway", "SIP server"),
+        ("SIP server", "PSTN gateway"),
+        ("PSTN gateway", "Mobile phone"),
+    ]
+    times = [m.t for m in invites]
+    assert times == sorted(times)
+    # The proxied dialog and the B2BUA's second dialog are one call.
+    invite_dialogs = {
+        i
+        for i, d in enumerate(model.dialogs)
+        if any(model.messages[k].method == "INVITE" for k in d.messages)
+    }
+    assert len(invite_dialogs) == 2
+    assert any(invite_dialogs <= set(group) for group in model.calls)
+    byes = [(m.src_party, m.dst_party) for m in model.messages if m.method == "BYE" and m.is_request]
+    assert byes == [
+        ("Gateway", "SIP server"),
+        ("SIP server", "PSTN gateway"),
+        ("PSTN gateway", "Mobile phone"),
+    ]
+    legs = {(s.src_party, s.dst_party): s.codec for s in model.streams}
+    assert legs[("Gateway", "PSTN gateway")] == "PCMU" and legs[("PSTN gateway", "Mobile phone")] == "GSM"
+    assert ("Browser", "Gateway") in legs
+
+
+def test_foreign_capture_names_parties_by_address() -> None:
+    model = load(shared("sip_ipv6_udp.pcap"))
+    assert model.parties[0].name == "[fe80::21a:a0ff:fe07:32e0]:5060"
+    assert [m.label for m in model.messages][:3] == ["INVITE", "100 Trying", "200 OK"]
+
+
+def test_b2bua_legs_correlated_without_lab_headers() -> None:
+    model = load(shared("sip_tcp_websocket.pcap"), names={})
+    call_ids = [[model.dialogs[i].call_id for i in group] for group in model.calls]
+    assert any(len(group) == 2 for group in call_ids), call_ids

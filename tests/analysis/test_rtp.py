@@ -1,0 +1,85 @@
+"""The lab's RTP statistics equal `tshark -q -z rtp,streams` on the same file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lab.analysis.model import load
+from lab.analysis.rtp import stream_stats
+from lab.analysis.tshark import rtp_streams
+
+from .conftest import SYNTHETIC, shared
+
+PRINTED = 0.0015  # tshark prints 3 decimals: equal within rounding, well inside 0.01 ms
+
+
+def assert_equal_to_tshark(path: Path, heuristic: bool = False, fallback: dict | None = None) -> int:
+    model = load(path, names={}, fallback_pts=fallback)
+    reference = {(r.src, r.src_port, r.dst, r.dst_port, r.ssrc): r for r in rtp_streams(path, heuristic)}
+    ours = {(s.src, s.src_port, s.dst, s.dst_port, s.ssrc): s for s in model.streams}
+    assert set(ours) == set(reference), f"{path.name}: streams differ"
+    for key, ref in reference.items():
+        st = ours[key].stats
+        assert (st.packets, st.lost) == (ref.packets, ref.lost), f"{path.name} {key}"
+        for field in (
+            "min_delta_ms",
+            "mean_delta_ms",
+            "max_delta_ms",
+            "min_jitter_ms",
+            "mean_jitter_ms",
+            "max_jitter_ms",
+        ):
+            assert getattr(st, field) == pytest.approx(getattr(ref, field), abs=PRINTED), (
+                f"{path.name} {key} {field}"
+            )
+    return len(reference)
+
+
+@pytest.mark.parametrize("name", [n for n, (_, sdp) in SYNTHETIC.items() if sdp])
+def test_generated_calls_equal_tshark(synthetic: dict[str, Path], name: str) -> None:
+    assert assert_equal_to_tshark(synthetic[name]) >= 1
+
+
+def test_rtp_without_sdp_equals_tshark_heuristic(synthetic: dict[str, Path]) -> None:
+    assert assert_equal_to_tshark(synthetic["no_sdp_in_capture"], heuristic=True) == 1
+
+
+def test_real_g711a_call_with_comfort_noise_equals_tshark() -> None:
+    assert assert_equal_to_tshark(shared("sip_ipv4_tcp.pcap")) == 2
+
+
+def test_lab_call_equals_tshark_on_every_leg(lab_capture: Path) -> None:
+    # The browser leg's SDP travels over the client's WebSocket: like tshark, heuristics find it.
+    assert assert_equal_to_tshark(lab_capture, heuristic=True) == 6
+
+
+def test_injected_loss_is_counted_exactly(synthetic: dict[str, Path]) -> None:
+    model = load(synthetic["loss_and_jitter"], names={})
+    lossy = next(s for s in model.streams if s.ssrc == 0x1111)
+    assert (lossy.stats.expected, lossy.stats.lost) == (500, 25)
+    assert lossy.stats.lost_pct == pytest.approx(5.0)
+    wrapped = next(s for s in load(synthetic["sequence_wrap"], names={}).streams)
+    assert (wrapped.stats.expected, wrapped.stats.lost) == (400, 3)
+
+
+def test_jitter_follows_rfc3550_on_a_known_pattern() -> None:
+    # Packets every 20 ms, except one 10 ms late: D = 10 at the late packet and 10 right after.
+    n = 50
+    arrival = np.arange(n) * 0.020
+    arrival[20] += 0.010
+    stats, series = stream_stats(
+        arrival,
+        np.arange(n) + 100,
+        np.arange(n) * 160,
+        np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=bool),
+        np.full(n, 8000),
+    )
+    assert series.jitter_ms[19] == pytest.approx(0.0)
+    assert series.jitter_ms[20] == pytest.approx(10 / 16)
+    assert series.jitter_ms[21] == pytest.approx(10 / 16 + (10 - 10 / 16) / 16)
+    assert stats.max_delta_ms == pytest.approx(30.0) and stats.min_delta_ms == pytest.approx(10.0)
+    assert series.jitter_ms.flags.writeable is False
