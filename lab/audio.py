@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import signal
 
 RATE = 8000
 
@@ -48,6 +47,8 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> None:
 def resample(samples: np.ndarray, rate: int, to: int = RATE) -> np.ndarray:
     if rate == to:
         return samples
+    from scipy import signal  # 0.6 s to import: only where audio is resampled
+
     g = np.gcd(rate, to)
     return signal.resample_poly(samples, to // g, rate // g).astype(np.float32)
 

@@ -1,4 +1,8 @@
-"""`calllab up | down | status | call NUMBER`."""
+"""`calllab up | down | status | call NUMBER | analyze CAPTURE | report CAPTURE`.
+
+Commands import what they need when they run: `calllab analyze` should not pay for aiortc
+and pjsua2, nor `calllab status` for matplotlib.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lab.analysis.call import analyze
-from lab.analysis.model import CallModel
 from lab.analysis.pcap import CaptureError
-from lab.client import Call
 from lab.config import LabConfig, PhonePolicy
 from lab.numbers import InvalidNumber, normalize_number
-from lab.report import write as write_report
-from lab.scenario import CallResult, place_call
-from lab.stack import LabError, Stack, health, read_state, running_config, start_daemon, stop_daemon
+from lab.stack import LabError, health, read_state, running_config, start_daemon, stop_daemon
+
+if TYPE_CHECKING:
+    from lab.analysis.model import CallModel
+    from lab.client import Call
+    from lab.scenario import CallResult
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -64,6 +69,9 @@ def _print_status(call: Call, stream: object) -> None:
 
 
 async def _call(args: argparse.Namespace) -> CallResult:
+    from lab.scenario import place_call
+    from lab.stack import Stack
+
     answer = PhonePolicy.parse(f"after:{args.answer_after}") if args.answer_after is not None else None
     stream = sys.stderr if args.json else sys.stdout
     kwargs = {
@@ -87,6 +95,8 @@ async def _call(args: argparse.Namespace) -> CallResult:
 
 
 def cmd_call(args: argparse.Namespace) -> int:
+    from lab.scenario import CallResult
+
     try:
         result = asyncio.run(_call(args))
     except LabError as exc:
@@ -163,6 +173,8 @@ def _model_json(model: CallModel) -> dict[str, object]:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from lab.analysis.call import analyze
+
     model = analyze(args.capture)
     if args.json:
         print(json.dumps(_model_json(model), indent=2))
@@ -196,6 +208,9 @@ def _print_summary(model: CallModel) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from lab.analysis.call import analyze
+    from lab.report import write as write_report
+
     model = analyze(args.capture)
     out = Path(args.output) if args.output else Path(args.capture).with_suffix(".html")
     print(write_report(model, out))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from lab.analysis.model import CallModel, LabEvent, RtpStream, SipMessage
+from lab.analysis.ladder import ladder_rows
+from lab.analysis.model import CallModel, RtpStream
 
 ROW_INCH = 0.36
 GAP_S = 0.5  # a pause longer than this between messages gets GAP_ROWS of room (media flows)
@@ -19,33 +18,6 @@ FAILURE = "#c62828"
 EVENT = "#1565c0"
 NORMAL = "#222222"
 RETRANSMITTED = "#9e9e9e"
-
-
-@dataclass(frozen=True)
-class LadderRow:
-    t: float
-    src: str
-    dst: str
-    label: str
-    note: str  # SDP summary, or the transport for lab events
-    style: str  # "sip", "failure", "retransmission", "event"
-
-
-def ladder_rows(model: CallModel) -> list[LadderRow]:
-    """The ladder's arrows in time order: SIP messages and the lab client's own events."""
-    rows = [_sip_row(m) for m in model.messages] + [_event_row(e) for e in model.events]
-    return sorted(rows, key=lambda r: r.t)
-
-
-def _sip_row(m: SipMessage) -> LadderRow:
-    style = "retransmission" if m.retransmission else "failure" if m.failure else "sip"
-    note = "; ".join(media.summary for media in m.sdp)
-    label = m.label if m.is_request else f"{m.label} ({m.method})"
-    return LadderRow(m.t, m.src_party, m.dst_party, label, note, style)
-
-
-def _event_row(e: LabEvent) -> LadderRow:
-    return LadderRow(e.t, e.src_party, e.dst_party, e.label, "WebSocket", "event")
 
 
 def _colour(style: str) -> str:

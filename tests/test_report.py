@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from lab import plots, report
+from lab.analysis.ladder import ladder_rows
 from lab.analysis.model import load
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lab_call.pcapng"
@@ -25,7 +26,7 @@ def test_report_is_self_contained_and_complete(tmp_path: Path) -> None:
 
 def test_ladder_has_every_message_in_time_order() -> None:
     model = load(FIXTURE)
-    rows = plots.ladder_rows(model)
+    rows = ladder_rows(model)
     assert len(rows) == len(model.messages)
     assert [r.t for r in rows] == sorted(r.t for r in rows)
     fig = plots.ladder(model)

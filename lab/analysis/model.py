@@ -373,19 +373,27 @@ def _rtp_streams(
     marker = (data[at + 1] >> 7).astype(bool)
     pt = pt_all[sel]
     src, sport, dst, dport = udp.src[sel], udp.sport[sel], udp.dst[sel], udp.dport[sel]
-    keys = np.stack([src, sport, dst, dport, ssrc], axis=1)
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    flow = (src << 48) | (sport << 32) | (dst << 16) | dport  # address indexes stay far below 2**15
+    flows, flow_id = np.unique(flow, return_inverse=True)
+    keys, inverse = np.unique((flow_id.reshape(-1) << 32) | ssrc, return_inverse=True)
     inverse = inverse.reshape(-1)
     order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+    bounds = np.searchsorted(inverse[order], np.arange(len(keys) + 1))
+    uniq = [
+        (int(f >> 48), int((f >> 32) & 0xFFFF), int((f >> 16) & 0xFFFF), int(f & 0xFFFF), int(k & 0xFFFFFFFF))
+        for f, k in zip(flows[keys >> 32], keys, strict=True)
+    ]
     streams = []
-    for k, (s, sp, d, dp, ss) in enumerate(uniq.tolist()):
+    for k, (s, sp, d, dp, ss) in enumerate(uniq):
         rows = order[bounds[k] : bounds[k + 1]]
         src_ip, dst_ip = addresses[s], addresses[d]
         pt_map = endpoints.get((dst_ip, dp)) or endpoints.get((src_ip, sp)) or fallback_pts
-        clock = np.array([_clock(pt_map, int(x)) for x in pt[rows]], dtype=np.int64)
-        stats, series = stream_stats(udp.ts[sel][rows], seq[rows], ts[rows], pt[rows], marker[rows], clock)
-        main_pt = int(np.bincount(pt[rows]).argmax())
+        stream_pt = pt[rows]
+        clock = np.zeros(len(rows), dtype=np.int64)
+        for value in np.unique(stream_pt):
+            clock[stream_pt == value] = _clock(pt_map, int(value))
+        stats, series = stream_stats(udp.ts[sel][rows], seq[rows], ts[rows], stream_pt, marker[rows], clock)
+        main_pt = int(np.bincount(stream_pt).argmax())
         codec = pt_map.get(main_pt) or STATIC_PT.get(main_pt)
         codec_name = codec.name if codec else f"PT{main_pt}"
         src_end, dst_end = _endpoint(src_ip, sp), _endpoint(dst_ip, dp)

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
 COMFORT_NOISE = (13, 19)
 
@@ -53,6 +52,25 @@ class RtpSeries:
     jitter_ms: np.ndarray
     delta_ms: np.ndarray
     seq: np.ndarray
+
+
+def _rfc3550_filter(diff: np.ndarray, block: int = 256) -> np.ndarray:
+    """J_k = J_{k-1} + (D_k - J_{k-1}) / 16 for every k, J_{-1} = 0, vectorised by blocks
+    (a first-order filter; within a block the powers of 15/16 stay well inside float64)."""
+    a = 15 / 16
+    n = len(diff)
+    blocks = -(-n // block)
+    padded = np.zeros(blocks * block)
+    padded[:n] = diff
+    d = padded.reshape(blocks, block)
+    i = np.arange(block)
+    inner = np.cumsum(d * a ** (-i), axis=1) * a**i / 16  # each block as if it started from 0
+    carry = np.zeros(blocks)  # J just before each block
+    decay = a**block
+    last = inner[:, -1]
+    for k in range(1, blocks):
+        carry[k] = carry[k - 1] * decay + last[k - 1]
+    return (inner + carry[:, None] * a ** (i + 1)).reshape(-1)[:n]
 
 
 def _running_mean(values: np.ndarray, counted: np.ndarray, count_before: np.ndarray) -> float:
@@ -136,7 +154,7 @@ def stream_stats(
     if timed.any():
         at = np.nonzero(timed)[0]
         holder = np.zeros(n)
-        holder[at] = lfilter([1 / 16], [1, -15 / 16], diff[at])
+        holder[at] = _rfc3550_filter(diff[at])
         last = np.maximum.accumulate(np.where(timed, idx, 0))
         jitter = np.where(idx >= at[0], holder[last], 0.0)
     skew = np.where(timed, nominal - t, 0.0)
