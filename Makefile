@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := kamailio espeak-ng tshark sox
 NUMBER ?= +79991234567
 
-.PHONY: setup apt venv demo test test-quick lint bench clean
+.PHONY: setup apt venv demo test test-quick lint bench bench-call bench-analysis clean
 
 setup: apt venv
 
@@ -34,8 +34,13 @@ lint: venv
 	$(BIN)/ruff format --check lab tests bench
 	$(BIN)/mypy lab
 
-bench: setup
+bench: bench-call bench-analysis
+
+bench-call: setup
 	$(BIN)/python bench/call_path.py
+
+bench-analysis: setup
+	$(BIN)/python bench/analysis.py
 
 clean:
 	rm -rf .calllab

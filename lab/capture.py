@@ -53,11 +53,13 @@ class Capture:
         # dumpcap writes the pcapng section header as soon as it captures.
         while not (self.path.exists() and self.path.stat().st_size > 0):
             if self.proc.poll() is not None:
-                text = process.tail(self.log, 5)
+                text = process.tail(self.log, 40)
                 self.proc = None
                 if "permission" in text.lower() or "not permitted" in text.lower():
                     raise CaptureUnavailable(ENABLE_HINT)
-                raise CaptureUnavailable(f"dumpcap exited: {text}")
+                raise CaptureUnavailable(
+                    f"dumpcap exited: {text.strip().splitlines()[-1] if text.strip() else '?'}"
+                )
             if time.monotonic() > deadline:
                 self.stop()
                 raise CaptureUnavailable(f"dumpcap did not start capturing within {START_TIMEOUT:g} s")
