@@ -16,7 +16,7 @@ from lab.analysis.pcap import CaptureError
 from lab.capture import Capture, CaptureUnavailable, lab_filter
 from lab.client import Call, CallStatus, LoginFailed, Session
 from lab.client.session import new_call_id
-from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, PhonePolicy, call_dir
+from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, PhonePolicy, SipAccount, call_dir
 from lab.numbers import InvalidNumber, normalize_number
 from lab.report import write as write_report
 
@@ -69,6 +69,125 @@ def _result(
     )
 
 
+class LabCall:
+    """One call from the browser-style client through the lab, step by step: start() it,
+    hang_up() when you like, finish() for the result. Captures and reports it.
+
+    place_call() runs the steps with a fixed talk time; the notebook phone widget runs them
+    from its buttons on a session the user logged in with.
+    """
+
+    def __init__(
+        self,
+        cfg: LabConfig,
+        session: Session,
+        number: str,
+        *,
+        answer: PhonePolicy | None = None,
+        codec: str = "opus",
+        on_status: Callable[[Call], None] | None = None,
+        capture: bool = True,
+        report: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.session = session
+        self.call_id = new_call_id()
+        self.number = normalize_number(number)  # InvalidNumber before anything is sent
+        self.policy = answer or cfg.policy_for(self.number)
+        self.folder = call_dir(cfg, self.call_id)
+        self.want_report = report
+        self.recorder: Capture | None = None
+        self.capture_error: str | None = None
+        if capture:
+            try:
+                self.recorder = Capture(cfg.captures_dir / f"{self.call_id}.pcapng", lab_filter(cfg)).start()
+            except CaptureUnavailable as exc:
+                self.capture_error = str(exc)
+        self.call = session.create_call(
+            self.number,
+            codec=codec,
+            prompt=cfg.prompts_dir / "browser.wav",
+            record_dir=self.folder,
+            headers={CALL_HEADER: self.call_id, ANSWER_HEADER: self.policy.header_value()},
+            call_id=self.call_id,
+        )
+        if on_status:
+            self.call.on(None, on_status)
+
+    @property
+    def capture_path(self) -> Path | None:
+        return self.recorder.path if self.recorder else None
+
+    @property
+    def answer_wait(self) -> float:
+        return self.policy.answer_after if self.policy.action == "answer" else 0.0
+
+    async def start(self, ring_timeout: float = RING_TIMEOUT) -> CallStatus:
+        """Dial and wait until the call is established or over; hangs up (CANCEL) when
+        nobody answers within ring_timeout."""
+        await self.call.call()
+        try:
+            return await self.call.wait_for(CallStatus.ESTABLISHED, timeout=ring_timeout + self.answer_wait)
+        except TimeoutError:
+            await self.call.hangup()
+            return self.call.status
+
+    async def hang_up(self) -> None:
+        await self.call.hangup()
+
+    async def finish(self) -> CallResult:
+        """Wait for the end, collect recordings, stop the capture, file call.json and the report."""
+        call = self.call
+        try:
+            await call.ended(timeout=10)
+            await call.media_closed()
+        except TimeoutError as exc:
+            result = _result(self.call_id, self.number, call, CallStatus.FAILED.value, None, str(exc))
+        else:
+            result = self._result()
+        if any(s["status"] == CallStatus.ESTABLISHED.value for s in result.statuses):
+            result.phone = await _phone_report(self.folder)  # its recording is complete then
+        if self.recorder is not None:
+            await asyncio.sleep(CAPTURE_TAIL)
+            self.recorder.stop()
+            result.capture = str(self.recorder.path)
+        result.capture_error = self.capture_error
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "call.json").write_text(result.to_json())
+        if self.want_report and result.capture:
+            try:
+                model = analyze(result.capture, self.cfg)
+            except CaptureError as exc:
+                result.capture_error = f"the capture could not be analysed: {exc}"
+            else:
+                path = self.cfg.captures_dir / f"{self.call_id}.html"
+                result.report = str(write_report(model, path, f"Call {self.call_id}"))
+        return result
+
+    def _result(self) -> CallResult:
+        call, folder = self.call, self.folder
+        result = _result(self.call_id, self.number, call, call.status.value, call.sip_code, call.reason)
+        established = next((e.t for e in call.history if e.status == CallStatus.ESTABLISHED), None)
+        if established is not None and call.started_at is not None:
+            result.setup_ms = round((established - call.started_at - self.answer_wait) * 1000, 1)
+        if call.negotiated is not None:
+            result.webrtc_codec = dataclasses.asdict(call.negotiated)
+        result.timing = {
+            "browser_sent_t0": call.mic.started_at if call.mic else None,
+            "browser_received_t0": call.heard.started_at,
+        }
+        result.audio = {
+            name: str(folder / f"{name}.wav") if (folder / f"{name}.wav").exists() else None
+            for name in ("browser_sent", "browser_received", "phone_sent", "phone_received")
+        }
+        return result
+
+
+def lab_account(cfg: LabConfig, password: str | None = None) -> SipAccount:
+    account = cfg.account()
+    return account if password is None else dataclasses.replace(account, password=password)
+
+
 async def place_call(
     cfg: LabConfig,
     number: str,
@@ -87,105 +206,32 @@ async def place_call(
     With `capture`, SIP and RTP of every leg go to captures/<call_id>.pcapng, and with
     `report` the call's HTML report to captures/<call_id>.html.
     """
-    call_id = new_call_id()
     try:
         number = normalize_number(number)
     except InvalidNumber as exc:
-        return _result(call_id, number, None, CallStatus.FAILED.value, None, str(exc))
-    recorder: Capture | None = None
-    capture_error = None
-    if capture:
-        try:
-            recorder = Capture(cfg.captures_dir / f"{call_id}.pcapng", lab_filter(cfg)).start()
-        except CaptureUnavailable as exc:
-            capture_error = str(exc)
-    try:
-        result = await _place_call(
-            cfg, call_id, number, duration, answer, codec, password, on_status, ring_timeout
-        )
-    finally:
-        if recorder is not None:
-            await asyncio.sleep(CAPTURE_TAIL)
-            recorder.stop()
-    result.capture = str(recorder.path) if recorder else None
-    result.capture_error = capture_error
-    if result.statuses:  # something happened: file the call's log next to its recordings
-        folder = call_dir(cfg, call_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "call.json").write_text(result.to_json())
-    if report and result.capture:
-        try:
-            model = analyze(result.capture, cfg)
-        except CaptureError as exc:
-            result.capture_error = f"the capture could not be analysed: {exc}"
-        else:
-            result.report = str(write_report(model, cfg.captures_dir / f"{call_id}.html", f"Call {call_id}"))
-    return result
-
-
-async def _place_call(
-    cfg: LabConfig,
-    call_id: str,
-    number: str,
-    duration: float,
-    answer: PhonePolicy | None,
-    codec: str,
-    password: str | None,
-    on_status: Callable[[Call], None] | None,
-    ring_timeout: float,
-) -> CallResult:
-    folder = call_dir(cfg, call_id)
-    account = cfg.account()
-    if password is not None:
-        account = dataclasses.replace(account, password=password)
-    policy = answer or cfg.policy_for(number)
-    session = Session(cfg.ws_url, account, host=cfg.browser.host)
+        return _result(new_call_id(), number, None, CallStatus.FAILED.value, None, str(exc))
+    session = Session(cfg.ws_url, lab_account(cfg, password), host=cfg.browser.host)
     try:
         await session.connect()
     except LoginFailed as exc:
-        return _result(call_id, number, None, CallStatus.FAILED.value, exc.code, exc.reason)
+        return _result(new_call_id(), number, None, CallStatus.FAILED.value, exc.code, exc.reason)
     try:
-        call = session.create_call(
+        lab_call = LabCall(
+            cfg,
+            session,
             number,
+            answer=answer,
             codec=codec,
-            prompt=cfg.prompts_dir / "browser.wav",
-            record_dir=folder,
-            headers={CALL_HEADER: call_id, ANSWER_HEADER: policy.header_value()},
-            call_id=call_id,
+            on_status=on_status,
+            capture=capture,
+            report=report,
         )
-        if on_status:
-            call.on(None, on_status)
-        await call.call()
-        answer_wait = policy.answer_after if policy.action == "answer" else 0.0
-        try:
-            await call.wait_for(CallStatus.ESTABLISHED, timeout=ring_timeout + answer_wait)
-        except TimeoutError:
-            pass  # nobody answered: hang up as a caller would (CANCEL)
-        if call.status == CallStatus.ESTABLISHED:
+        if await lab_call.start(ring_timeout) == CallStatus.ESTABLISHED:
             await asyncio.sleep(duration)
-        await call.hangup()
-        await call.ended(timeout=10)
-        await call.media_closed()
-    except TimeoutError as exc:
-        return _result(call_id, number, call, CallStatus.FAILED.value, None, str(exc))
+            await lab_call.hang_up()
+        return await lab_call.finish()
     finally:
         await session.disconnect()
-    result = _result(call_id, number, call, call.status.value, call.sip_code, call.reason)
-    established = next((e.t for e in call.history if e.status == CallStatus.ESTABLISHED), None)
-    if established is not None and call.started_at is not None:
-        result.setup_ms = round((established - call.started_at - answer_wait) * 1000, 1)
-    result.phone = await _phone_report(folder) if established else {}
-    if call.negotiated is not None:
-        result.webrtc_codec = dataclasses.asdict(call.negotiated)
-    result.timing = {
-        "browser_sent_t0": call.mic.started_at if call.mic else None,
-        "browser_received_t0": call.heard.started_at,
-    }
-    result.audio = {
-        name: str(folder / f"{name}.wav") if (folder / f"{name}.wav").exists() else None
-        for name in ("browser_sent", "browser_received", "phone_sent", "phone_received")
-    }
-    return result
 
 
 async def _phone_report(folder: Path) -> dict[str, Any]:
