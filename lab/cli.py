@@ -72,7 +72,9 @@ async def _call(args: argparse.Namespace) -> CallResult:
     from lab.scenario import place_call
     from lab.stack import Stack
 
-    answer = PhonePolicy.parse(f"after:{args.answer_after}") if args.answer_after is not None else None
+    answer = args.answer
+    if args.answer_after is not None:
+        answer = PhonePolicy("answer", args.answer_after)
     stream = sys.stderr if args.json else sys.stdout
     kwargs = {
         "duration": args.duration,
@@ -80,6 +82,9 @@ async def _call(args: argparse.Namespace) -> CallResult:
         "codec": args.codec,
         "password": args.password,
         "on_status": lambda call: _print_status(call, stream),
+        "dtmf": args.dtmf,
+        "dtmf_method": args.dtmf_method,
+        "hold": args.hold,
     }
     try:
         normalize_number(args.number)
@@ -217,6 +222,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _policy(text: str) -> PhonePolicy:
+    try:
+        return PhonePolicy.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="calllab", description="SIP/WebRTC call lab on loopback")
     sub = p.add_subparsers(dest="command", required=True)
@@ -227,6 +239,18 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("number", help="e.g. +79991234567 or 89991234567")
     call.add_argument("--duration", type=float, default=5.0, help="seconds to talk (default 5)")
     call.add_argument("--answer-after", type=float, default=None, help="phone answers after S seconds")
+    call.add_argument(
+        "--answer",
+        type=_policy,
+        default=None,
+        metavar="after:S|busy|reject|never",
+        help="what the phone does with this call (default: the lab config's policy, after:1)",
+    )
+    call.add_argument("--dtmf", default="", help="DTMF digits to send once established (0-9 * # A-D)")
+    call.add_argument("--dtmf-method", choices=["rfc4733", "info"], default="rfc4733")
+    call.add_argument(
+        "--hold", type=float, default=0.0, metavar="S", help="hold the call for S seconds, then resume"
+    )
     call.add_argument("--codec", choices=["opus", "pcmu", "pcma"], default="opus", help="WebRTC leg codec")
     call.add_argument("--password", default=None, help="log in with this password instead of the lab's")
     call.add_argument("--json", action="store_true", help="print one JSON object on stdout")

@@ -19,9 +19,12 @@ from lab.client.session import new_call_id
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, PhonePolicy, SipAccount, call_dir
 from lab.numbers import InvalidNumber, normalize_number
 from lab.report import write as write_report
+from lab.signaling import DTMF_DIGITS
 
 RING_TIMEOUT = 60.0  # s the caller lets a phone ring before giving up
 PHONE_REPORT_TIMEOUT = 5.0  # s for the phone to file its recording after the call
+DTMF_SETTLE = 0.5  # s for the last digit to reach the phone before anything else happens
+DTMF_DIGIT_S = 0.25  # an RFC 4733 digit plays for 160 ms plus a pause
 CAPTURE_TAIL = 0.3  # s of capture after the call, for the last BYE/200 and RTCP
 
 
@@ -200,8 +203,14 @@ async def place_call(
     ring_timeout: float = RING_TIMEOUT,
     capture: bool = True,
     report: bool = True,
+    dtmf: str = "",
+    dtmf_method: str = "rfc4733",
+    hold: float = 0.0,
 ) -> CallResult:
     """Log in, call `number`, talk for `duration` s, hang up; never raises for call failures.
+
+    Once established: send `dtmf` digits (then wait a second for them to arrive), and hold
+    the call for `hold` seconds (then resume); both count within `duration`.
 
     With `capture`, SIP and RTP of every leg go to captures/<call_id>.pcapng, and with
     `report` the call's HTML report to captures/<call_id>.html.
@@ -210,6 +219,9 @@ async def place_call(
         number = normalize_number(number)
     except InvalidNumber as exc:
         return _result(new_call_id(), number, None, CallStatus.FAILED.value, None, str(exc))
+    if any(d not in DTMF_DIGITS for d in dtmf):
+        reason = f"DTMF digits must be among {DTMF_DIGITS}, not {dtmf!r}"
+        return _result(new_call_id(), number, None, CallStatus.FAILED.value, None, reason)
     session = Session(cfg.ws_url, lab_account(cfg, password), host=cfg.browser.host)
     try:
         await session.connect()
@@ -227,7 +239,19 @@ async def place_call(
             report=report,
         )
         if await lab_call.start(ring_timeout) == CallStatus.ESTABLISHED:
-            await asyncio.sleep(duration)
+            started = time.monotonic()
+            if dtmf:
+                await lab_call.call.send_dtmf(dtmf, dtmf_method)
+                await asyncio.sleep(
+                    DTMF_SETTLE + (DTMF_DIGIT_S * len(dtmf) if dtmf_method == "rfc4733" else 0)
+                )
+            if hold:
+                await lab_call.call.hold()
+                await lab_call.call.wait_for(CallStatus.HOLD, timeout=5)
+                await asyncio.sleep(hold)
+                await lab_call.call.unhold()
+                await lab_call.call.wait_for(CallStatus.ESTABLISHED, timeout=5)
+            await asyncio.sleep(max(0.0, duration - (time.monotonic() - started)))
             await lab_call.hang_up()
         return await lab_call.finish()
     finally:

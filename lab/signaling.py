@@ -23,10 +23,13 @@ class CallStatus(enum.StrEnum):
         return self in (CallStatus.FINISH, CallStatus.FAILED, CallStatus.BUSY)
 
 
+DTMF_DIGITS = "0123456789*#ABCD"
+
 # client -> gateway: connect {sip}, call {call_id, callee, visible_name, sdp, headers},
-#                    hangup {call_id}, ping
+#                    hangup | hold | unhold {call_id}, dtmf {call_id, digits, method}, ping
 # gateway -> client: connected, failed {code, reason}, sdp {call_id, sdp},
-#                    status {call_id, status, sip_code, reason}, pong, error {reason}
+#                    status {call_id, status, sip_code, reason},
+#                    event {call_id, event: dtmf, digit, method}, pong, error {[call_id], reason}
 
 
 def encode(kind: str, **fields: Any) -> str:

@@ -25,7 +25,7 @@ from lab.analysis.sip import Codec, parse_sdp
 from lab.audio import read_wav, resample
 from lab.config import CALL_ID_RE, SipAccount
 from lab.numbers import normalize_number
-from lab.signaling import CallStatus, decode, encode
+from lab.signaling import DTMF_DIGITS, CallStatus, decode, encode
 
 CONNECT_TIMEOUT = 10.0  # s, WebSocket open plus SIP registration
 OFFER_TIMEOUT = 10.0  # s, gateway's SDP answer
@@ -104,7 +104,7 @@ class Session:
                 kind = msg["type"]
                 if kind in ("connected", "failed") and self._login and not self._login.done():
                     self._login.set_result(msg)
-                elif kind in ("status", "sdp"):
+                elif kind in ("status", "sdp", "event", "error") and msg.get("call_id"):
                     call = self.calls.get(str(msg.get("call_id")))
                     if call:
                         call._on_message(msg)
@@ -188,6 +188,10 @@ class Call:
     _listeners: dict[CallStatus | None, list[Callable[[Call], None]]] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _media_closed: asyncio.Event = field(default_factory=asyncio.Event)
+    #: what the gateway reported besides statuses: DTMF from the far end, refused requests
+    events: list[dict[str, Any]] = field(default_factory=list)
+    dtmf_received: str = ""
+    _event_listeners: list[Callable[[Call, dict[str, Any]], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not CALL_ID_RE.fullmatch(self.call_id):
@@ -274,6 +278,16 @@ class Call:
             if not self._sdp_answer.done():
                 self._sdp_answer.set_result(str(msg["sdp"]))
             return
+        if msg["type"] in ("event", "error"):
+            event = {k: v for k, v in msg.items() if k not in ("type", "call_id")}
+            event["event"] = msg.get("event", "error")
+            self.events.append(event)
+            if event["event"] == "dtmf":
+                self.dtmf_received += str(msg.get("digit", ""))
+            for cb in self._event_listeners:
+                cb(self, event)
+            self._changed.set()
+            return
         status = CallStatus(msg["status"])
         self._set(status, msg.get("sip_code"), str(msg.get("reason") or ""), msg.get("t"))
         if status.final and hasattr(self, "_sdp_answer") and not self._sdp_answer.done():
@@ -281,6 +295,27 @@ class Call:
 
     def _gateway_lost(self) -> None:
         self._set(CallStatus.FAILED, None, "connection to the gateway was lost")
+
+    def on_event(self, callback: Callable[[Call, dict[str, Any]], None]) -> Call:
+        """Call `callback(call, event)` for DTMF from the far end and refused requests."""
+        self._event_listeners.append(callback)
+        return self
+
+    async def send_dtmf(self, digits: str, method: str = "rfc4733") -> None:
+        """Digits 0-9 * # A-D to the far end: RFC 4733 events in the RTP, or SIP INFO."""
+        if method not in ("rfc4733", "info"):
+            raise ValueError(f"DTMF method {method!r}: rfc4733 or info")
+        if not digits or any(d not in DTMF_DIGITS for d in digits):
+            raise ValueError(f"DTMF digits must be among {DTMF_DIGITS}, not {digits!r}")
+        await self.session.send("dtmf", call_id=self.call_id, digits=digits, method=method)
+
+    async def hold(self) -> None:
+        """re-INVITE with a=sendonly through the chain; the status becomes HOLD."""
+        await self.session.send("hold", call_id=self.call_id)
+
+    async def unhold(self) -> None:
+        """re-INVITE with a=sendrecv; the status goes back to ESTABLISHED."""
+        await self.session.send("unhold", call_id=self.call_id)
 
     async def hangup(self) -> None:
         """The seed's call.hangup(): CANCEL while ringing, BYE once established."""

@@ -18,7 +18,7 @@ from lab.config import CALL_ID_RE, LabConfig
 from lab.config import SipAccount as AccountForm
 from lab.gateway.bridge import MediaBridge
 from lab.numbers import InvalidNumber, normalize_number
-from lab.signaling import CallStatus, decode, encode
+from lab.signaling import DTMF_DIGITS, CallStatus, decode, encode
 from lab.sip.endpoint import CallSnapshot, SipAccount, SipCall, SipEndpoint
 from lab.sip.party import run
 
@@ -91,10 +91,14 @@ class ClientSession:
             await self.login(msg["sip"])
         elif kind == "call":
             await self.start_call(msg)
-        elif kind == "hangup":
+        elif kind in ("hangup", "dtmf", "hold", "unhold"):
             call = self.calls.get(str(msg["call_id"]))
-            if call:
+            if call is None:
+                await self.send("error", reason=f"no call {msg['call_id']!r}")
+            elif kind == "hangup":
                 call.hangup()
+            else:
+                await call.control(kind, msg)
         else:
             await self.send("error", reason=f"unknown message type {kind!r}")
 
@@ -183,6 +187,7 @@ class GatewayCall:
         self.pc = webrtc.peer_connection()
         self.bridge = MediaBridge(f"gw-{call_id}")
         self.established = False
+        self.on_hold = False
         self.hangup_requested = False
         self.ended = False
 
@@ -237,6 +242,42 @@ class GatewayCall:
         self.hangup_requested = True
         if self.sip is not None:
             self.sip.hangup_with()
+
+    async def control(self, kind: str, msg: dict[str, Any]) -> None:
+        """DTMF, hold and unhold from the client, carried out on the SIP leg."""
+        if self.sip is None or not self.established:
+            await self.session.send(
+                "error", call_id=self.call_id, reason=f"{kind}: the call is not established"
+            )
+            return
+        try:
+            if kind == "dtmf":
+                digits = str(msg.get("digits", ""))
+                if not digits or any(d not in DTMF_DIGITS for d in digits):
+                    raise RuntimeError(f"DTMF digits must be among {DTMF_DIGITS}, not {digits!r}")
+                self.sip.send_dtmf(digits, "info" if msg.get("method") == "info" else "rfc4733")
+            elif kind == "hold":
+                self.sip.hold()
+            else:
+                self.sip.unhold()
+        except RuntimeError as exc:
+            await self.session.send("error", call_id=self.call_id, reason=f"{kind}: {exc}")
+
+    def on_media_state(self, call: SipCall, state: str) -> None:
+        if self.ended or not self.established:
+            return
+        if state in ("local_hold", "remote_hold") and not self.on_hold:
+            self.on_hold = True
+            reason = "on hold" if state == "local_hold" else "held by the far end"
+            asyncio.ensure_future(self.status(CallStatus.HOLD, None, reason))
+        elif state == "active" and self.on_hold:
+            self.on_hold = False
+            asyncio.ensure_future(self.status(CallStatus.ESTABLISHED, None, "resumed"))
+
+    def on_dtmf(self, call: SipCall, digit: str, method: str) -> None:
+        asyncio.ensure_future(
+            self.session.send("event", call_id=self.call_id, event="dtmf", digit=digit, method=method)
+        )
 
     # CallListener
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:

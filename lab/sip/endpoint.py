@@ -62,6 +62,14 @@ class CallListener(Protocol):
 
     def on_media_active(self, call: SipCall) -> None: ...
 
+    def on_media_state(self, call: SipCall, state: str) -> None:
+        """state: active, local_hold (we hold), remote_hold (the far end holds), none."""
+        ...
+
+    def on_dtmf(self, call: SipCall, digit: str, method: str) -> None:
+        """method: rfc4733 or info."""
+        ...
+
 
 class AccountListener(Protocol):
     def admit_call(self) -> bool:
@@ -82,6 +90,13 @@ _STATE_NAMES = {
     pj.PJSIP_INV_STATE_CONNECTING: "CONNECTING",
     pj.PJSIP_INV_STATE_CONFIRMED: "CONFIRMED",
     pj.PJSIP_INV_STATE_DISCONNECTED: "DISCONNECTED",
+}
+
+_MEDIA_STATES = {
+    pj.PJSUA_CALL_MEDIA_ACTIVE: "active",
+    pj.PJSUA_CALL_MEDIA_LOCAL_HOLD: "local_hold",
+    pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "remote_hold",
+    pj.PJSUA_CALL_MEDIA_NONE: "none",
 }
 
 _HEADER_RE = re.compile(r"^([A-Za-z0-9-]+)\s*:\s*(.*?)\s*$")
@@ -304,8 +319,13 @@ class SipCall(pj.Call):  # type: ignore[misc]
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
         ci = self.getInfo()
-        if any(m.type == pj.PJMEDIA_TYPE_AUDIO and m.status == pj.PJSUA_CALL_MEDIA_ACTIVE for m in ci.media):
-            self.endpoint.post(self._deliver_media)
+        audio = [m.status for m in ci.media if m.type == pj.PJMEDIA_TYPE_AUDIO]
+        state = _MEDIA_STATES.get(audio[0], "none") if audio else "none"
+        self.endpoint.post(self._deliver_media, state)
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
+        method = "info" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
+        self.endpoint.post(self._deliver_dtmf, str(prm.digit), method)
 
     # loop thread ----------------------------------------------------------------------
     def _deliver_state(self, snap: CallSnapshot) -> None:
@@ -317,9 +337,15 @@ class SipCall(pj.Call):  # type: ignore[misc]
         if self.listener:
             self.listener.on_call_state(self, snap)
 
-    def _deliver_media(self) -> None:
+    def _deliver_media(self, state: str) -> None:
         if self.alive and self.listener:
-            self.listener.on_media_active(self)
+            self.listener.on_media_state(self, state)
+            if state == "active":
+                self.listener.on_media_active(self)
+
+    def _deliver_dtmf(self, digit: str, method: str) -> None:
+        if self.alive and self.listener:
+            self.listener.on_dtmf(self, digit, method)
 
     def _usable(self) -> bool:
         return self.alive and self.getId() >= 0 and self.isActive()
@@ -361,6 +387,36 @@ class SipCall(pj.Call):  # type: ignore[misc]
             self.hangup(prm)
         except pj.Error as exc:
             log.warning("hangup: %s", exc.info())
+
+    def send_dtmf(self, digits: str, method: str = "rfc4733") -> None:
+        """RFC 4733 telephone-events in the RTP, or SIP INFO (application/dtmf-relay)."""
+        if not self._usable():
+            raise RuntimeError("the call is not active")
+        prm = pj.CallSendDtmfParam()
+        prm.digits = digits
+        prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO if method == "info" else pj.PJSUA_DTMF_METHOD_RFC2833
+        try:
+            self.sendDtmf(prm)
+        except pj.Error as exc:
+            raise RuntimeError(exc.info()) from None
+
+    def hold(self) -> None:
+        """re-INVITE with a=sendonly."""
+        if self._usable():
+            try:
+                self.setHold(pj.CallOpParam(True))
+            except pj.Error as exc:
+                raise RuntimeError(exc.info()) from None
+
+    def unhold(self) -> None:
+        """re-INVITE with a=sendrecv."""
+        if self._usable():
+            prm = pj.CallOpParam(True)
+            prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+            try:
+                self.reinvite(prm)
+            except pj.Error as exc:
+                raise RuntimeError(exc.info()) from None
 
     def audio(self) -> pj.AudioMedia | None:
         if not self._usable():

@@ -35,7 +35,12 @@ class PhoneCall:
     sent_t0: float | None = None
     received_t0: float | None = None
     answer_task: asyncio.Task[None] | None = None
+    dtmf: str = ""
+    held: bool = False
     events: list[dict[str, object]] = field(default_factory=list)
+
+    def note(self, event: str, **details: object) -> None:
+        self.events.append({"t": time.time(), "event": event, **details})
 
 
 def write_json_atomic(path: Path, data: dict[str, object]) -> None:
@@ -116,6 +121,24 @@ class Phone:
             audio.startTransmit(state.recorder.port)
             state.received_t0 = time.monotonic()
 
+    def on_media_state(self, call: SipCall, state: str) -> None:
+        phone_call = self.calls.get(call)
+        if phone_call is None:
+            return
+        if state == "remote_hold" and not phone_call.held:
+            phone_call.held = True
+            phone_call.note("held")
+        elif state == "active" and phone_call.held:
+            phone_call.held = False
+            phone_call.note("resumed")
+
+    def on_dtmf(self, call: SipCall, digit: str, method: str) -> None:
+        phone_call = self.calls.get(call)
+        if phone_call is not None:
+            phone_call.dtmf += digit
+            phone_call.note("dtmf", digit=digit, method=method)
+            log.info("DTMF %s (%s)", digit, method)
+
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
         state = self.calls.get(call)
         if state is None or snap.state != "DISCONNECTED":
@@ -146,6 +169,8 @@ class Phone:
                     "sent": str(folder / "phone_sent.wav"),
                     "sent_t0": state.sent_t0,
                     "received_t0": state.received_t0,
+                    "dtmf_received": state.dtmf,
+                    "events": state.events,
                 },
             )
 

@@ -27,6 +27,7 @@ class PstnGateway:
         self.peer: dict[SipCall, SipCall] = {}
         self.a_legs: set[SipCall] = set()
         self.media_up: set[SipCall] = set()
+        self.held: set[SipCall] = set()  # legs this gateway put on hold to mirror the other side
         self._admitted = 0  # A legs admitted and not yet ended; guarded by _lock
         self._lock = threading.Lock()
 
@@ -105,6 +106,29 @@ class PstnGateway:
         if a_audio is not None and b_audio is not None:
             connect(a_audio, b_audio)
 
+    def on_media_state(self, call: SipCall, state: str) -> None:
+        """Mirror hold and resume from one leg onto the other, so it shows end to end."""
+        other = self.peer.get(call)
+        if other is None:
+            return
+        try:
+            if state == "remote_hold" and other not in self.held:
+                self.held.add(other)
+                other.hold()
+            elif state == "active" and other in self.held:
+                self.held.discard(other)
+                other.unhold()
+        except RuntimeError as exc:
+            log.warning("mirroring %s onto the other leg failed: %s", state, exc)
+
+    def on_dtmf(self, call: SipCall, digit: str, method: str) -> None:
+        other = self.peer.get(call)
+        if other is not None:
+            try:
+                other.send_dtmf(digit, method)
+            except RuntimeError as exc:
+                log.warning("forwarding DTMF %s failed: %s", digit, exc)
+
     def _unpair(self, leg: SipCall) -> SipCall | None:
         """Forget the pairing of `leg`; returns the other leg, if it was still paired."""
         other = self.peer.pop(leg, None)
@@ -112,6 +136,8 @@ class PstnGateway:
         if other is not None:
             self.peer.pop(other, None)
             self.media_up.discard(other)
+            self.held.discard(other)
+        self.held.discard(leg)
         return other
 
 

@@ -1,0 +1,378 @@
+"""The lab in Jupyter: the seed's Phone UI, and a dashboard that draws each call.
+
+Widgets never block the kernel: a click schedules a coroutine on the kernel's own asyncio
+loop. Every action a click triggers is also a method (log_in, voice_call, press, hang_up,
+...) so notebooks and tests can drive the very same objects. The password field is cleared
+after login so no saved notebook keeps it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import io
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import ipywidgets as w
+from IPython.display import display
+from matplotlib.figure import Figure
+
+from lab import plots
+from lab.analysis import pcap
+from lab.analysis.call import analyze
+from lab.analysis.model import CallModel, build, lab_party_names
+from lab.client import CALL_STATUS, Call, LoginFailed, Session
+from lab.config import LabConfig, PhonePolicy, SipAccount
+from lab.numbers import InvalidNumber
+from lab.report import write as write_report
+from lab.scenario import CallResult, LabCall
+
+log = logging.getLogger(__name__)
+KEYS = "123456789*0#"
+LIVE_REFRESH_S = 1.0
+
+
+def png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+class PhoneWidget:
+    """The seed's Phone: Log in (login, auth name, password, domain, outbound proxy, port),
+    a number, Voice call / Video call, a keypad (DTMF), Hangup and Hold."""
+
+    def __init__(self, cfg: LabConfig, *, dashboard: CallDashboard | None = None) -> None:
+        self.cfg = cfg
+        self.dashboard = dashboard
+        defaults = cfg.account()
+        layout = w.Layout(width="320px")
+        self.login = w.Text(value=defaults.login, description="login", layout=layout)
+        self.auth_name = w.Text(value=defaults.auth_name, description="auth. name", layout=layout)
+        self.password = w.Password(
+            value="",
+            placeholder="the lab account's: filled in for you",
+            description="password",
+            layout=layout,
+        )
+        self.domain = w.Text(value=defaults.domain, description="domain", layout=layout)
+        self.outbound_proxy = w.Text(
+            value=defaults.outbound_proxy, description="outbound proxy", layout=layout
+        )
+        self.port = w.BoundedIntText(value=defaults.port, min=1, max=65535, description="port", layout=layout)
+        self.login_button = w.Button(description="Log in", button_style="primary")
+        self.number = w.Text(placeholder="Enter your number here", description="number", layout=layout)
+        self.voice_button = w.Button(description="Voice call", button_style="success", icon="phone")
+        self.video_button = w.Button(description="Video call", icon="video-camera")
+        self.keys = {k: w.Button(description=k, layout=w.Layout(width="48px")) for k in KEYS}
+        self.hangup_button = w.Button(description="Hangup", button_style="danger")
+        self.hold_button = w.Button(description="Hold")
+        self.status = w.HTML("<b>not logged in</b>")
+        self.players = w.VBox()
+        self.session: Session | None = None
+        self.lab_call: LabCall | None = None
+        self.result: CallResult | None = None
+        self.history: list[str] = []
+        self._tasks: set[asyncio.Task[object]] = set()
+
+        self.login_button.on_click(lambda _: self._run(self.log_in()))
+        self.voice_button.on_click(lambda _: self._run(self.voice_call()))
+        self.video_button.on_click(
+            lambda _: self._say("Video call: the SIP side of the lab carries audio only")
+        )
+        self.hangup_button.on_click(lambda _: self._run(self.hang_up()))
+        self.hold_button.on_click(lambda _: self._run(self.toggle_hold()))
+        for key, button in self.keys.items():
+            button.on_click(lambda _, k=key: self._run(self.press(k)))
+        keypad = w.GridBox(list(self.keys.values()), layout=w.Layout(grid_template_columns="repeat(3, 52px)"))
+        form = w.VBox(
+            [
+                self.login,
+                self.auth_name,
+                self.password,
+                self.domain,
+                self.outbound_proxy,
+                self.port,
+                self.login_button,
+            ]
+        )
+        dial = w.VBox(
+            [
+                self.number,
+                w.HBox([self.voice_button, self.video_button]),
+                keypad,
+                w.HBox([self.hangup_button, self.hold_button]),
+            ]
+        )
+        self.widget = w.VBox([w.HTML("<h3>Phone</h3>"), w.HBox([form, dial]), self.status, self.players])
+        self._update_buttons()
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+    # --- state --------------------------------------------------------------------------
+    @property
+    def call(self) -> Call | None:
+        return self.lab_call.call if self.lab_call else None
+
+    @property
+    def in_call(self) -> bool:
+        return self.call is not None and not self.call.status.final
+
+    def _update_buttons(self) -> None:
+        logged_in = self.session is not None
+        established = (
+            self.in_call
+            and self.call is not None
+            and self.call.status in (CALL_STATUS.ESTABLISHED, CALL_STATUS.HOLD)
+        )
+        self.login_button.disabled = self.in_call
+        self.voice_button.disabled = not logged_in or self.in_call
+        self.video_button.disabled = not logged_in or self.in_call
+        self.hangup_button.disabled = not self.in_call
+        for button in self.keys.values():
+            button.disabled = not established
+        self.hold_button.disabled = not established
+        self.hold_button.description = (
+            "Unhold" if self.call and self.call.status == CALL_STATUS.HOLD else "Hold"
+        )
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.history.append(text)
+        colour = "#c62828" if error else "#1b5e20"
+        self.status.value = f"<b style='color:{colour}'>{html.escape(text)}</b>"
+
+    def _run(self, work: Awaitable[object]) -> None:
+        """Schedule a click's work on the kernel's loop; errors go to the status line."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as exc:  # a widget must not die silently
+                log.exception("phone widget action failed")
+                self._say(f"error: {exc}", error=True)
+            finally:
+                self._update_buttons()
+
+        task = asyncio.ensure_future(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- actions (what each button does) --------------------------------------------------
+    def account(self) -> SipAccount:
+        return SipAccount(
+            login=self.login.value.strip(),
+            auth_name=self.auth_name.value.strip() or self.login.value.strip(),
+            password=self.password.value or self.cfg.password,
+            domain=self.domain.value.strip(),
+            outbound_proxy=self.outbound_proxy.value.strip(),
+            port=int(self.port.value),
+        )
+
+    async def log_in(self) -> bool:
+        if self.session is not None:
+            await self.session.disconnect()
+            self.session = None
+        account = self.account()
+        self.password.value = ""  # never left in the widget state a saved notebook keeps
+        self._say(
+            f"logging in as {account.login}@{account.domain} via {account.outbound_proxy}:{account.port}..."
+        )
+        session = Session(self.cfg.ws_url, account, host=self.cfg.browser.host)
+        try:
+            await session.connect()
+        except LoginFailed as exc:
+            self._say(f"login failed: {exc.code} {exc.reason}", error=True)
+            return False
+        finally:
+            self._update_buttons()
+        self.session = session
+        self._say(f"logged in as {account.login}@{account.domain}")
+        self._update_buttons()
+        return True
+
+    async def voice_call(
+        self, number: str | None = None, answer: PhonePolicy | None = None, codec: str = "opus"
+    ) -> Call | None:
+        """Dial (the number field unless given) and return once it is answered or over."""
+        if self.session is None:
+            self._say("log in first", error=True)
+            return None
+        if number is not None:
+            self.number.value = number
+        try:
+            self.lab_call = LabCall(
+                self.cfg,
+                self.session,
+                self.number.value,
+                answer=answer,
+                codec=codec,
+                on_status=self._on_status,
+            )
+        except InvalidNumber as exc:
+            self._say(str(exc), error=True)
+            return None
+        self.players.children = ()
+        if self.dashboard is not None:
+            self.dashboard.follow(self.lab_call)
+        await self.lab_call.start()
+        if self.call is not None and self.call.status.final:
+            await self._finish()
+        return self.call
+
+    async def hang_up(self) -> None:
+        if self.lab_call is None or not self.in_call:
+            return
+        await self.lab_call.hang_up()
+        await self._finish()
+
+    async def press(self, key: str) -> None:
+        """A keypad key: DTMF to the far end during the call."""
+        if self.call is None or key not in KEYS:
+            return
+        await self.call.send_dtmf(key)
+        self._say(f"sent DTMF {key}")
+
+    async def toggle_hold(self) -> None:
+        if self.call is None:
+            return
+        if self.call.status == CALL_STATUS.HOLD:
+            await self.call.unhold()
+        else:
+            await self.call.hold()
+
+    async def wait_until_over(self, timeout: float = 30.0) -> CallResult | None:
+        if self.call is not None and self.in_call:
+            await self.call.ended(timeout)
+        while self.lab_call is not None and self.result is None:
+            await asyncio.sleep(0.05)
+        return self.result
+
+    # --- events ---------------------------------------------------------------------------
+    def _on_status(self, call: Call) -> None:
+        code = f" {call.sip_code}" if call.sip_code else ""
+        reason = f" {call.reason}" if call.reason else ""
+        self._say(
+            f"{call.status.value}{code}{reason}", error=call.status in (CALL_STATUS.FAILED, CALL_STATUS.BUSY)
+        )
+        self._update_buttons()
+        if call.status.final and self.result is None and self.lab_call is not None:
+            self._run(self._finish())
+
+    async def _finish(self) -> None:
+        if self.lab_call is None or self.result is not None and self.result.call_id == self.lab_call.call_id:
+            return
+        lab_call = self.lab_call
+        result = await lab_call.finish()
+        if self.lab_call is not lab_call:
+            return
+        self.result = result
+        self.players.children = tuple(
+            w.VBox([w.Label(name.replace("_", " ")), w.Audio.from_file(path, autoplay=False, loop=False)])
+            for name, path in result.audio.items()
+            if path
+        )
+        if self.dashboard is not None:
+            self.dashboard.show_result(result)
+
+
+class CallDashboard:
+    """The call as it happens (the SIP ladder grows, about a second behind) and, after
+    hangup, ladder, jitter and loss plots, the quality table and an Export report button."""
+
+    def __init__(self, cfg: LabConfig) -> None:
+        self.cfg = cfg
+        self.title = w.HTML("<h3>Call</h3><i>no call yet</i>")
+        self.ladder = w.Image(format="png")
+        self.plots = w.VBox()
+        self.table = w.HTML()
+        self.export_button = w.Button(description="Export report", icon="download", disabled=True)
+        self.export_link = w.HTML()
+        self.model: CallModel | None = None
+        self.result: CallResult | None = None
+        self._live: asyncio.Task[None] | None = None
+        self.export_button.on_click(lambda _: self.export())
+        self.widget = w.VBox(
+            [self.title, self.ladder, self.plots, self.table, w.HBox([self.export_button, self.export_link])]
+        )
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+    def follow(self, lab_call: LabCall) -> None:
+        """Draw the ladder of a running call from its capture, refreshed every second."""
+        if self._live is not None:
+            self._live.cancel()
+        self.result = self.model = None
+        self.export_button.disabled = True
+        self.export_link.value = ""
+        self.plots.children = ()
+        self.table.value = ""
+        self.title.value = f"<h3>Call {lab_call.call_id} to {html.escape(lab_call.number)}</h3><i>live</i>"
+        if lab_call.capture_path is not None:
+            self._live = asyncio.ensure_future(
+                self._refresh(lab_call.capture_path, lambda: lab_call.call.status.final)
+            )
+
+    async def _refresh(self, capture: Path, over: Callable[[], bool]) -> None:
+        names = lab_party_names(self.cfg)
+        while not over():
+            await asyncio.sleep(LIVE_REFRESH_S)
+            try:
+                model = build(pcap.read(capture), str(capture), names)
+            except (pcap.CaptureError, OSError):
+                continue  # dumpcap has not written the first packets yet
+            if model.messages:
+                self.ladder.value = png(plots.ladder(model))
+
+    def show_result(self, result: CallResult) -> None:
+        """After hangup: the full analysis of the call's capture."""
+        self.result = result
+        if self._live is not None:
+            self._live.cancel()
+        title = f"<h3>Call {result.call_id} to {html.escape(result.number)}: {result.final_status}"
+        title += f" {result.sip_code or ''} {html.escape(result.reason)}</h3>"
+        if result.setup_ms is not None:
+            title += f"<p>setup {result.setup_ms:.1f} ms</p>"
+        if result.capture_error:
+            title += f"<p style='color:#c62828'>{html.escape(result.capture_error)}</p>"
+        self.title.value = title
+        if not result.capture:
+            return
+        self.model = analyze(result.capture, self.cfg)
+        self.show(self.model)
+        self.export_button.disabled = False
+
+    def show(self, model: CallModel) -> None:
+        """Any call model: ladder, jitter and loss plots, quality table."""
+        self.model = model
+        self.ladder.value = png(plots.ladder(model))
+        figures = [plots.jitter(model), plots.loss(model), plots.quality(model)] if model.streams else []
+        self.plots.children = tuple(w.Image(value=png(f), format="png") for f in figures)
+        rows = "".join(
+            f"<tr><td>{html.escape(s.label)}</td><td>{s.stats.packets}</td><td>{s.stats.lost_pct:.1f}%</td>"
+            f"<td>{s.stats.mean_jitter_ms:.2f}</td><td>{s.stats.max_jitter_ms:.2f}</td><td>{s.quality.mos:.2f}</td></tr>"
+            for s in model.streams
+        )
+        pesq = "".join(
+            f"<tr><td>PESQ {html.escape(p.direction)}</td><td colspan=4>{' > '.join(p.chain)}</td>"
+            f"<td>{p.mos_lqo:.2f} (ceiling {p.ceiling})</td></tr>"
+            for p in model.pesq
+        )
+        header = "".join(
+            f"<th>{h}</th>" for h in ("stream", "packets", "loss", "mean jitter ms", "max jitter ms", "MOS")
+        )
+        self.table.value = f"<table><tr>{header}</tr>{rows}{pesq}</table>"
+
+    def export(self) -> Path | None:
+        """Write the call's HTML report and link it."""
+        if self.model is None:
+            return None
+        name = self.result.call_id if self.result else Path(self.model.source).stem
+        path = write_report(self.model, self.cfg.captures_dir / f"{name}.html", f"Call {name}")
+        link = html.escape(os.path.relpath(path, Path.cwd()))
+        self.export_link.value = f"report: <a href='{link}' target='_blank'>{html.escape(str(path))}</a>"
+        return path

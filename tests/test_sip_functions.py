@@ -1,0 +1,64 @@
+"""The seed's SIP functions end to end: DTMF, hold, and the phone's answers, each seen
+by the phone and on the wire."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.analysis.call import analyze
+from lab.config import PhonePolicy
+from lab.scenario import place_call
+from lab.stack import Stack
+
+pytestmark = pytest.mark.slow
+
+NUMBER = "+79991234567"
+NOW = PhonePolicy("answer", 0.0)
+
+
+@pytest.mark.parametrize("method", ["rfc4733", "info"])
+async def test_dtmf_reaches_the_phone_in_order(stack: Stack, method: str) -> None:
+    result = await place_call(
+        stack.cfg, NUMBER, duration=2.0, answer=NOW, dtmf="0123456789*#ABCD", dtmf_method=method, report=False
+    )
+    assert result.ok, result
+    assert result.phone["dtmf_received"] == "0123456789*#ABCD"
+    assert {e["method"] for e in result.phone["events"] if e["event"] == "dtmf"} == {method}
+    if method == "info":
+        model = analyze(result.capture, stack.cfg, with_pesq=False)  # type: ignore[arg-type]
+        infos = [(m.src_party, m.dst_party) for m in model.messages if m.method == "INFO" and m.is_request]
+        for hop in (
+            ("Gateway", "SIP server"),
+            ("SIP server", "PSTN gateway"),
+            ("PSTN gateway", "Mobile phone"),
+        ):
+            assert infos.count(hop) == 16, hop
+
+
+async def test_hold_and_resume_through_the_chain(stack: Stack) -> None:
+    result = await place_call(stack.cfg, NUMBER, duration=3.0, answer=NOW, hold=1.0, report=False)
+    assert result.ok, result
+    statuses = [(s["status"], s["reason"]) for s in result.statuses]
+    assert statuses[3:6] == [("ESTABLISHED", "OK"), ("HOLD", "on hold"), ("ESTABLISHED", "resumed")]
+    assert [e["event"] for e in result.phone["events"]] == ["held", "resumed"]
+    model = analyze(result.capture, stack.cfg, with_pesq=False)  # type: ignore[arg-type]
+    reinvites = [m for m in model.messages if m.method == "INVITE" and m.is_request and m.sdp]
+    held = [(m.src_party, m.dst_party) for m in reinvites if m.sdp[0].direction == "sendonly"]
+    assert held == [
+        ("Gateway", "SIP server"),
+        ("SIP server", "PSTN gateway"),
+        ("PSTN gateway", "Mobile phone"),
+    ]
+    resumed = [m for m in reinvites if m.sdp[0].direction == "sendrecv"]
+    assert len(resumed) >= 6  # the call's INVITEs, then the resume through all three hops
+
+
+async def test_bad_dtmf_is_refused_before_dialling(stack: Stack) -> None:
+    result = await place_call(stack.cfg, NUMBER, dtmf="12x")
+    assert result.final_status == "FAILED" and "DTMF digits" in result.reason and result.statuses == []
+
+
+async def test_number_policy_from_the_lab_config(stack: Stack) -> None:
+    # LabConfig.number_policies is read by the phone: set here per call through the header.
+    result = await place_call(stack.cfg, "89990000486", answer=PhonePolicy.parse("busy"), report=False)
+    assert (result.final_status, result.sip_code) == ("BUSY", 486)
