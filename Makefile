@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := kamailio espeak-ng tshark sox
 NUMBER ?= +79991234567
 
-.PHONY: setup apt venv demo test test-quick lint bench bench-call bench-analysis clean
+.PHONY: setup apt venv demo test test-quick lab report lint bench bench-call bench-analysis clean
 
 setup: apt venv
 
@@ -20,6 +20,8 @@ $(BIN)/calllab: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
+NOTEBOOK ?= notebooks/01_first_call.ipynb
+
 demo: setup
 	$(BIN)/calllab call $(NUMBER) --duration 5
 
@@ -28,6 +30,14 @@ test: setup lint
 
 test-quick: setup
 	$(BIN)/pytest -q -m "not slow"
+
+lab: setup
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks
+
+report: setup
+	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=300 \
+		--output-dir captures $(NOTEBOOK)
+	@echo "report: captures/$$(basename $(NOTEBOOK) .ipynb).html"
 
 lint: venv
 	$(BIN)/ruff check lab tests bench

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -24,9 +26,10 @@ def _colour(style: str) -> str:
     return {"failure": FAILURE, "retransmission": RETRANSMITTED, "event": EVENT}.get(style, NORMAL)
 
 
-def ladder(model: CallModel) -> Figure:
+def ladder(model: CallModel, marks: Mapping[int, str] | None = None) -> Figure:
     """SIP ladder: one lifeline per party in call-path order, every message an arrow in time
-    order with its time offset, SDP notes, and the RTP streams as bands between parties."""
+    order with its time offset, SDP notes, and the RTP streams as bands between parties.
+    `marks` puts a numbered badge on rows (indexes into ladder_rows), e.g. the seed's steps."""
     rows = ladder_rows(model)
     names = [p.name for p in model.parties]
     for r in rows:  # parties seen only in lab events
@@ -58,7 +61,7 @@ def ladder(model: CallModel) -> Figure:
                 style="italic",
             )
     _stream_bands(ax, model, x, times, ys)
-    for y, r in zip(ys, rows, strict=True):
+    for row, (y, r) in enumerate(zip(ys, rows, strict=True)):
         colour = _colour(r.style)
         a, b = x[r.src], x[r.dst]
         ax.text(-0.58, y, f"{r.t:+.3f} s", fontsize=7, va="center", color="#555555", family="monospace")
@@ -84,6 +87,20 @@ def ladder(model: CallModel) -> Figure:
                 },
             )
         mid = (a + b) / 2
+        if marks and row in marks:
+            badge = {"boxstyle": "circle,pad=0.25", "facecolor": "#ef6c00", "lw": 0}
+            ax.text(
+                min(a, b) + 0.08,
+                y - 0.1,
+                marks[row],
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="white",
+                weight="bold",
+                zorder=5,
+                bbox=badge,
+            )
         ax.text(
             mid,
             y - 0.08,
@@ -213,6 +230,38 @@ def quality(model: CallModel) -> Figure:
     ax.set_ylim(1, 4.8)
     ax.set_ylabel("MOS")
     ax.set_title("Quality: E-model (G.107) per stream, PESQ (P.862) per direction")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def codec_comparison(models: Mapping[str, CallModel]) -> Figure:
+    """PESQ per direction for calls that differ in one codec choice, beside their ceilings."""
+    fig = Figure(figsize=(9, 3.4), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    directions = sorted({p.direction for m in models.values() for p in m.pesq})
+    width = 0.8 / max(1, len(directions))
+    for d, direction in enumerate(directions):
+        for i, model in enumerate(models.values()):
+            row = next((p for p in model.pesq if p.direction == direction), None)
+            if row is None:
+                continue
+            x = i + (d - (len(directions) - 1) / 2) * width
+            ax.bar(
+                x,
+                row.mos_lqo,
+                width * 0.9,
+                color=("#42a5f5", "#ab47bc")[d % 2],
+                label=direction if i == 0 else None,
+            )
+            if row.ceiling is not None:
+                ax.plot([x - width * 0.45, x + width * 0.45], [row.ceiling] * 2, color="black", lw=2)
+            ax.text(x, row.mos_lqo + 0.03, f"{row.mos_lqo:.2f}", ha="center", fontsize=7)
+    ax.set_xticks(range(len(models)), list(models), fontsize=9)
+    ax.set_ylim(1, 4.8)
+    ax.set_ylabel("PESQ MOS-LQO")
+    ax.set_title("PESQ per direction by codec (black bar: the codec chain's offline ceiling)")
+    ax.legend(fontsize=7, loc="upper right")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

@@ -36,6 +36,7 @@ class CallResult:
     sip_code: int | None
     reason: str
     statuses: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)  # the caller's hangup(), hold(), DTMF
     setup_ms: float | None = None
     audio: dict[str, str | None] = field(default_factory=dict)
     phone: dict[str, Any] = field(default_factory=dict)
@@ -69,6 +70,7 @@ def _result(
             {"status": e.status.value, "t": e.t, "sip_code": e.sip_code, "reason": e.reason}
             for e in (call.history if call else [])
         ],
+        actions=[{"t": t, "action": label} for t, label in (call.actions if call else [])],
     )
 
 

@@ -56,7 +56,9 @@ def _events(model: CallModel, log: dict[str, Any], cfg: LabConfig) -> tuple[LabE
             events.append(LabEvent(status["t"] - model.start, browser, gateway, f"call() to {log['number']}"))
         else:
             events.append(LabEvent(status["t"] - model.start, gateway, browser, f"{name}{code}"))
-    return tuple(events)
+    for action in log.get("actions", []):
+        events.append(LabEvent(action["t"] - model.start, browser, gateway, action["action"]))
+    return tuple(sorted(events, key=lambda e: e.t))
 
 
 def _stream(model: CallModel, src: str, dst: str) -> RtpStream | None:

@@ -191,6 +191,8 @@ class Call:
     #: what the gateway reported besides statuses: DTMF from the far end, refused requests
     events: list[dict[str, Any]] = field(default_factory=list)
     dtmf_received: str = ""
+    #: what the user asked for, in order: (time.time(), "hangup()"), (t, "dtmf 12#"), ...
+    actions: list[tuple[float, str]] = field(default_factory=list)
     _event_listeners: list[Callable[[Call, dict[str, Any]], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -307,20 +309,24 @@ class Call:
             raise ValueError(f"DTMF method {method!r}: rfc4733 or info")
         if not digits or any(d not in DTMF_DIGITS for d in digits):
             raise ValueError(f"DTMF digits must be among {DTMF_DIGITS}, not {digits!r}")
+        self.actions.append((time.time(), f"DTMF {digits} ({method})"))
         await self.session.send("dtmf", call_id=self.call_id, digits=digits, method=method)
 
     async def hold(self) -> None:
         """re-INVITE with a=sendonly through the chain; the status becomes HOLD."""
+        self.actions.append((time.time(), "hold()"))
         await self.session.send("hold", call_id=self.call_id)
 
     async def unhold(self) -> None:
         """re-INVITE with a=sendrecv; the status goes back to ESTABLISHED."""
+        self.actions.append((time.time(), "unhold()"))
         await self.session.send("unhold", call_id=self.call_id)
 
     async def hangup(self) -> None:
         """The seed's call.hangup(): CANCEL while ringing, BYE once established."""
         if self.status.final:
             return
+        self.actions.append((time.time(), "hangup()"))
         try:
             await self.session.send("hangup", call_id=self.call_id)
         except (ConnectionError, websockets.ConnectionClosed):
