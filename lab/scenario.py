@@ -152,6 +152,10 @@ class LabCall:
             result = self._result()
         if any(s["status"] == CallStatus.ESTABLISHED.value for s in result.statuses):
             result.phone = await _phone_report(self.folder)  # its recording is complete then
+        result.audio = {
+            name: str(self.folder / f"{name}.wav") if (self.folder / f"{name}.wav").exists() else None
+            for name in ("browser_sent", "browser_received", "phone_sent", "phone_received")
+        }
         if self.recorder is not None:
             await asyncio.sleep(CAPTURE_TAIL)
             self.recorder.stop()
@@ -170,7 +174,7 @@ class LabCall:
         return result
 
     def _result(self) -> CallResult:
-        call, folder = self.call, self.folder
+        call = self.call
         result = _result(self.call_id, self.number, call, call.status.value, call.sip_code, call.reason)
         established = next((e.t for e in call.history if e.status == CallStatus.ESTABLISHED), None)
         if established is not None and call.started_at is not None:
@@ -180,10 +184,6 @@ class LabCall:
         result.timing = {
             "browser_sent_t0": call.mic.started_at if call.mic else None,
             "browser_received_t0": call.heard.started_at,
-        }
-        result.audio = {
-            name: str(folder / f"{name}.wav") if (folder / f"{name}.wav").exists() else None
-            for name in ("browser_sent", "browser_received", "phone_sent", "phone_received")
         }
         return result
 

@@ -67,7 +67,7 @@ async def test_every_call_leaves_a_capture_and_a_report(stack: Stack) -> None:
     assert {("Browser", "Gateway"), ("Gateway", "PSTN gateway"), ("PSTN gateway", "Mobile phone")} <= {
         (s.src_party, s.dst_party) for s in model.streams
     }
-    assert [e.label.split()[0] for e in model.events][-3:] == ["RING", "ESTABLISHED", "FINISH"]
+    assert [e.label.split()[0] for e in model.events][-4:] == ["RING", "ESTABLISHED", "hangup()", "FINISH"]
     assert {p.direction for p in model.pesq} == {"Browser -> Mobile phone", "Mobile phone -> Browser"}
     html = Path(result.report).read_text()
     assert stack.cfg.password not in html and stack.cfg.password not in Path(
