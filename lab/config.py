@@ -58,12 +58,13 @@ class SipAccount:
 @dataclass(frozen=True)
 class PhonePolicy:
     """How the lab's mobile phone treats a call: `answer` after `answer_after` seconds,
-    `busy` (486), `reject` (603) or `never` (rings until the caller gives up)."""
+    `busy` (486), `reject` (603), `never` (rings until the caller gives up) or `manual`
+    (rings until someone answers or rejects it from the phone's control socket)."""
 
     action: str = "answer"
     answer_after: float = 1.0
 
-    ACTIONS = ("answer", "busy", "reject", "never")
+    ACTIONS = ("answer", "busy", "reject", "never", "manual")
 
     @classmethod
     def parse(cls, text: str) -> PhonePolicy:
@@ -79,7 +80,7 @@ class PhonePolicy:
             return cls("answer", delay)
         if text in cls.ACTIONS:
             return cls(text)
-        raise ValueError(f"answer policy {text!r}: use after:S, answer, busy, reject or never")
+        raise ValueError(f"answer policy {text!r}: use after:S, answer, busy, reject, never or manual")
 
     def header_value(self) -> str:
         return f"after:{self.answer_after:g}" if self.action == "answer" else self.action
@@ -93,6 +94,7 @@ class LabConfig:
     pstn: Party = Party("PSTN gateway", "127.0.0.4", 5060, 30000)
     phone: Party = Party("Mobile phone", "127.0.0.5", 5060, 40000)
     ws_port: int = 8089  # gateway's WebSocket signaling, on gateway.host
+    phone_control_port: int = 8090  # the phone's control WebSocket, on phone.host
     login: str = "VKP009"
     password: str = field(default="", repr=False)  # generated per lab run when empty
     mobile_number_re: str = MOBILE_NUMBER_RE
@@ -122,6 +124,10 @@ class LabConfig:
     @property
     def ws_url(self) -> str:
         return f"ws://{self.gateway.host}:{self.ws_port}/"
+
+    @property
+    def phone_control_url(self) -> str:
+        return f"ws://{self.phone.host}:{self.phone_control_port}/"
 
     def account(self) -> SipAccount:
         """The lab's own user account on its own SIP server."""

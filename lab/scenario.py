@@ -98,7 +98,11 @@ class LabCall:
         self.session = session
         self.call_id = new_call_id()
         self.number = normalize_number(number)  # InvalidNumber before anything is sent
+        # Without an explicit answer the phone decides (its control socket may have set it).
         self.policy = answer or cfg.policy_for(self.number)
+        headers = {CALL_HEADER: self.call_id}
+        if answer is not None:
+            headers[ANSWER_HEADER] = answer.header_value()
         self.folder = call_dir(cfg, self.call_id)
         self.want_report = report
         self.recorder: Capture | None = None
@@ -113,7 +117,7 @@ class LabCall:
             codec=codec,
             prompt=cfg.prompts_dir / "browser.wav",
             record_dir=self.folder,
-            headers={CALL_HEADER: self.call_id, ANSWER_HEADER: self.policy.header_value()},
+            headers=headers,
             call_id=self.call_id,
         )
         if on_status:
@@ -125,6 +129,7 @@ class LabCall:
 
     @property
     def answer_wait(self) -> float:
+        """How long the phone is expected to ring (what setup time leaves out)."""
         return self.policy.answer_after if self.policy.action == "answer" else 0.0
 
     async def start(self, ring_timeout: float = RING_TIMEOUT) -> CallStatus:
@@ -152,6 +157,11 @@ class LabCall:
             result = self._result()
         if any(s["status"] == CallStatus.ESTABLISHED.value for s in result.statuses):
             result.phone = await _phone_report(self.folder)  # its recording is complete then
+            if result.setup_ms is not None and result.phone.get("answer_delay") is not None:
+                # What the phone really waited before answering, not what was asked of it.
+                result.setup_ms = round(
+                    result.setup_ms + (self.answer_wait - result.phone["answer_delay"]) * 1000, 1
+                )
         result.audio = {
             name: str(self.folder / f"{name}.wav") if (self.folder / f"{name}.wav").exists() else None
             for name in ("browser_sent", "browser_received", "phone_sent", "phone_received")

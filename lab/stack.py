@@ -127,6 +127,7 @@ class Stack:
         for party in (cfg.sipserver, cfg.pstn, cfg.phone, cfg.gateway):
             _check_free(party, party.host, party.sip_port, socket.SOCK_DGRAM)
         _check_free(cfg.gateway, cfg.gateway.host, cfg.ws_port, socket.SOCK_STREAM)
+        _check_free(cfg.phone, cfg.phone.host, cfg.phone_control_port, socket.SOCK_STREAM)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> Stack:
         """Start every party and return once each answers; LabError says who did not."""

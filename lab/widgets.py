@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import html
 import io
+import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import ipywidgets as w
+import websockets
 from IPython.display import display
 from matplotlib.figure import Figure
+from websockets.asyncio.client import ClientConnection
 
 from lab import plots
 from lab.analysis import pcap
@@ -277,6 +280,133 @@ class PhoneWidget:
         )
         if self.dashboard is not None:
             self.dashboard.show_result(result)
+
+
+class MobilePhoneWidget:
+    """A phone of the lab, as its owner sees it: ringing with caller id, Answer / Reject /
+    Hang up, the digits it received, and its answer policy."""
+
+    POLICIES = ("after:1", "after:3", "manual", "busy", "reject", "never")
+
+    def __init__(self, cfg: LabConfig) -> None:
+        self.cfg = cfg
+        self.screen = w.HTML("<b>not connected</b>")
+        self.digits = w.HTML("digits received: -")
+        self.policy = w.Dropdown(options=self.POLICIES, value="after:1", description="answers")
+        self.answer_button = w.Button(description="Answer", button_style="success", disabled=True)
+        self.reject_button = w.Button(description="Reject", button_style="danger", disabled=True)
+        self.hangup_button = w.Button(description="Hang up", disabled=True)
+        self.events: list[dict[str, object]] = []
+        self.state = "idle"  # idle, ringing, in call
+        self._ws: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self.answer_button.on_click(lambda _: asyncio.ensure_future(self.answer()))
+        self.reject_button.on_click(lambda _: asyncio.ensure_future(self.reject()))
+        self.hangup_button.on_click(lambda _: asyncio.ensure_future(self.hang_up()))
+        self.policy.observe(
+            lambda change: asyncio.ensure_future(self.set_policy(change["new"])), names="value"
+        )
+        self.widget = w.VBox(
+            [
+                w.HTML(f"<h3>Mobile phone {html.escape(cfg.phone.host)}</h3>"),
+                self.screen,
+                w.HBox([self.answer_button, self.reject_button, self.hangup_button]),
+                self.digits,
+                self.policy,
+            ]
+        )
+
+    def _ipython_display_(self) -> None:
+        display(self.widget)
+
+    async def connect(self, timeout: float = 5.0) -> MobilePhoneWidget:
+        try:
+            self._ws = await asyncio.wait_for(websockets.connect(self.cfg.phone_control_url), timeout)
+        except (OSError, TimeoutError) as exc:
+            raise ConnectionError(
+                f"mobile phone at {self.cfg.phone_control_url} does not answer: {exc}"
+            ) from None
+        self._reader = asyncio.ensure_future(self._read())
+        return self
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for text in self._ws:
+                self._on_event(json.loads(text))
+        except websockets.ConnectionClosed:
+            self.screen.value = "<b>phone disconnected</b>"
+
+    def _on_event(self, event: dict[str, object]) -> None:
+        self.events.append(event)
+        kind = event.get("event")
+        if kind == "hello":
+            self.screen.value = "<b>idle</b>"
+        elif kind == "incoming":
+            self.state = "ringing"
+            self.digits.value = "digits received: -"
+            self.screen.value = (
+                f"<b style='color:#1565c0'>ringing: call from {html.escape(str(event['caller']))} "
+                f"to {html.escape(str(event['number']))}</b> (answers: {event['policy']})"
+            )
+        elif kind == "answered":
+            self.state = "in call"
+            self.screen.value = (
+                f"<b style='color:#1b5e20'>in call with {html.escape(str(event['caller']))}</b>"
+            )
+        elif kind == "dtmf":
+            self.digits.value = f"digits received: <b>{html.escape(str(event['digits']))}</b>"
+        elif kind in ("held", "resumed"):
+            self.screen.value = f"<b>{'on hold (by the far end)' if kind == 'held' else 'in call'}</b>"
+        elif kind == "ended":
+            self.state = "idle"
+            self.screen.value = (
+                f"<b>idle</b> (last call ended: {event.get('code')} {html.escape(str(event.get('reason')))})"
+            )
+        elif kind == "error":
+            self.screen.value = f"<b style='color:#c62828'>{html.escape(str(event.get('reason')))}</b>"
+        self.answer_button.disabled = self.reject_button.disabled = self.state != "ringing"
+        self.hangup_button.disabled = self.state != "in call"
+        self._changed.set()
+
+    async def _send(self, **command: object) -> None:
+        if self._ws is None:
+            await self.connect()
+        assert self._ws is not None
+        await self._ws.send(json.dumps(command))
+
+    async def answer(self) -> None:
+        await self._send(cmd="answer")
+
+    async def reject(self) -> None:
+        await self._send(cmd="reject")
+
+    async def hang_up(self) -> None:
+        await self._send(cmd="hangup")
+
+    async def set_policy(self, policy: str) -> None:
+        PhonePolicy.parse(policy)
+        await self._send(cmd="policy", value=policy)
+
+    async def wait_for(self, state: str, timeout: float = 10.0) -> None:
+        """Until the phone is idle, ringing or in call; TimeoutError names what it is."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.state != state:
+            self._changed.clear()
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise TimeoutError(f"mobile phone: not {state} within {timeout:g} s (it is {self.state})")
+            try:
+                await asyncio.wait_for(self._changed.wait(), remaining)
+            except TimeoutError:
+                pass
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
 
 
 class CallDashboard:

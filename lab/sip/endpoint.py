@@ -109,6 +109,15 @@ def request_user(message: str) -> str:
     return match.group(1) if match else ""
 
 
+def user_of(name_addr: str) -> str:
+    """`"Alice" <sip:VKP009@127.0.0.3>;tag=x` -> `VKP009`; "" when there is no SIP URI."""
+    uri = name_addr.split("<", 1)[-1].split(">", 1)[0]
+    if not uri.startswith(("sip:", "sips:")) or "@" not in uri:
+        return ""
+    user = uri.split(":", 1)[1].split("@", 1)[0]
+    return user if all(c.isalnum() or c in "+-_.*#" for c in user) else ""
+
+
 def parse_headers(message: str) -> dict[str, str]:
     """Header fields of a raw SIP message, lower-cased names, first occurrence wins."""
     head = message.split("\r\n\r\n", 1)[0]

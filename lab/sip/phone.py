@@ -2,6 +2,10 @@
 
 What it recorded of a call goes to captures/<call id>/ with a phone.json written last, so a
 reader knows the recording is complete when that file exists.
+
+Its control socket (a WebSocket on the phone's address) is the phone's screen and buttons:
+watchers get events (incoming with caller id, answered, dtmf, held, resumed, ended) and may
+send answer, reject, hangup, or set the policy for calls that do not bring their own.
 """
 
 from __future__ import annotations
@@ -15,8 +19,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import websockets
+from websockets.asyncio.server import ServerConnection
+
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, PhonePolicy, call_dir
-from lab.sip.endpoint import CallSnapshot, SipCall, SipEndpoint, WavPlayer, WavRecorder
+from lab.sip.endpoint import CallSnapshot, SipCall, SipEndpoint, WavPlayer, WavRecorder, user_of
 from lab.sip.party import run
 
 log = logging.getLogger("mobile-phone")
@@ -34,7 +41,10 @@ class PhoneCall:
     # the same clock in every process of the machine, so latency can be measured across.
     sent_t0: float | None = None
     received_t0: float | None = None
+    caller: str = ""
     answer_task: asyncio.Task[None] | None = None
+    rang_at: float | None = None  # time.time() of 180 and of 200
+    answered_at: float | None = None
     dtmf: str = ""
     held: bool = False
     events: list[dict[str, object]] = field(default_factory=list)
@@ -55,14 +65,70 @@ class Phone:
         self.endpoint = endpoint
         self.prompt = cfg.prompts_dir / "phone.wav"
         self.calls: dict[SipCall, PhoneCall] = {}
+        self.watchers: set[ServerConnection] = set()
+        self.policy: PhonePolicy | None = None  # set from the control socket
 
     async def start(self) -> None:
         self.account = self.endpoint.account(self, user="phone", domain=self.cfg.phone.host)
+        self.control = await websockets.serve(self._control, self.cfg.phone.host, self.cfg.phone_control_port)
 
     async def stop(self) -> None:
+        self.control.close()
         for call in list(self.calls):
             call.hangup_with()
         self.calls.clear()
+
+    # --- the control socket -----------------------------------------------------------------
+    def broadcast(self, event: str, **details: object) -> None:
+        message = json.dumps({"event": event, **details})
+        for ws in list(self.watchers):
+            asyncio.ensure_future(_send_quietly(ws, message))
+
+    def current(self) -> tuple[SipCall, PhoneCall] | None:
+        """The newest call: the one the phone's buttons act on."""
+        return next(reversed(self.calls.items()), None)
+
+    async def _control(self, ws: ServerConnection) -> None:
+        self.watchers.add(ws)
+        try:
+            await ws.send(
+                json.dumps(
+                    {
+                        "event": "hello",
+                        "policy": (self.policy or self.cfg.phone_policy).header_value(),
+                        "calls": len(self.calls),
+                    }
+                )
+            )
+            async for text in ws:
+                try:
+                    reply = self._command(json.loads(text))
+                except (ValueError, KeyError, TypeError) as exc:
+                    reply = {"event": "error", "reason": str(exc)}
+                await ws.send(json.dumps(reply))
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            self.watchers.discard(ws)
+
+    def _command(self, msg: dict[str, object]) -> dict[str, object]:
+        cmd = str(msg["cmd"])
+        if cmd == "policy":
+            self.policy = PhonePolicy.parse(str(msg["value"]))
+            return {"event": "policy", "policy": self.policy.header_value()}
+        current = self.current()
+        if current is None:
+            return {"event": "error", "reason": f"{cmd}: no call"}
+        call, state = current
+        if cmd == "answer" and not state.answered:
+            self._answer(call, state)
+        elif cmd == "reject" and not state.answered:
+            call.answer_with(603, "Decline")
+        elif cmd == "hangup":
+            call.hangup_with()
+        else:
+            return {"event": "error", "reason": f"{cmd}: not possible now"}
+        return {"event": "done", "cmd": cmd}
 
     # AccountListener
     def on_registration(self, code: int, reason: str) -> None:
@@ -80,29 +146,39 @@ class Phone:
             policy = (
                 PhonePolicy.parse(headers[ANSWER_HEADER.lower()])
                 if ANSWER_HEADER.lower() in headers
-                else self.cfg.policy_for(user)
+                else self.policy or self.cfg.policy_for(user)
             )
         except ValueError as exc:
             log.warning("incoming call refused: %s", exc)
             call.answer_with(400, "Bad calllab header")
             return
-        state = PhoneCall(user, call_id, policy)
+        caller = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
+        state = PhoneCall(user, call_id, policy, caller=caller)
         self.calls[call] = state
         log.info("incoming call to %s, call id %s, policy %s", user, call_id, policy.header_value())
+        self.broadcast(
+            "incoming", number=user, caller=state.caller, call_id=call_id, policy=policy.header_value()
+        )
         if policy.action == "busy":
             call.answer_with(486, "Busy Here")
         elif policy.action == "reject":
             call.answer_with(603, "Decline")
         else:
             call.answer_with(180, "Ringing")
+            state.rang_at = time.time()
             if policy.action == "answer":
                 state.answer_task = asyncio.ensure_future(self._answer_later(call, policy.answer_after))
 
     async def _answer_later(self, call: SipCall, delay: float) -> None:
         await asyncio.sleep(delay)
         if call in self.calls:
-            self.calls[call].answered = True
-            call.answer_with(200, "OK")
+            self._answer(call, self.calls[call])
+
+    def _answer(self, call: SipCall, state: PhoneCall) -> None:
+        state.answered = True
+        state.answered_at = time.time()
+        call.answer_with(200, "OK")
+        self.broadcast("answered", number=state.number, caller=state.caller)
 
     # CallListener
     def on_media_active(self, call: SipCall) -> None:
@@ -128,15 +204,18 @@ class Phone:
         if state == "remote_hold" and not phone_call.held:
             phone_call.held = True
             phone_call.note("held")
+            self.broadcast("held")
         elif state == "active" and phone_call.held:
             phone_call.held = False
             phone_call.note("resumed")
+            self.broadcast("resumed")
 
     def on_dtmf(self, call: SipCall, digit: str, method: str) -> None:
         phone_call = self.calls.get(call)
         if phone_call is not None:
             phone_call.dtmf += digit
             phone_call.note("dtmf", digit=digit, method=method)
+            self.broadcast("dtmf", digit=digit, method=method, digits=phone_call.dtmf)
             log.info("DTMF %s (%s)", digit, method)
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
@@ -147,6 +226,7 @@ class Phone:
         if state.answer_task:
             state.answer_task.cancel()
         state.player = None
+        self.broadcast("ended", code=snap.status_code, reason=snap.reason, number=state.number)
         asyncio.ensure_future(self._file_report(state, snap))
 
     async def _file_report(self, state: PhoneCall, snap: CallSnapshot) -> None:
@@ -170,9 +250,20 @@ class Phone:
                     "sent_t0": state.sent_t0,
                     "received_t0": state.received_t0,
                     "dtmf_received": state.dtmf,
+                    "caller": state.caller,
+                    "answer_delay": (state.answered_at - state.rang_at)
+                    if state.answered_at and state.rang_at
+                    else None,
                     "events": state.events,
                 },
             )
+
+
+async def _send_quietly(ws: ServerConnection, message: str) -> None:
+    try:
+        await ws.send(message)
+    except websockets.ConnectionClosed:
+        pass
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import logging
 import threading
 
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig
-from lab.sip.endpoint import MAX_CALLS, CallSnapshot, SipCall, SipEndpoint, connect
+from lab.sip.endpoint import MAX_CALLS, CallSnapshot, SipCall, SipEndpoint, connect, user_of
 from lab.sip.party import run
 
 log = logging.getLogger("pstn-gateway")
@@ -59,6 +59,10 @@ class PstnGateway:
         forward = {
             name: headers[name.lower()] for name in (CALL_HEADER, ANSWER_HEADER) if name.lower() in headers
         }
+        # Caller id on the mobile leg, as networks carry it (the B leg's From is this gateway).
+        caller = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
+        if caller:
+            forward["P-Asserted-Identity"] = f"<sip:{caller}@{self.cfg.pstn.host}>"
         log.info("call to %s: dialling the mobile phone", user)
         try:
             b.dial(f"sip:{user}@{self.cfg.phone.sip_address}", forward)

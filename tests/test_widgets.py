@@ -1,0 +1,99 @@
+"""The notebook widgets, driven through the same methods their buttons call, against the
+real lab."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from lab.client import CALL_STATUS
+from lab.stack import Stack
+from lab.widgets import CallDashboard, MobilePhoneWidget, PhoneWidget
+
+pytestmark = pytest.mark.slow
+NUMBER = "+79991234567"
+
+
+@pytest.fixture
+async def mobile(stack: Stack) -> MobilePhoneWidget:
+    phone = await MobilePhoneWidget(stack.cfg).connect()
+    yield phone
+    await phone.set_policy("after:1")
+    await phone.close()
+
+
+async def test_phone_widget_call_with_keypad_hold_and_dashboard(stack: Stack, mobile: MobilePhoneWidget) -> None:
+    await mobile.set_policy("after:0.3")
+    dashboard = CallDashboard(stack.cfg)
+    phone = PhoneWidget(stack.cfg, dashboard=dashboard)
+    assert phone.voice_button.disabled and phone.hangup_button.disabled  # nothing before login
+    assert await phone.log_in()
+    assert phone.password.value == "" and "logged in as VKP009" in phone.status.value
+    assert not phone.voice_button.disabled and phone.hangup_button.disabled
+    call = await phone.voice_call(NUMBER)
+    assert call is not None and call.status == CALL_STATUS.ESTABLISHED
+    assert not phone.hangup_button.disabled and phone.voice_button.disabled and phone.login_button.disabled
+    await phone.press("5")
+    await phone.press("#")
+    await asyncio.sleep(1.0)
+    assert "5#" in mobile.digits.value
+    await phone.toggle_hold()
+    await call.wait_for(CALL_STATUS.HOLD, timeout=5)
+    assert phone.hold_button.description == "Unhold"
+    await phone.toggle_hold()
+    await asyncio.sleep(0.5)
+    assert call.status == CALL_STATUS.ESTABLISHED
+    await phone.hang_up()
+    result = await phone.wait_until_over()
+    assert result is not None and result.final_status == "FINISH"
+    assert [s["status"] for s in result.statuses] == [
+        "PENDING", "TRYING", "RING", "ESTABLISHED", "HOLD", "ESTABLISHED", "FINISH"]
+    assert "FINISH 200 hangup" in phone.history[-1] or any("FINISH" in h for h in phone.history)
+    assert phone.hangup_button.disabled and not phone.voice_button.disabled
+    assert len(phone.players.children) == 4  # sent and heard, at both ends
+    assert dashboard.model is not None and dashboard.ladder.value[:4] == b"\x89PNG"
+    report = dashboard.export()
+    assert report is not None and report.exists() and "report:" in dashboard.export_link.value
+
+
+async def test_mobile_phone_answers_and_hangs_up_first(stack: Stack, mobile: MobilePhoneWidget) -> None:
+    await mobile.set_policy("manual")
+    phone = PhoneWidget(stack.cfg)
+    assert await phone.log_in()
+    dialling = asyncio.ensure_future(phone.voice_call(NUMBER))
+    await mobile.wait_for("ringing")
+    assert "call from VKP009" in mobile.screen.value and not mobile.answer_button.disabled
+    await mobile.answer()
+    call = await dialling
+    assert call is not None and call.status == CALL_STATUS.ESTABLISHED
+    await mobile.wait_for("in call")
+    await mobile.hang_up()
+    result = await phone.wait_until_over()
+    assert result is not None and (result.final_status, result.reason) == ("FINISH", "remote hangup")
+
+
+async def test_mobile_phone_rejects(stack: Stack, mobile: MobilePhoneWidget) -> None:
+    await mobile.set_policy("manual")
+    phone = PhoneWidget(stack.cfg)
+    assert await phone.log_in()
+    dialling = asyncio.ensure_future(phone.voice_call(NUMBER))
+    await mobile.wait_for("ringing")
+    await mobile.reject()
+    call = await dialling
+    assert call is not None and (call.status, call.sip_code) == (CALL_STATUS.FAILED, 603)
+    assert "FAILED 603" in phone.status.value
+
+
+async def test_wrong_password_in_the_login_form(stack: Stack) -> None:
+    phone = PhoneWidget(stack.cfg)
+    phone.password.value = "wrong-password"
+    assert not await phone.log_in()
+    assert "login failed: 403" in phone.status.value and phone.voice_button.disabled
+    assert phone.password.value == "" and "wrong-password" not in " ".join(phone.history)
+
+
+def test_widgets_render(stack: Stack, tmp_path: Path) -> None:
+    for widget in (PhoneWidget(stack.cfg).widget, CallDashboard(stack.cfg).widget, MobilePhoneWidget(stack.cfg).widget):
+        assert widget.children
