@@ -102,6 +102,8 @@ class LabConfig:
     #: Phone answer policy per dialled number, e.g. {"+79990000486": "busy"}.
     number_policies: dict[str, str] = field(default_factory=dict)
     mobile_codec: str = "GSM"  # the PSTN gateway <-> phone leg, as a mobile network would
+    no_answer_timeout: float = 30.0  # s the PSTN gateway lets a phone ring before 480
+    media_timeout: float = 3.0  # s without RTP after which a gateway ends the call
     home: Path = HOME
 
     @property

@@ -62,6 +62,15 @@ def stop_group(pid: int, timeout: float = 5.0) -> None:
             time.sleep(0.02)
 
 
+def kill_group(pid: int, timeout: float = 5.0) -> None:
+    """SIGKILL the process group led by pid (a crash: no goodbye to anyone) and reap it."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    stop_group(pid, timeout)
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)

@@ -176,6 +176,27 @@ class Stack:
                 )
             await asyncio.sleep(0.02)
 
+    def party(self, name: str) -> PartyProcess:
+        try:
+            return next(p for p in self.parties if p.party.name == name)
+        except StopIteration:
+            raise LabError(f"no party {name!r} in this lab") from None
+
+    def kill(self, name: str) -> None:
+        """Kill one party outright (SIGKILL): a crash, as far as the others can tell."""
+        p = self.party(name)
+        if p.proc is not None and p.proc.poll() is None:
+            process.kill_group(p.proc.pid, timeout=2)
+
+    async def restart(self, name: str, timeout: float = READY_TIMEOUT) -> None:
+        """Start one party again (after kill) and wait until it answers."""
+        p = self.party(name)
+        self.kill(name)
+        p.proc = process.spawn(p.argv, p.log)
+        self.started_at = time.monotonic()
+        await self._wait_ready(p, timeout)
+        self._write_state()
+
     def _write_state(self) -> None:
         state = {
             "owner": os.getpid(),

@@ -24,7 +24,9 @@ async def mobile(stack: Stack) -> MobilePhoneWidget:
     await phone.close()
 
 
-async def test_phone_widget_call_with_keypad_hold_and_dashboard(stack: Stack, mobile: MobilePhoneWidget) -> None:
+async def test_phone_widget_call_with_keypad_hold_and_dashboard(
+    stack: Stack, mobile: MobilePhoneWidget
+) -> None:
     await mobile.set_policy("after:0.3")
     dashboard = CallDashboard(stack.cfg)
     phone = PhoneWidget(stack.cfg, dashboard=dashboard)
@@ -49,7 +51,14 @@ async def test_phone_widget_call_with_keypad_hold_and_dashboard(stack: Stack, mo
     result = await phone.wait_until_over()
     assert result is not None and result.final_status == "FINISH"
     assert [s["status"] for s in result.statuses] == [
-        "PENDING", "TRYING", "RING", "ESTABLISHED", "HOLD", "ESTABLISHED", "FINISH"]
+        "PENDING",
+        "TRYING",
+        "RING",
+        "ESTABLISHED",
+        "HOLD",
+        "ESTABLISHED",
+        "FINISH",
+    ]
     assert "FINISH 200 hangup" in phone.history[-1] or any("FINISH" in h for h in phone.history)
     assert phone.hangup_button.disabled and not phone.voice_button.disabled
     assert len(phone.players.children) == 4  # sent and heard, at both ends
@@ -95,5 +104,9 @@ async def test_wrong_password_in_the_login_form(stack: Stack) -> None:
 
 
 def test_widgets_render(stack: Stack, tmp_path: Path) -> None:
-    for widget in (PhoneWidget(stack.cfg).widget, CallDashboard(stack.cfg).widget, MobilePhoneWidget(stack.cfg).widget):
+    for widget in (
+        PhoneWidget(stack.cfg).widget,
+        CallDashboard(stack.cfg).widget,
+        MobilePhoneWidget(stack.cfg).widget,
+    ):
         assert widget.children

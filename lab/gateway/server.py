@@ -19,7 +19,7 @@ from lab.config import SipAccount as AccountForm
 from lab.gateway.bridge import MediaBridge
 from lab.numbers import InvalidNumber, normalize_number
 from lab.signaling import DTMF_DIGITS, CallStatus, decode, encode
-from lab.sip.endpoint import CallSnapshot, SipAccount, SipCall, SipEndpoint
+from lab.sip.endpoint import CallSnapshot, MediaWatchdog, SipAccount, SipCall, SipEndpoint
 from lab.sip.party import run
 
 log = logging.getLogger("gateway")
@@ -189,6 +189,8 @@ class GatewayCall:
         self.established = False
         self.on_hold = False
         self.hangup_requested = False
+        self.end_reason = ""  # set when the gateway itself ends the call
+        self.watchdog: MediaWatchdog | None = None
         self.ended = False
 
     async def status(self, status: CallStatus, code: int | None = None, reason: str = "") -> None:
@@ -266,6 +268,8 @@ class GatewayCall:
     def on_media_state(self, call: SipCall, state: str) -> None:
         if self.ended or not self.established:
             return
+        if self.watchdog is not None:
+            self.watchdog.paused = state != "active"
         if state in ("local_hold", "remote_hold") and not self.on_hold:
             self.on_hold = True
             reason = "on hold" if state == "local_hold" else "held by the far end"
@@ -281,9 +285,9 @@ class GatewayCall:
 
     # CallListener
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
-        asyncio.ensure_future(self._on_state(snap))
+        asyncio.ensure_future(self._on_state(call, snap))
 
-    async def _on_state(self, snap: CallSnapshot) -> None:
+    async def _on_state(self, sip: SipCall, snap: CallSnapshot) -> None:
         if self.ended:
             return
         if snap.state == "EARLY" and snap.status_code in (180, 183):
@@ -293,8 +297,13 @@ class GatewayCall:
             await self.status(CallStatus.ESTABLISHED, 200, snap.reason)
         elif snap.state == "DISCONNECTED":
             self.ended = True
+            if self.watchdog is not None:
+                self.watchdog.stop()
             if self.established:
-                who = "hangup" if self.hangup_requested else "remote hangup"
+                remote = (
+                    f"remote hangup ({sip.remote_reason})" if sip and sip.remote_reason else "remote hangup"
+                )
+                who = self.end_reason or ("hangup" if self.hangup_requested else remote)
                 await self.status(CallStatus.FINISH, snap.status_code, who)
             elif snap.status_code in _BUSY_CODES:
                 await self.status(CallStatus.BUSY, snap.status_code, snap.reason)
@@ -307,6 +316,15 @@ class GatewayCall:
 
     def on_media_active(self, call: SipCall) -> None:
         self.bridge.attach(call)
+        if self.watchdog is None:
+            self.watchdog = MediaWatchdog(call, self._media_timeout, self.session.gateway.cfg.media_timeout)
+
+    def _media_timeout(self, call: SipCall) -> None:
+        self.end_reason = (
+            f"media timeout: no RTP from the SIP side for {self.session.gateway.cfg.media_timeout:g} s"
+        )
+        log.warning("call %s: %s", self.call_id, self.end_reason)
+        call.hangup_with()
 
     def close_media(self) -> None:
         self.bridge.close()

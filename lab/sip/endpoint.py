@@ -313,6 +313,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
         self.alive = True
         self.last_code = 0
         self.last_reason = ""
+        self.remote_reason = ""  # the Reason header of the far end's BYE, if it gave one
         endpoint._adopt(self)
 
     # pjsua thread ---------------------------------------------------------------------
@@ -331,6 +332,16 @@ class SipCall(pj.Call):  # type: ignore[misc]
         audio = [m.status for m in ci.media if m.type == pj.PJMEDIA_TYPE_AUDIO]
         state = _MEDIA_STATES.get(audio[0], "none") if audio else "none"
         self.endpoint.post(self._deliver_media, state)
+
+    def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:  # noqa: N802
+        event = prm.e
+        if event.type != pj.PJSIP_EVENT_TSX_STATE or event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
+            return
+        message = str(event.body.tsxState.src.rdata.wholeMsg)
+        if message.startswith("BYE "):
+            match = re.search(r'text="([^"]*)"', parse_headers(message).get("reason", ""))
+            if match:
+                self.endpoint.post(setattr, self, "remote_reason", match.group(1))
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
         method = "info" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
@@ -385,13 +396,18 @@ class SipCall(pj.Call):  # type: ignore[misc]
         except pj.Error as exc:
             log.warning("answer %d: %s", code, exc.info())
 
-    def hangup_with(self, code: int = 0, reason: str = "") -> None:
+    def hangup_with(self, code: int = 0, reason: str = "", cause: str = "") -> None:
+        """Final response `code` while ringing, else BYE; `cause` goes in a Reason header."""
         if not self._usable():
             return
         prm = pj.CallOpParam()
         prm.statusCode = code
         if reason:
             prm.reason = reason
+        if cause:
+            hdr = pj.SipHeader()
+            hdr.hName, hdr.hValue = "Reason", f'SIP;cause=200;text="{cause.replace(chr(34), chr(39))}"'
+            prm.txOption.headers.append(hdr)
         try:
             self.hangup(prm)
         except pj.Error as exc:
@@ -427,6 +443,17 @@ class SipCall(pj.Call):  # type: ignore[misc]
             except pj.Error as exc:
                 raise RuntimeError(exc.info()) from None
 
+    def rx_packets(self) -> int | None:
+        """RTP packets received on the audio stream so far; None without an audio stream."""
+        if not self._usable():
+            return None
+        try:
+            info = self.getInfo()  # keep it referenced: its media vector dies with it
+            index = next(i for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO)
+            return int(self.getStreamStat(index).rtcp.rxStat.pkt)
+        except (StopIteration, pj.Error):
+            return None
+
     def audio(self) -> pj.AudioMedia | None:
         if not self._usable():
             return None
@@ -434,6 +461,36 @@ class SipCall(pj.Call):  # type: ignore[misc]
             return self.getAudioMedia(-1)
         except pj.Error:
             return None
+
+
+class MediaWatchdog:
+    """Ends a call whose far end went silent: no RTP for `timeout` seconds (not counting
+    time on hold) means the other party is gone, SIP or not."""
+
+    def __init__(self, call: SipCall, on_silence: Callable[[SipCall], None], timeout: float = 3.0) -> None:
+        self.call = call
+        self.on_silence = on_silence
+        self.timeout = timeout
+        self.paused = False
+        self.task = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        last = self.call.rx_packets()
+        quiet_since = asyncio.get_running_loop().time()
+        while self.call.alive:
+            await asyncio.sleep(0.5)
+            now = asyncio.get_running_loop().time()
+            count = self.call.rx_packets()
+            if count is None:
+                return
+            if count != last or self.paused:
+                last, quiet_since = count, now
+            elif now - quiet_since >= self.timeout:
+                self.on_silence(self.call)
+                return
+
+    def stop(self) -> None:
+        self.task.cancel()
 
 
 def connect(a: pj.AudioMedia, b: pj.AudioMedia) -> None:

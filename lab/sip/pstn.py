@@ -7,11 +7,12 @@ Leg B offers the mobile codec (GSM 06.10) first, as a mobile network would.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig
-from lab.sip.endpoint import MAX_CALLS, CallSnapshot, SipCall, SipEndpoint, connect, user_of
+from lab.sip.endpoint import MAX_CALLS, CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect, user_of
 from lab.sip.party import run
 
 log = logging.getLogger("pstn-gateway")
@@ -27,7 +28,11 @@ class PstnGateway:
         self.peer: dict[SipCall, SipCall] = {}
         self.a_legs: set[SipCall] = set()
         self.media_up: set[SipCall] = set()
-        self.held: set[SipCall] = set()  # legs this gateway put on hold to mirror the other side
+        self.held: set[SipCall] = set()
+        self.timers: dict[SipCall, asyncio.TimerHandle] = {}  # leg A -> its no-answer timer
+        self.watchdogs: dict[
+            SipCall, MediaWatchdog
+        ] = {}  # legs this gateway put on hold to mirror the other side
         self._admitted = 0  # A legs admitted and not yet ended; guarded by _lock
         self._lock = threading.Lock()
 
@@ -64,6 +69,7 @@ class PstnGateway:
         if caller:
             forward["P-Asserted-Identity"] = f"<sip:{caller}@{self.cfg.pstn.host}>"
         log.info("call to %s: dialling the mobile phone", user)
+        self.timers[a] = asyncio.get_running_loop().call_later(self.cfg.no_answer_timeout, self._no_answer, a)
         try:
             b.dial(f"sip:{user}@{self.cfg.phone.sip_address}", forward)
         except Exception as exc:  # pjsua2 raises its own Error type
@@ -99,9 +105,30 @@ class PstnGateway:
         if snap.state == "EARLY" and snap.status_code in (180, 183):
             a.answer_with(180, "Ringing")
         elif snap.state == "CONFIRMED":
+            timer = self.timers.pop(a, None)
+            if timer is not None:
+                timer.cancel()
             a.answer_with(200, "OK")
 
+    def _no_answer(self, a: SipCall) -> None:
+        b = self._unpair(a)
+        log.info("no answer within %g s", self.cfg.no_answer_timeout)
+        a.hangup_with(480, f"No answer within {self.cfg.no_answer_timeout:g} s")
+        if b is not None:
+            b.hangup_with()  # CANCEL to the phone
+
+    def _media_timeout(self, leg: SipCall) -> None:
+        silent = self.cfg.phone.name if leg not in self.a_legs else "the SIP side"
+        other = self._unpair(leg)
+        cause = f"PSTN gateway: no RTP from {silent} for {self.cfg.media_timeout:g} s"
+        log.warning("%s; ending the call", cause)
+        leg.hangup_with()
+        if other is not None:
+            other.hangup_with(cause=cause)
+
     def on_media_active(self, call: SipCall) -> None:
+        if call not in self.watchdogs:
+            self.watchdogs[call] = MediaWatchdog(call, self._media_timeout, self.cfg.media_timeout)
         self.media_up.add(call)
         other = self.peer.get(call)
         if other is None or other not in self.media_up:
@@ -115,6 +142,9 @@ class PstnGateway:
         other = self.peer.get(call)
         if other is None:
             return
+        for leg in (call, other):
+            if leg in self.watchdogs:
+                self.watchdogs[leg].paused = state != "active"
         try:
             if state == "remote_hold" and other not in self.held:
                 self.held.add(other)
@@ -137,6 +167,13 @@ class PstnGateway:
         """Forget the pairing of `leg`; returns the other leg, if it was still paired."""
         other = self.peer.pop(leg, None)
         self.media_up.discard(leg)
+        for call in (leg, other):
+            timer = self.timers.pop(call, None) if call is not None else None
+            if timer is not None:
+                timer.cancel()
+            watchdog = self.watchdogs.pop(call, None) if call is not None else None
+            if watchdog is not None:
+                watchdog.stop()
         if other is not None:
             self.peer.pop(other, None)
             self.media_up.discard(other)

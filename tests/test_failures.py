@@ -1,0 +1,106 @@
+"""Every way a call can fail: a status, a SIP code and a sentence naming the party at fault,
+within a bounded time, and the lab usable for the next call."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from lab.audio import read_wav
+from lab.client import CALL_STATUS, Session
+from lab.config import LabConfig, PhonePolicy
+from lab.scenario import LabCall, lab_account, place_call
+from lab.stack import Stack
+
+pytestmark = pytest.mark.slow
+NUMBER = "+79991234567"
+NOW = PhonePolicy("answer", 0.0)
+
+
+@pytest.fixture(scope="module")
+async def lab(lab_config: LabConfig) -> AsyncIterator[Stack]:
+    stack = Stack(dataclasses.replace(lab_config, no_answer_timeout=2.0, media_timeout=2.0))
+    await stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+async def test_nobody_answers(lab: Stack) -> None:
+    t0 = time.monotonic()
+    result = await place_call(lab.cfg, NUMBER, answer=PhonePolicy("never"), report=False)
+    assert (result.final_status, result.sip_code) == ("FAILED", 480)
+    assert "No answer within 2 s" in result.reason and time.monotonic() - t0 < 6
+
+
+async def test_pstn_gateway_down(lab: Stack) -> None:
+    lab.kill("PSTN gateway")
+    try:
+        t0 = time.monotonic()
+        result = await place_call(lab.cfg, NUMBER, report=False)
+        assert (result.final_status, result.sip_code) == ("FAILED", 503)
+        assert "PSTN gateway 127.0.0.4:5060 does not answer" in result.reason and time.monotonic() - t0 < 6
+    finally:
+        await lab.restart("PSTN gateway")
+    assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok
+
+
+async def open_call(lab: Stack) -> tuple[Session, LabCall]:
+    session = Session(lab.cfg.ws_url, lab_account(lab.cfg), host=lab.cfg.browser.host)
+    await session.connect()
+    call = LabCall(lab.cfg, session, NUMBER, answer=NOW, report=False)
+    assert await call.start() == CALL_STATUS.ESTABLISHED
+    return session, call
+
+
+async def test_phone_killed_mid_call_ends_it_by_media_timeout(lab: Stack) -> None:
+    session, call = await open_call(lab)
+    try:
+        await asyncio.sleep(1.0)
+        lab.kill("Mobile phone")
+        t0 = time.monotonic()
+        status = await call.call.ended(timeout=10)
+        assert status == CALL_STATUS.FINISH and time.monotonic() - t0 < 6
+        assert call.call.reason == "remote hangup (PSTN gateway: no RTP from Mobile phone for 2 s)"
+    finally:
+        await session.disconnect()
+        await lab.restart("Mobile phone")
+    assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok
+
+
+async def test_sip_server_killed_mid_call_media_goes_on(lab: Stack) -> None:
+    session, call = await open_call(lab)
+    try:
+        await asyncio.sleep(1.0)
+        lab.kill("SIP server")
+        await asyncio.sleep(3.0)  # RTP flows gateway <-> PSTN gateway directly
+        assert call.call.status == CALL_STATUS.ESTABLISHED
+        t0 = time.monotonic()
+        await call.hang_up()
+        assert await call.call.ended(timeout=5) == CALL_STATUS.FINISH and time.monotonic() - t0 < 3
+        result = await call.finish()
+    finally:
+        await session.disconnect()
+        await lab.restart("SIP server")
+    heard, rate = read_wav(Path(result.audio["browser_received"]))  # type: ignore[arg-type]
+    assert len(heard) / rate > 3.5  # the browser kept hearing the phone after the server died
+    assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok
+
+
+async def test_gateway_restarted_while_connected(lab: Stack) -> None:
+    session, call = await open_call(lab)
+    try:
+        lab.kill("Gateway")
+        t0 = time.monotonic()
+        assert await call.call.ended(timeout=5) == CALL_STATUS.FAILED and time.monotonic() - t0 < 2
+        assert call.call.reason == "connection to the gateway was lost"
+    finally:
+        await session.disconnect()
+        await lab.restart("Gateway")
+    assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok
