@@ -24,7 +24,7 @@ from lab.signaling import DTMF_DIGITS
 RING_TIMEOUT = 60.0  # s the caller lets a phone ring before giving up
 PHONE_REPORT_TIMEOUT = 5.0  # s for the phone to file its recording after the call
 DTMF_SETTLE = 0.5  # s for the last digit to reach the phone before anything else happens
-DTMF_DIGIT_S = 0.25  # an RFC 4733 digit plays for 160 ms plus a pause
+DTMF_DIGIT_S = {"rfc4733": 0.25, "info": 0.1}  # an RFC 4733 digit plays 160 ms plus a pause
 CAPTURE_TAIL = 0.3  # s of capture after the call, for the last BYE/200 and RTCP
 
 
@@ -254,9 +254,7 @@ async def place_call(
             started = time.monotonic()
             if dtmf:
                 await lab_call.call.send_dtmf(dtmf, dtmf_method)
-                await asyncio.sleep(
-                    DTMF_SETTLE + (DTMF_DIGIT_S * len(dtmf) if dtmf_method == "rfc4733" else 0)
-                )
+                await asyncio.sleep(DTMF_SETTLE + DTMF_DIGIT_S[dtmf_method] * len(dtmf))
             if hold:
                 await lab_call.call.hold()
                 await lab_call.call.wait_for(CallStatus.HOLD, timeout=5)

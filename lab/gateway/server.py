@@ -25,6 +25,7 @@ from lab.sip.party import run
 log = logging.getLogger("gateway")
 
 REGISTER_TIMEOUT = 6.0  # s; pjsip's own would be 32 s
+INFO_DTMF_SPACING = 0.08  # s between SIP INFO digits
 _BUSY_CODES = {486, 600}
 _FORWARDED_HEADER_PREFIX = "X-Calllab-"
 
@@ -257,13 +258,29 @@ class GatewayCall:
                 digits = str(msg.get("digits", ""))
                 if not digits or any(d not in DTMF_DIGITS for d in digits):
                     raise RuntimeError(f"DTMF digits must be among {DTMF_DIGITS}, not {digits!r}")
-                self.sip.send_dtmf(digits, "info" if msg.get("method") == "info" else "rfc4733")
+                if msg.get("method") == "info":
+                    asyncio.ensure_future(self._send_info_digits(digits))
+                else:
+                    self.sip.send_dtmf(digits, "rfc4733")
             elif kind == "hold":
                 self.sip.hold()
             else:
                 self.sip.unhold()
         except RuntimeError as exc:
             await self.session.send("error", call_id=self.call_id, reason=f"{kind}: {exc}")
+
+    async def _send_info_digits(self, digits: str) -> None:
+        """One INFO per digit, spaced: sent all at once they overtake each other in the SIP
+        server's parallel workers and the far end refuses the ones whose CSeq went backwards."""
+        for digit in digits:
+            if self.sip is None or self.ended:
+                return
+            try:
+                self.sip.send_dtmf(digit, "info")
+            except RuntimeError as exc:
+                await self.session.send("error", call_id=self.call_id, reason=f"dtmf: {exc}")
+                return
+            await asyncio.sleep(INFO_DTMF_SPACING)
 
     def on_media_state(self, call: SipCall, state: str) -> None:
         if self.ended or not self.established:
