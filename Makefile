@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := kamailio espeak-ng tshark sox
+APT_PACKAGES := kamailio espeak-ng tshark sox chromium curl
 NUMBER ?= +79991234567
 
 .PHONY: setup apt venv demo test test-quick lab report lint bench bench-call bench-analysis clean
@@ -32,7 +32,7 @@ test-quick: setup
 	$(BIN)/pytest -q -m "not slow"
 
 lab: setup
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --notebook-dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 report: setup
 	$(BIN)/jupyter nbconvert --to html --execute --ExecutePreprocessor.timeout=300 \

@@ -38,6 +38,43 @@ KEYS = "123456789*0#"
 LIVE_REFRESH_S = 1.0
 
 
+class KernelLoop:
+    """Runs a widget's work on the kernel's own asyncio loop.
+
+    ipykernel 7 may call button handlers from another thread; work started there would
+    bind the call's asyncio objects to the wrong loop. So every widget remembers the loop
+    it was created on (a notebook cell's) and hands its work to it."""
+
+    def __init__(self) -> None:
+        try:
+            self.loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = asyncio.get_event_loop_policy().get_event_loop()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, work: Callable[[], Awaitable[object]], on_error: Callable[[Exception], None]) -> None:
+        async def guarded() -> None:
+            try:
+                await work()
+            except Exception as exc:  # a widget must not die silently
+                log.exception("widget action failed")
+                on_error(exc)
+
+        def start() -> None:
+            task = asyncio.ensure_future(guarded())
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+        try:
+            on_own_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            on_own_loop = False
+        if on_own_loop:
+            start()
+        else:
+            self.loop.call_soon_threadsafe(start)
+
+
 def png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -79,17 +116,17 @@ class PhoneWidget:
         self.lab_call: LabCall | None = None
         self.result: CallResult | None = None
         self.history: list[str] = []
-        self._tasks: set[asyncio.Task[object]] = set()
+        self.kernel = KernelLoop()
 
-        self.login_button.on_click(lambda _: self._run(self.log_in()))
-        self.voice_button.on_click(lambda _: self._run(self.voice_call()))
+        self.login_button.on_click(lambda _: self._run(self.log_in))
+        self.voice_button.on_click(lambda _: self._run(self.voice_call))
         self.video_button.on_click(
             lambda _: self._say("Video call: the SIP side of the lab carries audio only")
         )
-        self.hangup_button.on_click(lambda _: self._run(self.hang_up()))
-        self.hold_button.on_click(lambda _: self._run(self.toggle_hold()))
+        self.hangup_button.on_click(lambda _: self._run(self.hang_up))
+        self.hold_button.on_click(lambda _: self._run(self.toggle_hold))
         for key, button in self.keys.items():
-            button.on_click(lambda _, k=key: self._run(self.press(k)))
+            button.on_click(lambda _, k=key: self._run(lambda: self.press(k)))
         keypad = w.GridBox(list(self.keys.values()), layout=w.Layout(grid_template_columns="repeat(3, 52px)"))
         form = w.VBox(
             [
@@ -148,21 +185,16 @@ class PhoneWidget:
         colour = "#c62828" if error else "#1b5e20"
         self.status.value = f"<b style='color:{colour}'>{html.escape(text)}</b>"
 
-    def _run(self, work: Awaitable[object]) -> None:
-        """Schedule a click's work on the kernel's loop; errors go to the status line."""
+    def _run(self, work: Callable[[], Awaitable[object]]) -> None:
+        """A click's work, on the kernel's loop; errors go to the status line."""
 
-        async def guarded() -> None:
+        async def then_update() -> None:
             try:
-                await work
-            except Exception as exc:  # a widget must not die silently
-                log.exception("phone widget action failed")
-                self._say(f"error: {exc}", error=True)
+                await work()
             finally:
                 self._update_buttons()
 
-        task = asyncio.ensure_future(guarded())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.kernel.submit(then_update, lambda exc: self._say(f"error: {exc}", error=True))
 
     # --- actions (what each button does) --------------------------------------------------
     def account(self) -> SipAccount:
@@ -263,7 +295,7 @@ class PhoneWidget:
         )
         self._update_buttons()
         if call.status.final and self.result is None and self.lab_call is not None:
-            self._run(self._finish())
+            self._run(self._finish)
 
     async def _finish(self) -> None:
         if self.lab_call is None or self.result is not None and self.result.call_id == self.lab_call.call_id:
@@ -301,12 +333,11 @@ class MobilePhoneWidget:
         self._ws: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
-        self.answer_button.on_click(lambda _: asyncio.ensure_future(self.answer()))
-        self.reject_button.on_click(lambda _: asyncio.ensure_future(self.reject()))
-        self.hangup_button.on_click(lambda _: asyncio.ensure_future(self.hang_up()))
-        self.policy.observe(
-            lambda change: asyncio.ensure_future(self.set_policy(change["new"])), names="value"
-        )
+        self.kernel = KernelLoop()
+        self.answer_button.on_click(lambda _: self._run(self.answer))
+        self.reject_button.on_click(lambda _: self._run(self.reject))
+        self.hangup_button.on_click(lambda _: self._run(self.hang_up))
+        self.policy.observe(lambda change: self._run(lambda: self.set_policy(change["new"])), names="value")
         self.widget = w.VBox(
             [
                 w.HTML(f"<h3>Mobile phone {html.escape(cfg.phone.host)}</h3>"),
@@ -319,6 +350,12 @@ class MobilePhoneWidget:
 
     def _ipython_display_(self) -> None:
         display(self.widget)
+
+    def _run(self, work: Callable[[], Awaitable[object]]) -> None:
+        def show(exc: Exception) -> None:
+            self.screen.value = f"<b style='color:#c62828'>error: {html.escape(str(exc))}</b>"
+
+        self.kernel.submit(work, show)
 
     async def connect(self, timeout: float = 5.0) -> MobilePhoneWidget:
         try:
