@@ -371,11 +371,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
         return self.alive and self.getId() >= 0 and self.isActive()
 
     def dial(self, uri: str, headers: dict[str, str] | None = None) -> None:
-        prm = pj.CallOpParam(True)
-        for name, value in (headers or {}).items():
-            hdr = pj.SipHeader()
-            hdr.hName, hdr.hValue = name, value
-            prm.txOption.headers.append(hdr)
+        prm = _op_param(headers=headers, defaults=True)
         try:
             self.makeCall(uri, prm)
         except pj.Error as exc:
@@ -387,12 +383,8 @@ class SipCall(pj.Call):  # type: ignore[misc]
     def answer_with(self, code: int, reason: str = "") -> None:
         if not self._usable():
             return
-        prm = pj.CallOpParam()
-        prm.statusCode = code
-        if reason:
-            prm.reason = reason
         try:
-            self.answer(prm)
+            self.answer(_op_param(code, reason))
         except pj.Error as exc:
             log.warning("answer %d: %s", code, exc.info())
 
@@ -400,14 +392,8 @@ class SipCall(pj.Call):  # type: ignore[misc]
         """Final response `code` while ringing, else BYE; `cause` goes in a Reason header."""
         if not self._usable():
             return
-        prm = pj.CallOpParam()
-        prm.statusCode = code
-        if reason:
-            prm.reason = reason
-        if cause:
-            hdr = pj.SipHeader()
-            hdr.hName, hdr.hValue = "Reason", f'SIP;cause=200;text="{cause.replace(chr(34), chr(39))}"'
-            prm.txOption.headers.append(hdr)
+        text = cause.replace('"', "'")
+        prm = _op_param(code, reason, {"Reason": f'SIP;cause=200;text="{text}"'} if cause else None)
         try:
             self.hangup(prm)
         except pj.Error as exc:
@@ -461,6 +447,20 @@ class SipCall(pj.Call):  # type: ignore[misc]
             return self.getAudioMedia(-1)
         except pj.Error:
             return None
+
+
+def _op_param(
+    code: int = 0, reason: str = "", headers: dict[str, str] | None = None, defaults: bool = False
+) -> pj.CallOpParam:
+    prm = pj.CallOpParam(defaults)
+    prm.statusCode = code
+    if reason:
+        prm.reason = reason
+    for name, value in (headers or {}).items():
+        hdr = pj.SipHeader()
+        hdr.hName, hdr.hValue = name, value
+        prm.txOption.headers.append(hdr)
+    return prm
 
 
 class MediaWatchdog:
