@@ -69,6 +69,7 @@ async def test_phone_killed_mid_call_ends_it_by_media_timeout(lab: Stack) -> Non
         assert status == CALL_STATUS.FINISH and time.monotonic() - t0 < 6
         assert call.call.reason == "remote hangup (PSTN gateway: no RTP from Mobile phone for 2 s)"
     finally:
+        await call.finish()  # stops its capture
         await session.disconnect()
         await lab.restart("Mobile phone")
     assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok
@@ -101,6 +102,7 @@ async def test_gateway_restarted_while_connected(lab: Stack) -> None:
         assert await call.call.ended(timeout=5) == CALL_STATUS.FAILED and time.monotonic() - t0 < 2
         assert call.call.reason == "connection to the gateway was lost"
     finally:
+        await call.finish()
         await session.disconnect()
         await lab.restart("Gateway")
     assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok
