@@ -99,6 +99,31 @@ async def _call(args: argparse.Namespace) -> CallResult:
         return await place_call(stack.cfg, args.number, **kwargs)  # type: ignore[arg-type]
 
 
+async def _dial_in(args: argparse.Namespace) -> CallResult:
+    from lab.scenario import receive_call
+    from lab.stack import Stack
+
+    stream = sys.stderr if args.json else sys.stdout
+    kwargs = {
+        "caller": args.caller,
+        "answer_after": args.answer_after,
+        "duration": args.duration,
+        "reject": args.reject,
+        "on_status": lambda call: _print_status(call, stream),
+    }
+    cfg = running_config()
+    if cfg is not None:
+        return await receive_call(cfg, **kwargs)  # type: ignore[arg-type]
+    print("starting the lab for this call", file=stream, flush=True)
+    async with Stack() as stack:
+        return await receive_call(stack.cfg, **kwargs)  # type: ignore[arg-type]
+
+
+def cmd_dial_in(args: argparse.Namespace) -> int:
+    normalize_number(args.caller)
+    return _report_call(asyncio.run(_dial_in(args)), args.json)
+
+
 def cmd_call(args: argparse.Namespace) -> int:
     from lab.scenario import CallResult
 
@@ -108,7 +133,11 @@ def cmd_call(args: argparse.Namespace) -> int:
         if not args.json:
             raise
         result = CallResult("", args.number, "FAILED", None, f"the lab could not start: {exc}")
-    if args.json:
+    return _report_call(result, args.json)
+
+
+def _report_call(result: CallResult, as_json: bool) -> int:
+    if as_json:
         print(result.to_json())
     else:
         if result.setup_ms is not None:
@@ -255,6 +284,15 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("--password", default=None, help="log in with this password instead of the lab's")
     call.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     call.set_defaults(func=cmd_call)
+    dial_in = sub.add_parser("dial-in", help="the lab's mobile phone calls the browser user, who answers")
+    dial_in.add_argument("caller", nargs="?", default="+79990000001", help="the phone's number (caller id)")
+    dial_in.add_argument(
+        "--answer-after", type=float, default=0.5, help="the browser answers after S seconds"
+    )
+    dial_in.add_argument("--reject", type=int, default=None, metavar="CODE", help="refuse with 603 or 486")
+    dial_in.add_argument("--duration", type=float, default=3.0, help="seconds to talk")
+    dial_in.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    dial_in.set_defaults(func=cmd_dial_in)
     analyze_cmd = sub.add_parser("analyze", help="SIP ladder and RTP statistics of any capture")
     analyze_cmd.add_argument("capture", help="pcap or pcapng file")
     analyze_cmd.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -271,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (LabError, CaptureError) as exc:
+    except (LabError, CaptureError, InvalidNumber, ConnectionError) as exc:
         print(f"calllab: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

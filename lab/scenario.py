@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import websockets
+
 from lab.analysis.call import analyze
 from lab.analysis.pcap import CaptureError
 from lab.capture import Capture, CaptureUnavailable, lab_filter
@@ -25,6 +27,7 @@ RING_TIMEOUT = 60.0  # s the caller lets a phone ring before giving up
 PHONE_REPORT_TIMEOUT = 5.0  # s for the phone to file its recording after the call
 DTMF_SETTLE = 0.5  # s for the last digit to reach the phone before anything else happens
 DTMF_DIGIT_S = {"rfc4733": 0.25, "info": 0.1}  # an RFC 4733 digit plays 160 ms plus a pause
+PHONE_CONTROL_TIMEOUT = 5.0  # s for the phone's control socket to reply
 CAPTURE_TAIL = 0.3  # s of capture after the call, for the last BYE/200 and RTCP
 
 
@@ -93,13 +96,15 @@ class LabCall:
         on_status: Callable[[Call], None] | None = None,
         capture: bool = True,
         report: bool = True,
+        incoming: bool = False,
     ) -> None:
         self.cfg = cfg
         self.session = session
-        self.call_id = new_call_id()
+        self.call_id = ("dialin-" if incoming else "") + new_call_id()
         self.number = normalize_number(number)  # InvalidNumber before anything is sent
-        # Without an explicit answer the phone decides (its control socket may have set it).
-        self.policy = answer or cfg.policy_for(self.number)
+        # Without an explicit answer the phone decides (its control socket may have set it);
+        # an incoming call is answered here, so nothing is left out of its setup time.
+        self.policy = PhonePolicy("answer", 0.0) if incoming else answer or cfg.policy_for(self.number)
         headers = {CALL_HEADER: self.call_id}
         if answer is not None:
             headers[ANSWER_HEADER] = answer.header_value()
@@ -112,6 +117,14 @@ class LabCall:
                 self.recorder = Capture(cfg.captures_dir / f"{self.call_id}.pcapng", lab_filter(cfg)).start()
             except CaptureUnavailable as exc:
                 self.capture_error = str(exc)
+        self.on_status = on_status
+        self.call: Call
+        if incoming:  # the call object comes with the gateway's "incoming" (wait_incoming)
+            session.incoming_prompt = cfg.prompts_dir / "browser.wav"
+            session.incoming_record_dir = lambda call_id: call_dir(cfg, call_id)
+            self._incoming: asyncio.Future[Call] = asyncio.get_running_loop().create_future()
+            session.on_incoming(self._ring)
+            return
         self.call = session.create_call(
             self.number,
             codec=codec,
@@ -122,6 +135,20 @@ class LabCall:
         )
         if on_status:
             self.call.on(None, on_status)
+
+    def _ring(self, call: Call) -> None:
+        if not self._incoming.done():
+            self._incoming.set_result(call)
+
+    async def wait_incoming(self, timeout: float = 10.0) -> Call:
+        """The call the phone places to this user, ringing at the client."""
+        try:
+            self.call = await asyncio.wait_for(self._incoming, timeout)
+        except TimeoutError:
+            raise TimeoutError(f"no call reached {self.session.account.login} within {timeout:g} s") from None
+        if self.on_status:
+            self.call.on(None, self.on_status)
+        return self.call
 
     @property
     def capture_path(self) -> Path | None:
@@ -266,6 +293,57 @@ async def place_call(
         return await lab_call.finish()
     finally:
         await session.disconnect()
+
+
+async def receive_call(
+    cfg: LabConfig,
+    *,
+    caller: str = "+79990000001",
+    answer_after: float = 0.5,
+    duration: float = 3.0,
+    reject: int | None = None,
+    on_status: Callable[[Call], None] | None = None,
+    report: bool = True,
+) -> CallResult:
+    """The lab's mobile phone calls the browser user (through the PSTN gateway and the SIP
+    server); the client answers after `answer_after` s and talks, or rejects with `reject`."""
+    session = Session(cfg.ws_url, lab_account(cfg), host=cfg.browser.host)
+    try:
+        await session.connect()
+    except LoginFailed as exc:
+        return _result(new_call_id(), caller, None, CallStatus.FAILED.value, exc.code, exc.reason)
+    try:
+        lab_call = LabCall(cfg, session, caller, incoming=True, on_status=on_status, report=report)
+        reply = await phone_command(
+            cfg, cmd="dial", to=cfg.login, call_id=lab_call.call_id, **{"from": caller}
+        )
+        if reply.get("event") != "dialling":
+            raise RuntimeError(f"the mobile phone did not dial: {reply.get('reason')}")
+        call = await lab_call.wait_incoming()
+        if reject is not None:
+            await call.reject(reject)
+        else:
+            await asyncio.sleep(answer_after)
+            await call.answer()
+            if await call.wait_for(CallStatus.ESTABLISHED, timeout=10) == CallStatus.ESTABLISHED:
+                await asyncio.sleep(duration)
+                await call.hangup()
+        return await lab_call.finish()
+    finally:
+        await session.disconnect()
+
+
+async def phone_command(cfg: LabConfig, **command: object) -> dict[str, Any]:
+    """One command to the lab phone's control socket, and its reply."""
+    try:
+        async with asyncio.timeout(PHONE_CONTROL_TIMEOUT):
+            async with websockets.connect(cfg.phone_control_url) as ws:
+                await ws.recv()  # hello
+                await ws.send(json.dumps(command))
+                reply: dict[str, Any] = json.loads(await ws.recv())
+                return reply
+    except (OSError, TimeoutError) as exc:
+        raise ConnectionError(f"mobile phone at {cfg.phone_control_url} does not answer: {exc}") from None
 
 
 async def _phone_report(folder: Path) -> dict[str, Any]:

@@ -1,13 +1,17 @@
-"""The seed's SIP functions end to end: DTMF, hold, and the phone's answers, each seen
-by the phone and on the wire."""
+"""The seed's SIP functions end to end: DTMF, hold, the phone's answers and calls to the
+browser user, each seen by the phone and on the wire."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import pytest
 
 from lab.analysis.call import analyze
+from lab.audio import best_match, read_wav
 from lab.config import PhonePolicy
-from lab.scenario import place_call
+from lab.scenario import place_call, receive_call
 from lab.stack import Stack
 
 pytestmark = pytest.mark.slow
@@ -62,3 +66,34 @@ async def test_number_policy_from_the_lab_config(stack: Stack) -> None:
     # LabConfig.number_policies is read by the phone: set here per call through the header.
     result = await place_call(stack.cfg, "89990000486", answer=PhonePolicy.parse("busy"), report=False)
     assert (result.final_status, result.sip_code) == ("BUSY", 486)
+
+
+async def test_incoming_call_answered_talks_both_ways(stack: Stack) -> None:
+    result = await receive_call(stack.cfg, caller="+79990000001", duration=3.0)
+    assert result.ok, result
+    assert [s["status"] for s in result.statuses] == ["RING", "ESTABLISHED", "FINISH"]
+    assert result.statuses[0]["reason"] == "incoming call from +79990000001"
+    assert result.phone["caller"] == "+79990000001"
+    browser_prompt, _ = read_wav(stack.cfg.prompts_dir / "browser.wav")
+    phone_prompt, _ = read_wav(stack.cfg.prompts_dir / "phone.wav")
+    at_phone, _ = read_wav(Path(result.audio["phone_received"]))  # type: ignore[arg-type]
+    at_browser, _ = read_wav(Path(result.audio["browser_received"]))  # type: ignore[arg-type]
+    assert best_match(browser_prompt, at_phone).correlation > 0.85
+    assert best_match(phone_prompt, at_browser).correlation > 0.85
+    model = analyze(result.capture, stack.cfg, with_pesq=False)  # type: ignore[arg-type]
+    invites = [(m.src_party, m.dst_party) for m in model.messages if m.method == "INVITE" and m.is_request]
+    assert invites == [
+        ("Mobile phone", "PSTN gateway"),
+        ("PSTN gateway", "SIP server"),
+        ("SIP server", "Gateway"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "reason"), [(603, "FAILED", "rejected (Decline)"), (486, "BUSY", "Busy Here")]
+)
+async def test_incoming_call_rejected(stack: Stack, code: int, status: str, reason: str) -> None:
+    result = await receive_call(stack.cfg, reject=code, report=False)
+    assert (result.final_status, result.sip_code, result.reason) == (status, code, reason)
+    phone_log = json.loads((stack.cfg.captures_dir / result.call_id / "phone.json").read_text())
+    assert phone_log["end_code"] == code and phone_log["answered"] is False

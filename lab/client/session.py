@@ -61,6 +61,15 @@ class Session:
         self.calls: dict[str, Call] = {}
         self._reader: asyncio.Task[None] | None = None
         self._login: asyncio.Future[dict[str, Any]] | None = None
+        self._incoming_listeners: list[Callable[[Call], None]] = []
+        #: what incoming calls play and where they record, unless the handler says otherwise
+        self.incoming_prompt: Path | None = None
+        self.incoming_record_dir: Callable[[str], Path] | None = None
+
+    def on_incoming(self, callback: Callable[[Call], None]) -> Session:
+        """Call `callback(call)` when someone calls this user; answer with call.answer()."""
+        self._incoming_listeners.append(callback)
+        return self
 
     async def connect(self, timeout: float = CONNECT_TIMEOUT) -> None:
         """Open the signaling connection and register the SIP account; raises LoginFailed."""
@@ -104,7 +113,9 @@ class Session:
                 kind = msg["type"]
                 if kind in ("connected", "failed") and self._login and not self._login.done():
                     self._login.set_result(msg)
-                elif kind in ("status", "sdp", "event", "error") and msg.get("call_id"):
+                elif kind == "incoming":
+                    self._incoming(msg)
+                elif kind in ("status", "sdp", "offer", "event", "error") and msg.get("call_id"):
                     call = self.calls.get(str(msg.get("call_id")))
                     if call:
                         call._on_message(msg)
@@ -113,6 +124,25 @@ class Session:
         finally:
             for call in list(self.calls.values()):
                 call._gateway_lost()
+
+    def _incoming(self, msg: dict[str, Any]) -> None:
+        call_id = str(msg["call_id"])
+        call = Call(
+            self,
+            callee=str(msg.get("caller") or "unknown"),
+            visible_name=self.account.login,
+            constraints={"audio": True, "video": False},
+            codec="opus",
+            prompt=self.incoming_prompt,
+            record_dir=self.incoming_record_dir(call_id) if self.incoming_record_dir else None,
+            headers={},
+            call_id=call_id,
+            direction="in",
+        )
+        self.calls[call_id] = call
+        call._set(CallStatus.RING, 180, f"incoming call from {call.callee}")
+        for cb in self._incoming_listeners:
+            cb(call)
 
     def create_call(
         self,
@@ -180,6 +210,7 @@ class Call:
     record_dir: Path | None
     headers: dict[str, str]
     call_id: str
+    direction: str = "out"  # "in": someone called this user
     status: CallStatus = CallStatus.PENDING
     sip_code: int | None = None
     reason: str = ""
@@ -203,7 +234,8 @@ class Call:
         self.pc = webrtc.peer_connection()
         self.mic: webrtc.PromptTrack | None = None
         self.heard = webrtc.Recording()
-        self.negotiated: Codec | None = None  # the WebRTC leg's codec, from the gateway's answer
+        self.negotiated: Codec | None = None  # the WebRTC leg's codec, from the gateway's SDP
+        self._sdp_offer: asyncio.Future[str] = asyncio.get_event_loop().create_future()
         self._drain: asyncio.Task[None] | None = None
 
     @property
@@ -232,17 +264,11 @@ class Call:
         """Start the call: the seed's call.call()."""
         self.started_at = time.time()
         self._set(CallStatus.PENDING, t=self.started_at)
-        if self.prompt is not None:
-            samples, rate = read_wav(self.prompt)
-            self.mic = webrtc.PromptTrack(resample(samples, rate))
+        self._attach_media()
+        if self.mic is not None:
             self.pc.addTrack(self.mic)
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
-
-        @self.pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                self._drain = asyncio.ensure_future(webrtc.drain_track(track, self.heard.add))
 
         webrtc.prefer_codec(self.pc, self.codec)
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -276,6 +302,10 @@ class Call:
                 self.negotiated = media[0].codecs[0]
 
     def _on_message(self, msg: dict[str, Any]) -> None:
+        if msg["type"] == "offer":
+            if not self._sdp_offer.done():
+                self._sdp_offer.set_result(str(msg["sdp"]))
+            return
         if msg["type"] == "sdp":
             if not self._sdp_answer.done():
                 self._sdp_answer.set_result(str(msg["sdp"]))
@@ -294,6 +324,45 @@ class Call:
         self._set(status, msg.get("sip_code"), str(msg.get("reason") or ""), msg.get("t"))
         if status.final and hasattr(self, "_sdp_answer") and not self._sdp_answer.done():
             self._sdp_answer.cancel()
+
+    async def answer(self) -> None:
+        """Answer an incoming call: the gateway offers WebRTC audio, the call is ESTABLISHED
+        once both legs are up."""
+        if self.direction != "in" or self.status != CallStatus.RING:
+            raise RuntimeError(f"call {self.call_id}: only a ringing incoming call can be answered")
+        self.started_at = time.time()
+        self.actions.append((self.started_at, "answer()"))
+        await self.session.send("answer", call_id=self.call_id)
+        try:
+            offer = await asyncio.wait_for(self._sdp_offer, OFFER_TIMEOUT)
+        except TimeoutError:
+            self._set(CallStatus.FAILED, None, f"gateway sent no WebRTC offer within {OFFER_TIMEOUT:g} s")
+            return
+        self._attach_media()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        if self.mic is not None:
+            self.pc.addTrack(self.mic)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        media = parse_sdp(self.pc.localDescription.sdp)
+        if media and media[0].codecs:
+            self.negotiated = media[0].codecs[0]
+        await self.session.send("answer_sdp", call_id=self.call_id, sdp=self.pc.localDescription.sdp)
+
+    async def reject(self, code: int = 603) -> None:
+        """Refuse an incoming call (603 Decline, or 486 Busy Here)."""
+        self.actions.append((time.time(), f"reject({code})"))
+        await self.session.send("reject", call_id=self.call_id, code=code)
+
+    def _attach_media(self) -> None:
+        """The microphone (a prompt) and the speaker (a recording) of this call."""
+        if self.prompt is not None and self.mic is None:
+            samples, rate = read_wav(self.prompt)
+            self.mic = webrtc.PromptTrack(resample(samples, rate))
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._drain = asyncio.ensure_future(webrtc.drain_track(track, self.heard.add))
 
     def _gateway_lost(self) -> None:
         self._set(CallStatus.FAILED, None, "connection to the gateway was lost")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from typing import Any
 
@@ -14,12 +15,12 @@ from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.server import ServerConnection
 
 from lab import webrtc
-from lab.config import CALL_ID_RE, LabConfig
+from lab.config import CALL_HEADER, CALL_ID_RE, LabConfig
 from lab.config import SipAccount as AccountForm
 from lab.gateway.bridge import MediaBridge
 from lab.numbers import InvalidNumber, normalize_number
 from lab.signaling import DTMF_DIGITS, CallStatus, decode, encode
-from lab.sip.endpoint import CallSnapshot, MediaWatchdog, SipAccount, SipCall, SipEndpoint
+from lab.sip.endpoint import CallSnapshot, MediaWatchdog, SipAccount, SipCall, SipEndpoint, user_of
 from lab.sip.party import run
 
 log = logging.getLogger("gateway")
@@ -92,12 +93,18 @@ class ClientSession:
             await self.login(msg["sip"])
         elif kind == "call":
             await self.start_call(msg)
-        elif kind in ("hangup", "dtmf", "hold", "unhold"):
+        elif kind in ("hangup", "dtmf", "hold", "unhold", "answer", "answer_sdp", "reject"):
             call = self.calls.get(str(msg["call_id"]))
             if call is None:
                 await self.send("error", reason=f"no call {msg['call_id']!r}")
             elif kind == "hangup":
                 call.hangup()
+            elif kind == "answer":
+                await call.accept()
+            elif kind == "answer_sdp":
+                await call.complete(str(msg["sdp"]))
+            elif kind == "reject":
+                call.reject(int(msg.get("code") or 603))
             else:
                 await call.control(kind, msg)
         else:
@@ -157,7 +164,17 @@ class ClientSession:
         return True
 
     def on_incoming_call(self, call: SipCall, user: str, headers: dict[str, str]) -> None:
-        call.answer_with(480, "Incoming calls to the browser are not supported yet")
+        """A call for this client's user: it rings at the client until it answers or rejects."""
+        tag = headers.get(CALL_HEADER.lower(), "")
+        call_id = tag if CALL_ID_RE.fullmatch(tag) and tag not in self.calls else new_incoming_id()
+        incoming = GatewayCall(self, call_id)
+        incoming.incoming = True
+        incoming.sip = call
+        call.listener = incoming
+        self.calls[call_id] = incoming
+        call.answer_with(180, "Ringing")
+        caller = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
+        asyncio.ensure_future(self.send("incoming", call_id=call_id, caller=caller, callee=user))
 
     async def start_call(self, msg: dict[str, Any]) -> None:
         call_id = str(msg["call_id"])
@@ -191,6 +208,7 @@ class GatewayCall:
         self.on_hold = False
         self.hangup_requested = False
         self.end_reason = ""  # set when the gateway itself ends the call
+        self.incoming = False  # someone called the client (its "incoming" message was the ring)
         self.watchdog: MediaWatchdog | None = None
         self.ended = False
 
@@ -216,11 +234,7 @@ class GatewayCall:
             await self.fail(484, str(exc))
             return
 
-        @self.pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                self.bridge.browser_track(track)
-
+        self._take_browser_audio()
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=str(msg["sdp"]), type="offer"))
         headers = {
             str(k): str(v)
@@ -240,6 +254,31 @@ class GatewayCall:
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
         await self.session.send("sdp", call_id=self.call_id, sdp=self.pc.localDescription.sdp)
+
+    def _take_browser_audio(self) -> None:
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self.bridge.browser_track(track)
+
+    async def accept(self) -> None:
+        """The client answers an incoming call: offer it WebRTC audio first."""
+        self._take_browser_audio()
+        self.pc.addTrack(self.bridge.to_browser)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await self.session.send("offer", call_id=self.call_id, sdp=self.pc.localDescription.sdp)
+
+    async def complete(self, sdp: str) -> None:
+        """The client's SDP answer: the WebRTC leg is set, so answer the SIP call (200)."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        if self.sip is not None:
+            self.sip.answer_with(200, "OK")
+
+    def reject(self, code: int) -> None:
+        self.hangup_requested = True
+        self.end_reason = "rejected"
+        if self.sip is not None:
+            self.sip.answer_with(code if 400 <= code < 700 else 603, "Decline" if code == 603 else "")
 
     def hangup(self) -> None:
         self.hangup_requested = True
@@ -307,7 +346,7 @@ class GatewayCall:
     async def _on_state(self, sip: SipCall, snap: CallSnapshot) -> None:
         if self.ended:
             return
-        if snap.state == "EARLY" and snap.status_code in (180, 183):
+        if snap.state == "EARLY" and snap.status_code in (180, 183) and not self.incoming:
             await self.status(CallStatus.RING, snap.status_code, snap.reason)
         elif snap.state == "CONFIRMED" and not self.established:
             self.established = True
@@ -325,7 +364,8 @@ class GatewayCall:
             elif snap.status_code in _BUSY_CODES:
                 await self.status(CallStatus.BUSY, snap.status_code, snap.reason)
             elif self.hangup_requested:
-                await self.status(CallStatus.FAILED, snap.status_code, f"cancelled ({snap.reason})")
+                how = self.end_reason or "cancelled"
+                await self.status(CallStatus.FAILED, snap.status_code, f"{how} ({snap.reason})")
             else:
                 await self.status(CallStatus.FAILED, snap.status_code, snap.reason)
             self.close_media()
@@ -347,6 +387,10 @@ class GatewayCall:
         self.bridge.close()
         asyncio.ensure_future(self.pc.close())
         self.sip = None
+
+
+def new_incoming_id() -> str:
+    return "in-" + time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 def main() -> None:

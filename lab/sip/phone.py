@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ import websockets
 from websockets.asyncio.server import ServerConnection
 
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, PhonePolicy, call_dir
+from lab.numbers import normalize_number
 from lab.sip.endpoint import CallSnapshot, SipCall, SipEndpoint, WavPlayer, WavRecorder, user_of
 from lab.sip.party import run
 
@@ -42,6 +44,7 @@ class PhoneCall:
     sent_t0: float | None = None
     received_t0: float | None = None
     caller: str = ""
+    outgoing: bool = False  # the phone dialled (a call to the browser user)
     answer_task: asyncio.Task[None] | None = None
     rang_at: float | None = None  # time.time() of 180 and of 200
     answered_at: float | None = None
@@ -116,6 +119,11 @@ class Phone:
         if cmd == "policy":
             self.policy = PhonePolicy.parse(str(msg["value"]))
             return {"event": "policy", "policy": self.policy.header_value()}
+        if cmd == "dial":
+            call_id = str(msg.get("call_id") or new_dial_in_id())
+            call_dir(self.cfg, call_id)  # ValueError for a bad one
+            own_number = normalize_number(str(msg.get("from") or OWN_NUMBER))
+            return self._dial(normalize_user(str(msg["to"])), own_number, call_id)
         current = self.current()
         if current is None:
             return {"event": "error", "reason": f"{cmd}: no call"}
@@ -169,6 +177,20 @@ class Phone:
             if policy.action == "answer":
                 state.answer_task = asyncio.ensure_future(self._answer_later(call, policy.answer_after))
 
+    def _dial(self, to: str, own_number: str, call_id: str) -> dict[str, object]:
+        """Call a user of the SIP server, through the mobile network (the PSTN gateway)."""
+        call = SipCall(self.endpoint, self.account)
+        call.listener = self
+        headers = {CALL_HEADER: call_id, "P-Asserted-Identity": f"<sip:{own_number}@{self.cfg.phone.host}>"}
+        try:
+            call.dial(f"sip:{to}@{self.cfg.pstn.sip_address}", headers)
+        except RuntimeError as exc:
+            return {"event": "error", "reason": f"dial {to}: {exc}"}
+        self.calls[call] = PhoneCall(
+            to, call_id, PhonePolicy("answer", 0.0), caller=own_number, outgoing=True
+        )
+        return {"event": "dialling", "to": to, "call_id": call_id}
+
     async def _answer_later(self, call: SipCall, delay: float) -> None:
         await asyncio.sleep(delay)
         if call in self.calls:
@@ -220,6 +242,11 @@ class Phone:
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
         state = self.calls.get(call)
+        if state is not None and state.outgoing and snap.state == "EARLY":
+            self.broadcast("ringback", to=state.number)
+        if state is not None and state.outgoing and snap.state == "CONFIRMED" and not state.answered:
+            state.answered = True
+            self.broadcast("answered", number=state.number, caller=state.caller)
         if state is None or snap.state != "DISCONNECTED":
             return
         del self.calls[call]
@@ -257,6 +284,20 @@ class Phone:
                     "events": state.events,
                 },
             )
+
+
+OWN_NUMBER = "+79990000001"  # the lab phone's own number, its caller id
+
+
+def new_dial_in_id() -> str:
+    return "dialin-" + time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
+def normalize_user(text: str) -> str:
+    """A SIP user to dial: a login like VKP009 or a number."""
+    if not text or len(text) > 64 or not all(c.isalnum() or c in "+-_.*#" for c in text):
+        raise ValueError(f"{text[:40]!r} is not a SIP user or number")
+    return text
 
 
 async def _send_quietly(ws: ServerConnection, message: str) -> None:

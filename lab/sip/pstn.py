@@ -1,8 +1,9 @@
 """The PSTN/GSM gateway: a B2BUA between the SIP server and the mobile phone.
 
-Leg A comes from the SIP server; for it the gateway places leg B to the phone, maps the
-phone's answers (180, 200, 486, 603, no answer) back onto leg A and bridges the audio.
-Leg B offers the mobile codec (GSM 06.10) first, as a mobile network would.
+Leg A is the incoming one; for it the gateway places leg B on the other side, maps B's
+answers (180, 200, 486, 603, no answer) back onto leg A and bridges the audio. A call from
+the SIP server goes to the phone (B offers the mobile codec, GSM 06.10, first, as a mobile
+network would); a call from the phone goes to the SIP server, for a user of it.
 """
 
 from __future__ import annotations
@@ -28,11 +29,10 @@ class PstnGateway:
         self.peer: dict[SipCall, SipCall] = {}
         self.a_legs: set[SipCall] = set()
         self.media_up: set[SipCall] = set()
-        self.held: set[SipCall] = set()
+        self.held: set[SipCall] = set()  # legs this gateway put on hold to mirror the other side
         self.timers: dict[SipCall, asyncio.TimerHandle] = {}  # leg A -> its no-answer timer
-        self.watchdogs: dict[
-            SipCall, MediaWatchdog
-        ] = {}  # legs this gateway put on hold to mirror the other side
+        self.watchdogs: dict[SipCall, MediaWatchdog] = {}
+        self.far: dict[SipCall, str] = {}  # who is at the other end of each leg
         self._admitted = 0  # A legs admitted and not yet ended; guarded by _lock
         self._lock = threading.Lock()
 
@@ -68,14 +68,18 @@ class PstnGateway:
         caller = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
         if caller:
             forward["P-Asserted-Identity"] = f"<sip:{caller}@{self.cfg.pstn.host}>"
-        log.info("call to %s: dialling the mobile phone", user)
+        from_phone = f"SIP/2.0/UDP {self.cfg.phone.host}:" in headers.get("via", "")
+        phone, sip_side = self.cfg.phone.name, "the SIP side"
+        self.far[a], self.far[b] = (phone, sip_side) if from_phone else (sip_side, phone)
+        target = self.cfg.sipserver.sip_address if from_phone else self.cfg.phone.sip_address
+        log.info("call to %s: dialling %s", user, "the SIP server" if from_phone else "the mobile phone")
         self.timers[a] = asyncio.get_running_loop().call_later(self.cfg.no_answer_timeout, self._no_answer, a)
         try:
-            b.dial(f"sip:{user}@{self.cfg.phone.sip_address}", forward)
-        except Exception as exc:  # pjsua2 raises its own Error type
-            log.warning("dialling the phone failed: %s", exc)
+            b.dial(f"sip:{user}@{target}", forward)
+        except RuntimeError as exc:
+            log.warning("dialling %s failed: %s", target, exc)
             self._unpair(a)
-            a.answer_with(503, "PSTN gateway: cannot reach the mobile network")
+            a.answer_with(503, f"PSTN gateway: cannot reach {target}")
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
         if call in self.a_legs:
@@ -118,7 +122,7 @@ class PstnGateway:
             b.hangup_with()  # CANCEL to the phone
 
     def _media_timeout(self, leg: SipCall) -> None:
-        silent = self.cfg.phone.name if leg not in self.a_legs else "the SIP side"
+        silent = self.far.get(leg, "the far end")
         other = self._unpair(leg)
         cause = f"PSTN gateway: no RTP from {silent} for {self.cfg.media_timeout:g} s"
         log.warning("%s; ending the call", cause)
@@ -167,6 +171,9 @@ class PstnGateway:
         """Forget the pairing of `leg`; returns the other leg, if it was still paired."""
         other = self.peer.pop(leg, None)
         self.media_up.discard(leg)
+        self.far.pop(leg, None)
+        if other is not None:
+            self.far.pop(other, None)
         for call in (leg, other):
             timer = self.timers.pop(call, None) if call is not None else None
             if timer is not None:
