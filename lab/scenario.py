@@ -49,6 +49,25 @@ class CallResult:
     capture: str | None = None  # captures/<call_id>.pcapng
     capture_error: str | None = None  # why there is no capture
     report: str | None = None  # captures/<call_id>.html
+    events: list[dict[str, Any]] = field(default_factory=list)  # everything above, in time order
+
+    def collect_events(self) -> None:
+        """One time-ordered list of the statuses, the caller's actions and what the phone saw."""
+        rows = [
+            {
+                "t": s["t"],
+                "party": "Browser",
+                "what": f"status {s['status']}"
+                + (f" {s['sip_code']}" if s.get("sip_code") else "")
+                + (f" {s['reason']}" if s.get("reason") else ""),
+            }
+            for s in self.statuses
+        ]
+        rows += [{"t": a["t"], "party": "Browser", "what": a["action"]} for a in self.actions]
+        for e in self.phone.get("events", []):
+            detail = f" {e['digit']} ({e['method']})" if e.get("event") == "dtmf" else ""
+            rows.append({"t": e["t"], "party": "Mobile phone", "what": f"{e['event']}{detail}"})
+        self.events = sorted(rows, key=lambda r: r["t"])
 
     @property
     def ok(self) -> bool:
@@ -189,6 +208,7 @@ class LabCall:
                 result.setup_ms = round(
                     result.setup_ms + (self.answer_wait - result.phone["answer_delay"]) * 1000, 1
                 )
+        result.collect_events()
         result.audio = {
             name: str(self.folder / f"{name}.wav") if (self.folder / f"{name}.wav").exists() else None
             for name in ("browser_sent", "browser_received", "phone_sent", "phone_received")

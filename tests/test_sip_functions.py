@@ -42,6 +42,10 @@ async def test_dtmf_reaches_the_phone_in_order(stack: Stack, method: str) -> Non
 async def test_hold_and_resume_through_the_chain(stack: Stack) -> None:
     result = await place_call(stack.cfg, NUMBER, duration=3.0, answer=NOW, hold=1.0, report=False)
     assert result.ok, result
+    assert result.phone["answered_by"] == "Mobile phone 127.0.0.5"
+    whats = [e["what"] for e in result.events]
+    assert whats.index("hold()") < whats.index("status HOLD on hold") < whats.index("unhold()")
+    assert "held" in whats and "resumed" in whats
     statuses = [(s["status"], s["reason"]) for s in result.statuses]
     assert statuses[3:6] == [("ESTABLISHED", "OK"), ("HOLD", "on hold"), ("ESTABLISHED", "resumed")]
     assert [e["event"] for e in result.phone["events"]] == ["held", "resumed"]

@@ -276,6 +276,7 @@ class Phone:
                     "sent": str(folder / "phone_sent.wav"),
                     "sent_t0": state.sent_t0,
                     "received_t0": state.received_t0,
+                    "answered_by": f"{self.cfg.phone.name} {self.cfg.phone.host}" if state.answered else None,
                     "dtmf_received": state.dtmf,
                     "caller": state.caller,
                     "answer_delay": (state.answered_at - state.rang_at)
