@@ -84,6 +84,9 @@ async def bench_start(runs: int) -> None:
 async def bench_calls(args: argparse.Namespace) -> None:
     async with Stack() as stack:
         cfg = stack.cfg
+        if args.only_cpu:
+            await bench_capacity(args, stack, 0.0, 0.0)
+            return
         setups = []
         for _ in range(args.calls):
             r = await place_call(cfg, NUMBER, duration=0.2, answer=NOW)
@@ -114,40 +117,53 @@ async def bench_calls(args: argparse.Namespace) -> None:
             f"one-way latency phone -> browser: {summary([q['latency_p2b'] * 1000 for q in rows], ' ms', 0)}"
         )
 
-        gateway = next(p for p in stack.parties if p.party is cfg.gateway)
-        assert gateway.proc is not None
-        idle0 = cpu_seconds(gateway.proc.pid)
-        await asyncio.sleep(args.window)
-        idle = (cpu_seconds(gateway.proc.pid) - idle0) / args.window
-        base_b2p, base_p2b = b2p, p2b
-        for n in range(1, args.max_concurrent + 1):
-            window: dict[str, float] = {}
+        await bench_capacity(args, stack, b2p, p2b)
 
-            async def measure(window: dict[str, float] = window) -> None:
-                await asyncio.sleep(2.0)
-                c0, t0 = cpu_seconds(gateway.proc.pid), time.monotonic()  # type: ignore[union-attr]
-                await asyncio.sleep(args.window)
-                window["cpu"] = (cpu_seconds(gateway.proc.pid) - c0) / (time.monotonic() - t0)  # type: ignore[union-attr]
 
-            results = await asyncio.gather(
-                *(place_call(cfg, NUMBER, duration=args.window + 4, answer=NOW) for _ in range(n)), measure()
-            )
-            calls = [r for r in results if isinstance(r, CallResult)]
-            held = [r for r in calls if r.ok]
-            if len(held) < n:
-                refused = [f"{r.final_status} {r.sip_code} {r.reason}" for r in calls if not r.ok]
-                print(f"{n} concurrent calls: only {len(held)} held; refused: {refused}")
-                break
-            qs = [quality(cfg, r) for r in held]
-            worst = min(min(q["pesq_b2p"] - base_b2p, q["pesq_p2b"] - base_p2b) for q in qs)
-            per_call = (window["cpu"] - idle) / n * 100
-            print(
-                f"{n} concurrent calls: gateway CPU {window['cpu'] * 100:.1f}% of a core "
-                f"({per_call:.1f}% per call above idle {idle * 100:.1f}%), worst PESQ change {worst:+.2f}"
-            )
-            if worst < -0.2:
-                print(f"  PESQ dropped by more than 0.2 at {n} calls")
-                break
+async def bench_capacity(args: argparse.Namespace, stack: Stack, base_b2p: float, base_p2b: float) -> None:
+    """Gateway CPU per call, and calls held at once until PESQ drops by 0.2 (skipped: base 0)."""
+    cfg = stack.cfg
+    gateway = next(p for p in stack.parties if p.party is cfg.gateway)
+    assert gateway.proc is not None
+    idle0 = cpu_seconds(gateway.proc.pid)
+    await asyncio.sleep(args.window)
+    idle = (cpu_seconds(gateway.proc.pid) - idle0) / args.window
+    for n in range(1, args.max_concurrent + 1):
+        window: dict[str, float] = {}
+
+        async def measure(window: dict[str, float] = window) -> None:
+            await asyncio.sleep(2.0)
+            c0, t0 = cpu_seconds(gateway.proc.pid), time.monotonic()  # type: ignore[union-attr]
+            await asyncio.sleep(args.window)
+            window["cpu"] = (cpu_seconds(gateway.proc.pid) - c0) / (time.monotonic() - t0)  # type: ignore[union-attr]
+
+        results = await asyncio.gather(
+            *(
+                place_call(cfg, NUMBER, duration=args.window + 4, answer=NOW, codec=args.codec, report=False)
+                for _ in range(n)
+            ),
+            measure(),
+        )
+        calls = [r for r in results if isinstance(r, CallResult)]
+        held = [r for r in calls if r.ok]
+        if len(held) < n:
+            refused = [f"{r.final_status} {r.sip_code} {r.reason}" for r in calls if not r.ok]
+            print(f"{n} concurrent calls: only {len(held)} held; refused: {refused}")
+            break
+        per_call = (window["cpu"] - idle) / n * 100
+        line = (
+            f"{n} concurrent calls ({args.codec} on the browser leg): gateway CPU {window['cpu'] * 100:.1f}% "
+            f"of a core ({per_call:.1f}% per call above idle {idle * 100:.1f}%)"
+        )
+        if not base_b2p:  # --only-cpu
+            print(line)
+            continue
+        qs = [quality(cfg, r) for r in held]
+        worst = min(min(q["pesq_b2p"] - base_b2p, q["pesq_p2b"] - base_p2b) for q in qs)
+        print(f"{line}, worst PESQ change {worst:+.2f}")
+        if worst < -0.2:
+            print(f"  PESQ dropped by more than 0.2 at {n} calls")
+            break
 
 
 def main() -> None:
@@ -160,8 +176,13 @@ def main() -> None:
     parser.add_argument("--talk", type=float, default=8.0, help="seconds per PESQ call")
     parser.add_argument("--window", type=float, default=6.0, help="CPU measuring window, s")
     parser.add_argument("--max-concurrent", type=int, default=4)
+    parser.add_argument(
+        "--codec", default="opus", choices=["opus", "pcmu", "pcma"], help="WebRTC leg, CPU runs"
+    )
+    parser.add_argument("--only-cpu", action="store_true", help="skip start, setup and PESQ measurements")
     args = parser.parse_args()
-    asyncio.run(bench_start(args.starts))
+    if not args.only_cpu:
+        asyncio.run(bench_start(args.starts))
     asyncio.run(bench_calls(args))
 
 
