@@ -85,6 +85,7 @@ async def _call(args: argparse.Namespace) -> CallResult:
         "dtmf": args.dtmf,
         "dtmf_method": args.dtmf_method,
         "hold": args.hold,
+        "transfer": args.transfer,
     }
     try:
         normalize_number(args.number)

@@ -93,6 +93,7 @@ class LabConfig:
     sipserver: Party = Party("SIP server", "127.0.0.3", 5060, 0, 0)
     pstn: Party = Party("PSTN gateway", "127.0.0.4", 5060, 30000)
     phone: Party = Party("Mobile phone", "127.0.0.5", 5060, 40000)
+    phone2: Party = Party("Mobile phone 2", "127.0.0.6", 5060, 41000)  # a transfer target
     ws_port: int = 8089  # gateway's WebSocket signaling, on gateway.host
     phone_control_port: int = 8090  # the phone's control WebSocket, on phone.host
     login: str = "VKP009"
@@ -106,10 +107,23 @@ class LabConfig:
     media_timeout: float = 3.0  # s without RTP after which a gateway ends the call
     home: Path = HOME
 
+    #: Numbers the PSTN gateway connects to the second phone; every other one rings the first.
+    phone2_numbers: tuple[str, ...] = ("+79990000002", "89990000002")
+
     @property
     def parties(self) -> tuple[Party, ...]:
         """In call-path order."""
-        return (self.browser, self.gateway, self.sipserver, self.pstn, self.phone)
+        return (self.browser, self.gateway, self.sipserver, self.pstn, self.phone, self.phone2)
+
+    @property
+    def phones(self) -> tuple[Party, ...]:
+        return (self.phone, self.phone2)
+
+    def phone_for(self, number: str) -> Party:
+        return self.phone2 if number in self.phone2_numbers else self.phone
+
+    def control_url(self, phone: Party) -> str:
+        return f"ws://{phone.host}:{self.phone_control_port}/"
 
     @property
     def run_dir(self) -> Path:
@@ -129,7 +143,7 @@ class LabConfig:
 
     @property
     def phone_control_url(self) -> str:
-        return f"ws://{self.phone.host}:{self.phone_control_port}/"
+        return self.control_url(self.phone)
 
     def account(self) -> SipAccount:
         """The lab's own user account on its own SIP server."""
@@ -160,8 +174,9 @@ class LabConfig:
     @classmethod
     def from_json(cls, text: str) -> LabConfig:
         data = json.loads(text)
-        for key in ("browser", "gateway", "sipserver", "pstn", "phone"):
+        for key in ("browser", "gateway", "sipserver", "pstn", "phone", "phone2"):
             data[key] = Party(**data[key])
+        data["phone2_numbers"] = tuple(data["phone2_numbers"])
         data["phone_policy"] = PhonePolicy(**data["phone_policy"])
         data["home"] = Path(data["home"])
         return cls(**data)

@@ -18,7 +18,7 @@ from lab.analysis.pcap import CaptureError
 from lab.capture import Capture, CaptureUnavailable, lab_filter
 from lab.client import Call, CallStatus, LoginFailed, Session
 from lab.client.session import new_call_id
-from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, PhonePolicy, SipAccount, call_dir
+from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party, PhonePolicy, SipAccount, call_dir
 from lab.numbers import InvalidNumber, normalize_number
 from lab.report import write as write_report
 from lab.signaling import DTMF_DIGITS
@@ -27,6 +27,8 @@ RING_TIMEOUT = 60.0  # s the caller lets a phone ring before giving up
 PHONE_REPORT_TIMEOUT = 5.0  # s for the phone to file its recording after the call
 DTMF_SETTLE = 0.5  # s for the last digit to reach the phone before anything else happens
 DTMF_DIGIT_S = {"rfc4733": 0.25, "info": 0.1}  # an RFC 4733 digit plays 160 ms plus a pause
+TRANSFER_TIMEOUT = 15.0  # s for the final NOTIFY of a transfer (the target may ring)
+TRANSFERRED_TALK = 1.0  # s the two phones talk after a transfer before the target hangs up
 PHONE_CONTROL_TIMEOUT = 5.0  # s for the phone's control socket to reply
 CAPTURE_TAIL = 0.3  # s of capture after the call, for the last BYE/200 and RTCP
 
@@ -50,6 +52,7 @@ class CallResult:
     capture_error: str | None = None  # why there is no capture
     report: str | None = None  # captures/<call_id>.html
     events: list[dict[str, Any]] = field(default_factory=list)  # everything above, in time order
+    transfer: dict[str, Any] | None = None  # {"target", "code", "reason"} of a blind transfer
 
     def collect_events(self) -> None:
         """One time-ordered list of the statuses, the caller's actions and what the phone saw."""
@@ -265,11 +268,14 @@ async def place_call(
     dtmf: str = "",
     dtmf_method: str = "rfc4733",
     hold: float = 0.0,
+    transfer: str = "",
 ) -> CallResult:
     """Log in, call `number`, talk for `duration` s, hang up; never raises for call failures.
 
     Once established: send `dtmf` digits (then wait a second for them to arrive), and hold
-    the call for `hold` seconds (then resume); both count within `duration`.
+    the call for `hold` seconds (then resume); both count within `duration`. Then, with
+    `transfer`, REFER the phone to that number: on success the two phones talk for a second
+    and the target hangs up; on failure the call goes on.
 
     With `capture`, SIP and RTP of every leg go to captures/<call_id>.pcapng, and with
     `report` the call's HTML report to captures/<call_id>.html.
@@ -308,11 +314,42 @@ async def place_call(
                 await asyncio.sleep(hold)
                 await lab_call.call.unhold()
                 await lab_call.call.wait_for(CallStatus.ESTABLISHED, timeout=5)
-            await asyncio.sleep(max(0.0, duration - (time.monotonic() - started)))
-            await lab_call.hang_up()
-        return await lab_call.finish()
+            outcome = await _transfer(cfg, lab_call.call, transfer) if transfer else None
+            if outcome is None or outcome["code"] >= 300:
+                await asyncio.sleep(max(0.0, duration - (time.monotonic() - started)))
+                await lab_call.hang_up()
+        else:
+            outcome = None
+        result = await lab_call.finish()
+        result.transfer = outcome
+        return result
     finally:
         await session.disconnect()
+
+
+async def _transfer(cfg: LabConfig, call: Call, target: str) -> dict[str, Any]:
+    """REFER the far end to `target`; the final NOTIFY's code, or 408 when none comes."""
+    await call.transfer(target)
+    deadline = time.monotonic() + TRANSFER_TIMEOUT
+    while time.monotonic() < deadline:
+        final = next((e for e in call.events if e["event"] == "transfer" and e.get("final")), None)
+        error = next(
+            (e for e in call.events if e["event"] == "error" and "transfer" in str(e.get("reason"))), None
+        )
+        if final is not None or error is not None:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        return {"target": target, "code": 408, "reason": f"no final NOTIFY within {TRANSFER_TIMEOUT:g} s"}
+    if final is None:
+        return {"target": target, "code": 400, "reason": str(error["reason"]) if error else "refused"}
+    code = int(final["code"])
+    outcome: dict[str, Any] = {"target": target, "code": code, "reason": str(final["reason"])}
+    if code < 300:  # the two phones talk now; the target ends it after a while
+        await call.ended(timeout=5)
+        await asyncio.sleep(TRANSFERRED_TALK)
+        await phone_command(cfg, cfg.phone_for(target), cmd="hangup")
+    return outcome
 
 
 async def receive_call(
@@ -334,9 +371,13 @@ async def receive_call(
         return _result(new_call_id(), caller, None, CallStatus.FAILED.value, exc.code, exc.reason)
     try:
         lab_call = LabCall(cfg, session, caller, incoming=True, on_status=on_status, report=report)
-        reply = await phone_command(
-            cfg, cmd="dial", to=cfg.login, call_id=lab_call.call_id, **{"from": caller}
-        )
+        dial: dict[str, object] = {
+            "cmd": "dial",
+            "to": cfg.login,
+            "call_id": lab_call.call_id,
+            "from": caller,
+        }
+        reply = await phone_command(cfg, None, **dial)
         if reply.get("event") != "dialling":
             raise RuntimeError(f"the mobile phone did not dial: {reply.get('reason')}")
         call = await lab_call.wait_incoming()
@@ -353,17 +394,18 @@ async def receive_call(
         await session.disconnect()
 
 
-async def phone_command(cfg: LabConfig, **command: object) -> dict[str, Any]:
-    """One command to the lab phone's control socket, and its reply."""
+async def phone_command(cfg: LabConfig, phone: Party | None = None, **command: object) -> dict[str, Any]:
+    """One command to a lab phone's control socket (the first phone's unless given), and its reply."""
+    url = cfg.control_url(phone or cfg.phone)
     try:
         async with asyncio.timeout(PHONE_CONTROL_TIMEOUT):
-            async with websockets.connect(cfg.phone_control_url) as ws:
+            async with websockets.connect(url) as ws:
                 await ws.recv()  # hello
                 await ws.send(json.dumps(command))
                 reply: dict[str, Any] = json.loads(await ws.recv())
                 return reply
     except (OSError, TimeoutError) as exc:
-        raise ConnectionError(f"mobile phone at {cfg.phone_control_url} does not answer: {exc}") from None
+        raise ConnectionError(f"mobile phone at {url} does not answer: {exc}") from None
 
 
 async def _phone_report(folder: Path) -> dict[str, Any]:

@@ -38,6 +38,10 @@ class LabError(RuntimeError):
     """Something stops the lab from starting; the message says what and how to fix it."""
 
 
+def _slug(name: str) -> str:
+    return name.lower().replace(" ", "-")
+
+
 def apt_hint(package: str) -> str:
     prefix = "" if os.geteuid() == 0 else "sudo "
     return f"{prefix}apt-get install -y {package}"
@@ -109,8 +113,14 @@ class Stack:
                 run / "sip-server.log",
                 sip_ready(cfg.sipserver),
             ),
-            PartyProcess(
-                cfg.phone, py + ["lab.sip.phone"] + conf, run / "mobile-phone.log", sip_ready(cfg.phone)
+            *(
+                PartyProcess(
+                    phone,
+                    py + ["lab.sip.phone", "--party", phone.name] + conf,
+                    run / f"{_slug(phone.name)}.log",
+                    sip_ready(phone),
+                )
+                for phone in cfg.phones
             ),
             PartyProcess(
                 cfg.pstn, py + ["lab.sip.pstn"] + conf, run / "pstn-gateway.log", sip_ready(cfg.pstn)
@@ -124,10 +134,11 @@ class Stack:
             raise LabError(f"the SIP server needs Kamailio; install it: {apt_hint(sipserver.APT_PACKAGE)}")
         if shutil.which("espeak-ng") is None and not (cfg.prompts_dir / "phone.wav").exists():
             raise LabError(f"the speech prompts need espeak-ng; install it: {apt_hint('espeak-ng')}")
-        for party in (cfg.sipserver, cfg.pstn, cfg.phone, cfg.gateway):
+        for party in (cfg.sipserver, cfg.pstn, *cfg.phones, cfg.gateway):
             _check_free(party, party.host, party.sip_port, socket.SOCK_DGRAM)
         _check_free(cfg.gateway, cfg.gateway.host, cfg.ws_port, socket.SOCK_STREAM)
-        _check_free(cfg.phone, cfg.phone.host, cfg.phone_control_port, socket.SOCK_STREAM)
+        for phone in cfg.phones:
+            _check_free(phone, phone.host, cfg.phone_control_port, socket.SOCK_STREAM)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> Stack:
         """Start every party and return once each answers; LabError says who did not."""

@@ -83,7 +83,7 @@ def png(fig: Figure) -> bytes:
 
 class PhoneWidget:
     """The seed's Phone: Log in (login, auth name, password, domain, outbound proxy, port),
-    a number, Voice call / Video call, a keypad (DTMF), Hangup and Hold."""
+    a number, Voice call / Video call, a keypad (DTMF), Hangup, Hold and Transfer."""
 
     def __init__(self, cfg: LabConfig, *, dashboard: CallDashboard | None = None) -> None:
         self.cfg = cfg
@@ -110,6 +110,8 @@ class PhoneWidget:
         self.keys = {k: w.Button(description=k, layout=w.Layout(width="48px")) for k in KEYS}
         self.hangup_button = w.Button(description="Hangup", button_style="danger")
         self.hold_button = w.Button(description="Hold")
+        self.transfer_target = w.Text(placeholder="transfer to", layout=w.Layout(width="160px"))
+        self.transfer_button = w.Button(description="Transfer")
         self.status = w.HTML("<b>not logged in</b>")
         self.players = w.VBox()
         self.session: Session | None = None
@@ -125,6 +127,7 @@ class PhoneWidget:
         )
         self.hangup_button.on_click(lambda _: self._run(self.hang_up))
         self.hold_button.on_click(lambda _: self._run(self.toggle_hold))
+        self.transfer_button.on_click(lambda _: self._run(self.transfer))
         for key, button in self.keys.items():
             button.on_click(lambda _, k=key: self._run(lambda: self.press(k)))
         keypad = w.GridBox(list(self.keys.values()), layout=w.Layout(grid_template_columns="repeat(3, 52px)"))
@@ -145,6 +148,7 @@ class PhoneWidget:
                 w.HBox([self.voice_button, self.video_button]),
                 keypad,
                 w.HBox([self.hangup_button, self.hold_button]),
+                w.HBox([self.transfer_target, self.transfer_button]),
             ]
         )
         self.widget = w.VBox([w.HTML("<h3>Phone</h3>"), w.HBox([form, dial]), self.status, self.players])
@@ -179,6 +183,7 @@ class PhoneWidget:
         self.hold_button.description = (
             "Unhold" if self.call and self.call.status == CALL_STATUS.HOLD else "Hold"
         )
+        self.transfer_button.disabled = not established
 
     def _say(self, text: str, error: bool = False) -> None:
         self.history.append(text)
@@ -279,10 +284,23 @@ class PhoneWidget:
         else:
             await self.call.hold()
 
+    async def transfer(self, target: str | None = None) -> None:
+        """Blind transfer of the far end to the number in the transfer field (or `target`)."""
+        if self.call is None:
+            return
+        if target is not None:
+            self.transfer_target.value = target
+        await self.call.transfer(self.transfer_target.value.strip())
+        self._say(f"transferring to {self.transfer_target.value.strip()}...")
+
     async def wait_until_over(self, timeout: float = 30.0) -> CallResult | None:
+        """The call's result once it is over and filed; TimeoutError says where it stuck."""
+        deadline = asyncio.get_running_loop().time() + timeout
         if self.call is not None and self.in_call:
             await self.call.ended(timeout)
         while self.lab_call is not None and self.result is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"phone widget: the call's result was not filed within {timeout:g} s")
             await asyncio.sleep(0.05)
         return self.result
 

@@ -11,7 +11,7 @@ import pytest
 from lab.analysis.call import analyze
 from lab.audio import best_match, read_wav
 from lab.config import PhonePolicy
-from lab.scenario import place_call, receive_call
+from lab.scenario import phone_command, place_call, receive_call
 from lab.stack import Stack
 
 pytestmark = pytest.mark.slow
@@ -101,3 +101,34 @@ async def test_incoming_call_rejected(stack: Stack, code: int, status: str, reas
     assert (result.final_status, result.sip_code, result.reason) == (status, code, reason)
     phone_log = json.loads((stack.cfg.captures_dir / result.call_id / "phone.json").read_text())
     assert phone_log["end_code"] == code and phone_log["answered"] is False
+
+
+async def test_blind_transfer_to_the_second_phone(stack: Stack) -> None:
+    result = await place_call(stack.cfg, NUMBER, duration=2.0, answer=NOW, transfer="+79990000002")
+    assert result.transfer == {"target": "+79990000002", "code": 200, "reason": "OK"}
+    assert (result.final_status, result.reason) == ("FINISH", "transferred to +79990000002")
+    model = analyze(result.capture, stack.cfg, with_pesq=False)  # type: ignore[arg-type]
+    hops = [(m.src_party, m.dst_party, m.label) for m in model.messages if not m.retransmission]
+    for hop in (
+        ("Gateway", "SIP server", "REFER"),
+        ("SIP server", "PSTN gateway", "REFER"),
+        ("PSTN gateway", "SIP server", "INVITE"),
+        ("SIP server", "Mobile phone 2", "INVITE"),
+        ("Mobile phone 2", "SIP server", "200 OK"),
+        ("PSTN gateway", "SIP server", "NOTIFY"),
+    ):
+        assert hop in hops, hop
+    # The first phone talked on, with the second, until the second hung up.
+    assert result.phone["end_reason"] != "" and result.phone["answered"] is True
+
+
+async def test_transfer_to_a_busy_phone_keeps_the_call(stack: Stack) -> None:
+    await phone_command(stack.cfg, stack.cfg.phone2, cmd="policy", value="busy")
+    try:
+        result = await place_call(
+            stack.cfg, NUMBER, duration=2.0, answer=NOW, transfer="+79990000002", report=False
+        )
+    finally:
+        await phone_command(stack.cfg, stack.cfg.phone2, cmd="policy", value="after:1")
+    assert result.transfer == {"target": "+79990000002", "code": 486, "reason": "Busy Here"}
+    assert result.ok and result.reason == "hangup"  # still up after the failed transfer, hung up normally

@@ -47,7 +47,7 @@ async def test_start_and_stop_leave_nothing_behind(lab_config: LabConfig) -> Non
     await stack.start()
     assert stack.ready_s is not None and stack.ready_s < 10
     pids = [p.proc.pid for p in stack.parties if p.proc]
-    assert len(pids) == 4
+    assert len(pids) == 5
     kamailio = stack.parties[0].proc
     assert kamailio is not None
     workers = kamailio_workers(kamailio.pid)
@@ -75,9 +75,9 @@ def test_cli_up_status_down(lab_home: Path) -> None:
     pids = [entry["pid"] for entry in state["parties"].values()]
     status = cli(lab_home, "status")
     assert status.returncode == 0
-    for name in ("Gateway", "SIP server", "PSTN gateway", "Mobile phone"):
+    for name in ("Gateway", "SIP server", "PSTN gateway", "Mobile phone", "Mobile phone 2"):
         assert name in status.stdout
-    assert status.stdout.count(" ok") == 4
+    assert status.stdout.count(" ok") == 5
     down = cli(lab_home, "down")
     assert down.returncode == 0 and "lab stopped" in down.stdout
     assert wait_gone(pids + [state["owner"]]) == []

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab.client import CALL_STATUS
+from lab.scenario import phone_command
 from lab.stack import Stack
 from lab.widgets import CallDashboard, MobilePhoneWidget, PhoneWidget
 
@@ -93,6 +94,25 @@ async def test_mobile_phone_rejects(stack: Stack, mobile: MobilePhoneWidget) -> 
     call = await dialling
     assert call is not None and (call.status, call.sip_code) == (CALL_STATUS.FAILED, 603)
     assert "FAILED 603" in phone.status.value
+
+
+async def test_transfer_button_hands_the_phone_to_the_second_phone(
+    stack: Stack, mobile: MobilePhoneWidget
+) -> None:
+    await mobile.set_policy("after:0.2")
+    phone = PhoneWidget(stack.cfg)
+    assert phone.transfer_button.disabled
+    assert await phone.log_in()
+    call = await phone.voice_call(NUMBER)
+    assert call is not None and not phone.transfer_button.disabled
+    await phone.transfer("+79990000002")
+    assert await call.ended(timeout=10) == CALL_STATUS.FINISH
+    assert call.reason == "transferred to +79990000002"
+    assert any(e["event"] == "transfer" and e["code"] == 200 for e in call.events)
+    await asyncio.sleep(0.5)  # the phones talk
+    await phone_command(stack.cfg, stack.cfg.phone2, cmd="hangup")
+    result = await phone.wait_until_over()
+    assert result is not None and result.phone["answered"] is True
 
 
 async def test_wrong_password_in_the_login_form(stack: Stack) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import wave
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +79,11 @@ def _pesq(model: CallModel, folder: Path, cfg: LabConfig) -> tuple[Pesq, ...]:
         path = folder / heard
         if not path.exists() or not (cfg.prompts_dir / prompt).exists():
             continue
-        source, _ = read_wav(cfg.prompts_dir / prompt)
-        received, _ = read_wav(path)
+        try:
+            source, _ = read_wav(cfg.prompts_dir / prompt)
+            received, _ = read_wav(path)
+        except (wave.Error, EOFError, ValueError):  # still being written (its call goes on)
+            continue
         if len(received) < 8000:
             continue
         legs = hops if sender == "Browser" else [(b, a) for a, b in reversed(hops)]

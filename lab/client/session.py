@@ -381,6 +381,14 @@ class Call:
         self.actions.append((time.time(), f"DTMF {digits} ({method})"))
         await self.session.send("dtmf", call_id=self.call_id, digits=digits, method=method)
 
+    async def transfer(self, target: str) -> None:
+        """Blind transfer (REFER) of the far end to `target`; progress arrives as "transfer"
+        events (the NOTIFY codes); on success the call ends with FINISH "transferred to ...",
+        on failure it stays up."""
+        number = normalize_number(target)
+        self.actions.append((time.time(), f"transfer({number})"))
+        await self.session.send("transfer", call_id=self.call_id, target=number)
+
     async def hold(self) -> None:
         """re-INVITE with a=sendonly through the chain; the status becomes HOLD."""
         self.actions.append((time.time(), "hold()"))

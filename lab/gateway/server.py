@@ -15,7 +15,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.server import ServerConnection
 
 from lab import webrtc
-from lab.config import CALL_HEADER, CALL_ID_RE, LabConfig
+from lab.config import CALL_HEADER, CALL_ID_RE, LabConfig, Party
 from lab.config import SipAccount as AccountForm
 from lab.gateway.bridge import MediaBridge
 from lab.numbers import InvalidNumber, normalize_number
@@ -32,7 +32,7 @@ _FORWARDED_HEADER_PREFIX = "X-Calllab-"
 
 
 class Gateway:
-    def __init__(self, cfg: LabConfig, endpoint: SipEndpoint) -> None:
+    def __init__(self, cfg: LabConfig, endpoint: SipEndpoint, party: Party) -> None:
         self.cfg = cfg
         self.endpoint = endpoint
         self.sessions: set[ClientSession] = set()
@@ -93,7 +93,7 @@ class ClientSession:
             await self.login(msg["sip"])
         elif kind == "call":
             await self.start_call(msg)
-        elif kind in ("hangup", "dtmf", "hold", "unhold", "answer", "answer_sdp", "reject"):
+        elif kind in ("hangup", "dtmf", "hold", "unhold", "transfer", "answer", "answer_sdp", "reject"):
             call = self.calls.get(str(msg["call_id"]))
             if call is None:
                 await self.send("error", reason=f"no call {msg['call_id']!r}")
@@ -209,6 +209,7 @@ class GatewayCall:
         self.hangup_requested = False
         self.end_reason = ""  # set when the gateway itself ends the call
         self.incoming = False  # someone called the client (its "incoming" message was the ring)
+        self.transfer_target = ""
         self.watchdog: MediaWatchdog | None = None
         self.ended = False
 
@@ -301,12 +302,34 @@ class GatewayCall:
                     asyncio.ensure_future(self._send_info_digits(digits))
                 else:
                     self.sip.send_dtmf(digits, "rfc4733")
+            elif kind == "transfer":
+                target = normalize_number(str(msg.get("target", "")))
+                assert self.session.form is not None
+                self.transfer_target = target
+                self.sip.transfer(f"sip:{target}@{self.session.form.domain}")
             elif kind == "hold":
                 self.sip.hold()
             else:
                 self.sip.unhold()
-        except RuntimeError as exc:
+        except (RuntimeError, InvalidNumber) as exc:
             await self.session.send("error", call_id=self.call_id, reason=f"{kind}: {exc}")
+
+    def on_transfer_status(self, call: SipCall, code: int, reason: str, final: bool) -> None:
+        """NOTIFY from the far end about our REFER: success ends our leg, failure keeps it."""
+        asyncio.ensure_future(
+            self.session.send(
+                "event",
+                call_id=self.call_id,
+                event="transfer",
+                target=self.transfer_target,
+                code=code,
+                reason=reason,
+                final=final,
+            )
+        )
+        if final and 200 <= code < 300:
+            self.end_reason = f"transferred to {self.transfer_target}"
+            call.hangup_with()
 
     async def _send_info_digits(self, digits: str) -> None:
         """One INFO per digit, spaced: sent all at once they overtake each other in the SIP

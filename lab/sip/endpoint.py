@@ -71,6 +71,16 @@ class CallListener(Protocol):
         ...
 
 
+class TransferListener(Protocol):
+    def on_transferring(self, call: SipCall, new_call: SipCall) -> None:
+        """The far end REFERred `call`; `new_call` goes to the transfer target."""
+        ...
+
+    def on_transfer_status(self, call: SipCall, code: int, reason: str, final: bool) -> None:
+        """NOTIFY progress of a REFER this call sent."""
+        ...
+
+
 class AccountListener(Protocol):
     def admit_call(self) -> bool:
         """Runs on the pjsua thread, before the call is posted: False refuses it with 503
@@ -309,6 +319,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
         else:
             super().__init__(acc, call_id)
         self.endpoint = endpoint
+        self.account_ref = acc
         self.listener: CallListener | None = None
         self.alive = True
         self.last_code = 0
@@ -342,6 +353,22 @@ class SipCall(pj.Call):  # type: ignore[misc]
             match = re.search(r'text="([^"]*)"', parse_headers(message).get("reason", ""))
             if match:
                 self.endpoint.post(setattr, self, "remote_reason", match.group(1))
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+        transferring = getattr(self.listener, "on_transferring", None)
+        if transferring is None:
+            prm.statusCode = 603  # this party does not take transfers
+            return
+        # pjsua places the new call to the Refer-To itself; it needs its Call object now.
+        new_call = SipCall(self.endpoint, self.account_ref)
+        prm.newCall = new_call
+        self.endpoint.post(transferring, self, new_call)
+
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
+        code, reason, final = int(prm.statusCode), str(prm.reason), bool(prm.finalNotify)
+        status = getattr(self.listener, "on_transfer_status", None)
+        if status is not None:
+            self.endpoint.post(status, self, code, reason, final)
 
     def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
         method = "info" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "rfc4733"
@@ -408,6 +435,15 @@ class SipCall(pj.Call):  # type: ignore[misc]
         prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO if method == "info" else pj.PJSUA_DTMF_METHOD_RFC2833
         try:
             self.sendDtmf(prm)
+        except pj.Error as exc:
+            raise RuntimeError(exc.info()) from None
+
+    def transfer(self, uri: str) -> None:
+        """Blind transfer: REFER the far end to `uri`; progress comes as on_transfer_status."""
+        if not self._usable():
+            raise RuntimeError("the call is not active")
+        try:
+            self.xfer(uri, pj.CallOpParam(True))
         except pj.Error as exc:
             raise RuntimeError(exc.info()) from None
 

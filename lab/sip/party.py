@@ -21,11 +21,16 @@ class PartyApp(Protocol):
     async def stop(self) -> None: ...
 
 
-def load_config(description: str) -> LabConfig:
+def load_config(description: str, default_party: str) -> tuple[LabConfig, Party]:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--config", required=True, help="lab config JSON written by the stack")
+    parser.add_argument("--party", default=default_party, help="which of the config's parties this is")
     args = parser.parse_args()
-    return LabConfig.load(Path(args.config))
+    cfg = LabConfig.load(Path(args.config))
+    try:
+        return cfg, next(p for p in cfg.parties if p.name == args.party)
+    except StopIteration:
+        parser.error(f"no party {args.party!r} in {args.config}")
 
 
 def setup_logging(cfg: LabConfig, party: Party) -> None:
@@ -46,7 +51,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    slug = party.name.lower().replace(" ", "-")
+    slug = party.name.lower().replace(" ", "-")  # the same file names the stack's logs use
     endpoint = SipEndpoint(
         name=party.name,
         host=party.host,
@@ -70,9 +75,8 @@ async def serve(
 def run(
     party_name: str,
     codecs: Callable[[LabConfig], list[str]],
-    build: Callable[[LabConfig, SipEndpoint], PartyApp],
+    build: Callable[[LabConfig, SipEndpoint, Party], PartyApp],
 ) -> None:
-    cfg = load_config(f"calllab {party_name}")
-    party = next(p for p in cfg.parties if p.name == party_name)
+    cfg, party = load_config(f"calllab {party_name}", party_name)
     setup_logging(cfg, party)
-    asyncio.run(serve(cfg, party, codecs(cfg), lambda ep: build(cfg, ep)))
+    asyncio.run(serve(cfg, party, codecs(cfg), lambda ep: build(cfg, ep, party)))

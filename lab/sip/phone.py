@@ -23,7 +23,7 @@ from pathlib import Path
 import websockets
 from websockets.asyncio.server import ServerConnection
 
-from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, PhonePolicy, call_dir
+from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party, PhonePolicy, call_dir
 from lab.numbers import normalize_number
 from lab.sip.endpoint import CallSnapshot, SipCall, SipEndpoint, WavPlayer, WavRecorder, user_of
 from lab.sip.party import run
@@ -63,17 +63,18 @@ def write_json_atomic(path: Path, data: dict[str, object]) -> None:
 
 
 class Phone:
-    def __init__(self, cfg: LabConfig, endpoint: SipEndpoint) -> None:
+    def __init__(self, cfg: LabConfig, endpoint: SipEndpoint, party: Party) -> None:
         self.cfg = cfg
         self.endpoint = endpoint
+        self.party = party
         self.prompt = cfg.prompts_dir / "phone.wav"
         self.calls: dict[SipCall, PhoneCall] = {}
         self.watchers: set[ServerConnection] = set()
         self.policy: PhonePolicy | None = None  # set from the control socket
 
     async def start(self) -> None:
-        self.account = self.endpoint.account(self, user="phone", domain=self.cfg.phone.host)
-        self.control = await websockets.serve(self._control, self.cfg.phone.host, self.cfg.phone_control_port)
+        self.account = self.endpoint.account(self, user="phone", domain=self.party.host)
+        self.control = await websockets.serve(self._control, self.party.host, self.cfg.phone_control_port)
 
     async def stop(self) -> None:
         self.control.close()
@@ -181,7 +182,7 @@ class Phone:
         """Call a user of the SIP server, through the mobile network (the PSTN gateway)."""
         call = SipCall(self.endpoint, self.account)
         call.listener = self
-        headers = {CALL_HEADER: call_id, "P-Asserted-Identity": f"<sip:{own_number}@{self.cfg.phone.host}>"}
+        headers = {CALL_HEADER: call_id, "P-Asserted-Identity": f"<sip:{own_number}@{self.party.host}>"}
         try:
             call.dial(f"sip:{to}@{self.cfg.pstn.sip_address}", headers)
         except RuntimeError as exc:
@@ -276,7 +277,7 @@ class Phone:
                     "sent": str(folder / "phone_sent.wav"),
                     "sent_t0": state.sent_t0,
                     "received_t0": state.received_t0,
-                    "answered_by": f"{self.cfg.phone.name} {self.cfg.phone.host}" if state.answered else None,
+                    "answered_by": f"{self.party.name} {self.party.host}" if state.answered else None,
                     "dtmf_received": state.dtmf,
                     "caller": state.caller,
                     "answer_delay": (state.answered_at - state.rang_at)
@@ -309,6 +310,7 @@ async def _send_quietly(ws: ServerConnection, message: str) -> None:
 
 
 def main() -> None:
+    """`python -m lab.sip.phone --config LAB.json [--party "Mobile phone 2"]`"""
     run("Mobile phone", lambda cfg: [cfg.mobile_codec], Phone)
 
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import threading
 
-from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig
+from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party
 from lab.sip.endpoint import MAX_CALLS, CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect, user_of
 from lab.sip.party import run
 
@@ -23,7 +23,7 @@ _PASS_THROUGH = {404, 408, 480, 486, 487, 600, 603}
 
 
 class PstnGateway:
-    def __init__(self, cfg: LabConfig, endpoint: SipEndpoint) -> None:
+    def __init__(self, cfg: LabConfig, endpoint: SipEndpoint, party: Party) -> None:
         self.cfg = cfg
         self.endpoint = endpoint
         self.peer: dict[SipCall, SipCall] = {}
@@ -33,6 +33,7 @@ class PstnGateway:
         self.timers: dict[SipCall, asyncio.TimerHandle] = {}  # leg A -> its no-answer timer
         self.watchdogs: dict[SipCall, MediaWatchdog] = {}
         self.far: dict[SipCall, str] = {}  # who is at the other end of each leg
+        self.transfer_from: dict[SipCall, SipCall] = {}  # transfer call -> the leg that REFERred
         self._admitted = 0  # A legs admitted and not yet ended; guarded by _lock
         self._lock = threading.Lock()
 
@@ -68,11 +69,13 @@ class PstnGateway:
         caller = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
         if caller:
             forward["P-Asserted-Identity"] = f"<sip:{caller}@{self.cfg.pstn.host}>"
-        from_phone = f"SIP/2.0/UDP {self.cfg.phone.host}:" in headers.get("via", "")
-        phone, sip_side = self.cfg.phone.name, "the SIP side"
-        self.far[a], self.far[b] = (phone, sip_side) if from_phone else (sip_side, phone)
-        target = self.cfg.sipserver.sip_address if from_phone else self.cfg.phone.sip_address
-        log.info("call to %s: dialling %s", user, "the SIP server" if from_phone else "the mobile phone")
+        via = headers.get("via", "")
+        caller_phone = next((p for p in self.cfg.phones if f"SIP/2.0/UDP {p.host}:" in via), None)
+        phone = self.cfg.phone_for(user) if caller_phone is None else caller_phone
+        sip_side = "the SIP side"
+        self.far[a], self.far[b] = (phone.name, sip_side) if caller_phone else (sip_side, phone.name)
+        target = self.cfg.sipserver.sip_address if caller_phone else phone.sip_address
+        log.info("call to %s: dialling %s", user, "the SIP server" if caller_phone else phone.name)
         self.timers[a] = asyncio.get_running_loop().call_later(self.cfg.no_answer_timeout, self._no_answer, a)
         try:
             b.dial(f"sip:{user}@{target}", forward)
@@ -91,6 +94,16 @@ class PstnGateway:
                 if b is not None:
                     b.hangup_with()  # CANCEL while ringing, BYE once answered
             return
+        if call in self.transfer_from:
+            origin = self.transfer_from[call]
+            if snap.state == "CONFIRMED":
+                del self.transfer_from[call]
+            elif snap.state == "DISCONNECTED":  # transfer failed: the phone goes back to the caller
+                del self.transfer_from[call]
+                b = self.peer.pop(call, None)
+                if b is not None:
+                    self.peer[b], self.peer[origin] = origin, b
+                return
         if snap.state == "DISCONNECTED":
             a = self._unpair(call)
             if a is None:
@@ -158,6 +171,19 @@ class PstnGateway:
                 other.unhold()
         except RuntimeError as exc:
             log.warning("mirroring %s onto the other leg failed: %s", state, exc)
+
+    # Blind transfer: the caller REFERs its leg; the phone's leg is joined to the new call
+    # pjsua places to the target (the SIP server hands it to the target phone directly).
+    def on_transferring(self, a: SipCall, c: SipCall) -> None:
+        b = self.peer.get(a)
+        c.listener = self
+        if b is None:
+            return
+        self.peer.pop(a, None)
+        self.peer[b], self.peer[c] = c, b
+        self.transfer_from[c] = a
+        self.far[c] = "the transfer target"
+        log.info("transfer: the phone's leg goes over to a new call")
 
     def on_dtmf(self, call: SipCall, digit: str, method: str) -> None:
         other = self.peer.get(call)

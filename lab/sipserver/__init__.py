@@ -29,6 +29,9 @@ def render_config(cfg: LabConfig, users: dict[str, str]) -> str:
         "@@PSTN_HOST@@": cfg.pstn.host,
         "@@PSTN_ADDRESS@@": cfg.pstn.sip_address,
         "@@MOBILE_RE@@": _kamailio_string(cfg.mobile_number_re),
+        "@@PHONE2_RE@@": "^(" + "|".join(n.replace("+", "[+]") for n in cfg.phone2_numbers) + ")$",
+        "@@PHONE_ADDRESS@@": cfg.phone.sip_address,
+        "@@PHONE2_ADDRESS@@": cfg.phone2.sip_address,
         "@@USERS@@": user_lines,
     }
     text = TEMPLATE.read_text()
