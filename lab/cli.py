@@ -284,6 +284,9 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("--codec", choices=["opus", "pcmu", "pcma"], default="opus", help="WebRTC leg codec")
     call.add_argument("--password", default=None, help="log in with this password instead of the lab's")
     call.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    call.add_argument(
+        "--transfer", default="", metavar="NUMBER", help="blind-transfer the phone to NUMBER (REFER)"
+    )
     call.set_defaults(func=cmd_call)
     dial_in = sub.add_parser("dial-in", help="the lab's mobile phone calls the browser user, who answers")
     dial_in.add_argument("caller", nargs="?", default="+79990000001", help="the phone's number (caller id)")

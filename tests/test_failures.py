@@ -55,7 +55,7 @@ async def open_call(lab: Stack) -> tuple[Session, LabCall]:
     session = Session(lab.cfg.ws_url, lab_account(lab.cfg), host=lab.cfg.browser.host)
     await session.connect()
     call = LabCall(lab.cfg, session, NUMBER, answer=NOW, report=False)
-    assert await call.start() == CALL_STATUS.ESTABLISHED
+    assert await call.start() == CALL_STATUS.ESTABLISHED, (call.call.sip_code, call.call.reason)
     return session, call
 
 

@@ -249,6 +249,9 @@ class SipEndpoint:
         self._keep.append(acc)
         return acc
 
+    def account_by_id(self, acc_id: int) -> SipAccount | None:
+        return next((a for a in self._keep if isinstance(a, SipAccount) and a.getId() == acc_id), None)
+
     def remove_account(self, acc: SipAccount) -> None:
         if acc in self._keep:
             self._keep.remove(acc)
@@ -319,7 +322,6 @@ class SipCall(pj.Call):  # type: ignore[misc]
         else:
             super().__init__(acc, call_id)
         self.endpoint = endpoint
-        self.account_ref = acc
         self.listener: CallListener | None = None
         self.alive = True
         self.last_code = 0
@@ -360,7 +362,13 @@ class SipCall(pj.Call):  # type: ignore[misc]
             prm.statusCode = 603  # this party does not take transfers
             return
         # pjsua places the new call to the Refer-To itself; it needs its Call object now.
-        new_call = SipCall(self.endpoint, self.account_ref)
+        # (No Call keeps its Account referenced: a removed account collected late would
+        # delete whichever account has reused its id.)
+        account = self.endpoint.account_by_id(self.getInfo().accId)
+        if account is None:
+            prm.statusCode = 603
+            return
+        new_call = SipCall(self.endpoint, account)
         prm.newCall = new_call
         self.endpoint.post(transferring, self, new_call)
 
