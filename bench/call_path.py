@@ -129,6 +129,7 @@ async def bench_capacity(args: argparse.Namespace, stack: Stack, base_b2p: float
     await asyncio.sleep(args.window)
     idle = (cpu_seconds(gateway.proc.pid) - idle0) / args.window
     for n in range(1, args.max_concurrent + 1):
+        await asyncio.sleep(1.0)  # the last step's calls are torn down everywhere
         window: dict[str, float] = {}
 
         async def measure(window: dict[str, float] = window) -> None:

@@ -293,8 +293,9 @@ class SipAccount(pj.Account):  # type: ignore[misc]
         # pjsua2 hangs up a call that has no Call object when this returns: create it here.
         call = SipCall(self.endpoint, self, prm.callId)
         if not self.listener.admit_call():
+            # Stays in the endpoint's calls until DISCONNECTED: dropped now, its destructor
+            # would hang the call up at once with its own code instead of the 503.
             call.alive = False
-            self.endpoint._release(call)
             op = pj.CallOpParam()
             op.statusCode = 503
             op.reason = f"{self.endpoint.name}: all channels busy"
@@ -338,6 +339,13 @@ class SipCall(pj.Call):  # type: ignore[misc]
             str(ci.lastReason),
             str(ci.remoteUri),
         )
+        if ci.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            # pjsua reuses this call's id as soon as this callback returns. From now on no
+            # code of ours may act on it (alive), and the C++ object must never be deleted:
+            # its destructor hangs up whatever call then has the id. It is left to C++
+            # (a few hundred bytes a call) instead of to Python's collector.
+            self.alive = False
+            self.__disown__()
         self.endpoint.post(self._deliver_state, snap)
 
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
