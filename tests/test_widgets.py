@@ -40,8 +40,11 @@ async def test_phone_widget_call_with_keypad_hold_and_dashboard(
     assert not phone.hangup_button.disabled and phone.voice_button.disabled and phone.login_button.disabled
     await phone.press("5")
     await phone.press("#")
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(1.5)
     assert "5#" in mobile.digits.value
+    assert (
+        dashboard.ladder.value[:4] == b"\x89PNG" and "live" in dashboard.title.value
+    )  # drawn during the call
     await phone.toggle_hold()
     await call.wait_for(CALL_STATUS.HOLD, timeout=5)
     assert phone.hold_button.description == "Unhold"
