@@ -13,7 +13,6 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 #: Where the lab keeps its state (run/), speech prompts and captures.
 HOME = Path(os.environ.get("CALLLAB_HOME", Path(__file__).resolve().parents[1]))
@@ -48,11 +47,6 @@ class SipAccount:
     domain: str
     outbound_proxy: str
     port: int = 5060
-
-    def redacted(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["password"] = "***"
-        return data
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import io
 
 from IPython import get_ipython
 from IPython.display import HTML
@@ -12,22 +11,17 @@ from matplotlib.figure import Figure
 from lab.analysis.model import CallModel
 from lab.analysis.seed import SeedStep
 from lab.config import LabConfig
+from lab.plots import png
 from lab.stack import Stack, running_config
 
 _kernel_stack: Stack | None = None
-
-
-def _figure_png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
 
 
 def show_figures_inline() -> None:
     """lab.plots returns bare Figures (no pyplot state): teach IPython to show them."""
     shell = get_ipython()
     if shell is not None:
-        shell.display_formatter.formatters["image/png"].for_type(Figure, _figure_png)
+        shell.display_formatter.formatters["image/png"].for_type(Figure, png)
 
 
 show_figures_inline()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 
 import numpy as np
@@ -20,6 +21,13 @@ FAILURE = "#c62828"
 EVENT = "#1565c0"
 NORMAL = "#222222"
 RETRANSMITTED = "#9e9e9e"
+
+
+def png(fig: Figure) -> bytes:
+    """A figure as PNG bytes: what the report embeds, widgets show and notebooks display."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def _colour(style: str) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -25,9 +24,7 @@ img{max-width:100%}details{margin:4px 0}.fail{color:#c62828}
 
 
 def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return '<img alt="figure" src="data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode() + '">'
+    return '<img alt="figure" src="data:image/png;base64,' + base64.b64encode(plots.png(fig)).decode() + '">'
 
 
 def _triple(low: float, mean: float, high: float) -> str:

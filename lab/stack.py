@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,6 @@ class PartyProcess:
     party: Party
     argv: list[str]
     log: Path
-    ready: Callable[[], Awaitable[None]]
     proc: subprocess.Popen[bytes] | None = None
 
 
@@ -81,6 +79,18 @@ async def gateway_ping(url: str, timeout: float = 1.0) -> int:
     return int(reply.get("active_calls", 0))
 
 
+async def answers(cfg: LabConfig, party: Party, timeout: float) -> bool:
+    """Whether a party answers now: SIP OPTIONS, or the gateway's WebSocket ping."""
+    try:
+        if party is cfg.gateway:
+            await gateway_ping(cfg.ws_url, timeout=timeout)
+        else:
+            await options_ping(party.host, party.sip_port, timeout=timeout)
+    except (TimeoutError, OSError, websockets.InvalidHandshake, websockets.ConnectionClosed):
+        return False
+    return True
+
+
 class Stack:
     def __init__(self, cfg: LabConfig | None = None) -> None:
         self.cfg = (cfg or LabConfig()).with_password()
@@ -97,35 +107,22 @@ class Stack:
         py = [sys.executable, "-m"]
         conf = ["--config", str(run / "lab.json")]
 
-        def sip_ready(party: Party) -> Callable[[], Awaitable[None]]:
-            async def ready() -> None:
-                await options_ping(party.host, party.sip_port, timeout=0.3)
-
-            return ready
-
-        async def gateway_ready() -> None:
-            await gateway_ping(cfg.ws_url, timeout=0.5)
-
         return [
             PartyProcess(
                 cfg.sipserver,
                 sipserver.command(cfg, run / "kamailio.cfg"),
                 run / "sip-server.log",
-                sip_ready(cfg.sipserver),
             ),
             *(
                 PartyProcess(
                     phone,
                     py + ["lab.sip.phone", "--party", phone.name] + conf,
                     run / f"{_slug(phone.name)}.log",
-                    sip_ready(phone),
                 )
                 for phone in cfg.phones
             ),
-            PartyProcess(
-                cfg.pstn, py + ["lab.sip.pstn"] + conf, run / "pstn-gateway.log", sip_ready(cfg.pstn)
-            ),
-            PartyProcess(cfg.gateway, py + ["lab.gateway.server"] + conf, run / "gateway.log", gateway_ready),
+            PartyProcess(cfg.pstn, py + ["lab.sip.pstn"] + conf, run / "pstn-gateway.log"),
+            PartyProcess(cfg.gateway, py + ["lab.gateway.server"] + conf, run / "gateway.log"),
         ]
 
     def preflight(self) -> None:
@@ -175,11 +172,8 @@ class Stack:
                     f"{p.party.name} exited with code {p.proc.returncode} while starting; "
                     f"last lines of {p.log}:\n{process.tail(p.log)}"
                 )
-            try:
-                await p.ready()
+            if await answers(self.cfg, p.party, timeout=0.3):
                 return
-            except (TimeoutError, OSError, websockets.InvalidHandshake, websockets.ConnectionClosed):
-                pass
             if time.monotonic() > deadline:
                 raise LabError(
                     f"{p.party.name} did not answer on {p.party.host} within {timeout:g} s; "
@@ -275,14 +269,7 @@ async def health(cfg: LabConfig) -> list[dict[str, Any]]:
     for party in cfg.parties[1:]:
         entry = state["parties"].get(party.name, {})
         pid = entry.get("pid")
-        try:
-            if party is cfg.gateway:
-                await gateway_ping(cfg.ws_url, timeout=0.5)
-            else:
-                await options_ping(party.host, party.sip_port, timeout=0.5)
-            healthy = True
-        except (TimeoutError, OSError, websockets.InvalidHandshake, websockets.ConnectionClosed):
-            healthy = False
+        healthy = await answers(cfg, party, timeout=0.5)
         rows.append(
             {
                 "party": party.name,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import io
 import json
 import logging
 import os
@@ -20,7 +19,6 @@ from pathlib import Path
 import ipywidgets as w
 import websockets
 from IPython.display import display
-from matplotlib.figure import Figure
 from websockets.asyncio.client import ClientConnection
 
 from lab import plots
@@ -73,12 +71,6 @@ class KernelLoop:
             start()
         else:
             self.loop.call_soon_threadsafe(start)
-
-
-def png(fig: Figure) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
 
 
 class PhoneWidget:
@@ -511,7 +503,7 @@ class CallDashboard:
             except (pcap.CaptureError, OSError):
                 continue  # dumpcap has not written the first packets yet
             if model.messages:
-                self.ladder.value = png(plots.ladder(model))
+                self.ladder.value = plots.png(plots.ladder(model))
 
     def show_result(self, result: CallResult) -> None:
         """After hangup: the full analysis of the call's capture."""
@@ -534,9 +526,9 @@ class CallDashboard:
     def show(self, model: CallModel) -> None:
         """Any call model: ladder, jitter and loss plots, quality table."""
         self.model = model
-        self.ladder.value = png(plots.ladder(model))
+        self.ladder.value = plots.png(plots.ladder(model))
         figures = [plots.jitter(model), plots.loss(model), plots.quality(model)] if model.streams else []
-        self.plots.children = tuple(w.Image(value=png(f), format="png") for f in figures)
+        self.plots.children = tuple(w.Image(value=plots.png(f), format="png") for f in figures)
         rows = "".join(
             f"<tr><td>{html.escape(s.label)}</td><td>{s.stats.packets}</td><td>{s.stats.lost_pct:.1f}%</td>"
             f"<td>{s.stats.mean_jitter_ms:.2f}</td><td>{s.stats.max_jitter_ms:.2f}</td><td>{s.quality.mos:.2f}</td></tr>"

@@ -4,7 +4,6 @@ real lab."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -126,10 +125,28 @@ async def test_wrong_password_in_the_login_form(stack: Stack) -> None:
     assert phone.password.value == "" and "wrong-password" not in " ".join(phone.history)
 
 
-def test_widgets_render(stack: Stack, tmp_path: Path) -> None:
-    for widget in (
-        PhoneWidget(stack.cfg).widget,
-        CallDashboard(stack.cfg).widget,
-        MobilePhoneWidget(stack.cfg).widget,
-    ):
-        assert widget.children
+def test_phone_widget_has_the_seed_phone_ui(stack: Stack) -> None:
+    phone = PhoneWidget(stack.cfg)
+    fields = [phone.login, phone.auth_name, phone.password, phone.domain, phone.outbound_proxy, phone.port]
+    assert [f.description for f in fields] == [
+        "login",
+        "auth. name",
+        "password",
+        "domain",
+        "outbound proxy",
+        "port",
+    ]
+    assert phone.password.value == "" and stack.cfg.password not in repr(phone.widget)
+    assert "".join(phone.keys) == "123456789*0#"
+    labels = {
+        b.description
+        for b in (
+            phone.voice_button,
+            phone.video_button,
+            phone.hangup_button,
+            phone.hold_button,
+            phone.transfer_button,
+            phone.login_button,
+        )
+    }
+    assert labels == {"Voice call", "Video call", "Hangup", "Hold", "Transfer", "Log in"}

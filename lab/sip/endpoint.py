@@ -365,6 +365,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
                 self.endpoint.post(setattr, self, "remote_reason", match.group(1))
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+        # Listeners that take transfers implement TransferListener as well.
         transferring = getattr(self.listener, "on_transferring", None)
         if transferring is None:
             prm.statusCode = 603  # this party does not take transfers
