@@ -86,6 +86,7 @@ async def _call(args: argparse.Namespace) -> CallResult:
         "dtmf_method": args.dtmf_method,
         "hold": args.hold,
         "transfer": args.transfer,
+        "attended": args.attended,
     }
     try:
         normalize_number(args.number)
@@ -128,6 +129,9 @@ def cmd_dial_in(args: argparse.Namespace) -> int:
 def cmd_call(args: argparse.Namespace) -> int:
     from lab.scenario import CallResult
 
+    if args.attended and not args.transfer:
+        print("calllab call: --attended needs --transfer NUMBER", file=sys.stderr)
+        return 2
     try:
         result = asyncio.run(_call(args))
     except LabError as exc:
@@ -286,6 +290,11 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     call.add_argument(
         "--transfer", default="", metavar="NUMBER", help="blind-transfer the phone to NUMBER (REFER)"
+    )
+    call.add_argument(
+        "--attended",
+        action="store_true",
+        help="with --transfer: hold, call NUMBER first, then transfer to that call (REFER with Replaces)",
     )
     call.set_defaults(func=cmd_call)
     dial_in = sub.add_parser("dial-in", help="the lab's mobile phone calls the browser user, who answers")

@@ -85,7 +85,9 @@ class LabConfig:
     browser: Party = Party("Browser", "127.0.0.1", 0, 0, 0)
     gateway: Party = Party("Gateway", "127.0.0.2", 5060, 20000)
     sipserver: Party = Party("SIP server", "127.0.0.3", 5060, 0, 0)
+    #: The PSTN/GSM gateway as one box; its channels (pstn_channels) are the processes.
     pstn: Party = Party("PSTN gateway", "127.0.0.4", 5060, 30000)
+    pstn_channel_count: int = 4  # like a 4-SIM GSM gateway; one call per channel
     phone: Party = Party("Mobile phone", "127.0.0.5", 5060, 40000)
     phone2: Party = Party("Mobile phone 2", "127.0.0.6", 5060, 41000)  # a transfer target
     ws_port: int = 8089  # gateway's WebSocket signaling, on gateway.host
@@ -108,6 +110,34 @@ class LabConfig:
     def parties(self) -> tuple[Party, ...]:
         """In call-path order."""
         return (self.browser, self.gateway, self.sipserver, self.pstn, self.phone, self.phone2)
+
+    @property
+    def pstn_channels(self) -> tuple[Party, ...]:
+        """The PSTN gateway's channels, a process each (pjsua2 holds 4 calls per process: a
+        call's two legs plus a transfer's third), on the gateway's host: SIP ports 5060, 5061..."""
+        box = self.pstn
+        return tuple(
+            Party(
+                f"{box.name} ch{i + 1}",
+                box.host,
+                box.sip_port + i,
+                box.rtp_port + i * box.rtp_port_count,
+                box.rtp_port_count,
+            )
+            for i in range(self.pstn_channel_count)
+        )
+
+    @property
+    def processes(self) -> tuple[Party, ...]:
+        """Every party the lab runs (the PSTN gateway as its channels), in call-path order."""
+        return (self.gateway, self.sipserver, *self.pstn_channels, *self.phones)
+
+    def process(self, name: str) -> Party:
+        """The running party called `name`; KeyError names the ones there are."""
+        found = next((p for p in self.processes if p.name == name), None)
+        if found is None:
+            raise KeyError(f"no party {name!r}; the lab runs {', '.join(p.name for p in self.processes)}")
+        return found
 
     @property
     def phones(self) -> tuple[Party, ...]:

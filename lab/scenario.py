@@ -28,7 +28,7 @@ PHONE_REPORT_TIMEOUT = 5.0  # s for the phone to file its recording after the ca
 DTMF_SETTLE = 0.5  # s for the last digit to reach the phone before anything else happens
 DTMF_DIGIT_S = {"rfc4733": 0.25, "info": 0.1}  # an RFC 4733 digit plays 160 ms plus a pause
 TRANSFER_TIMEOUT = 15.0  # s for the final NOTIFY of a transfer (the target may ring)
-TRANSFERRED_TALK = 1.0  # s the two phones talk after a transfer before the target hangs up
+TRANSFERRED_TALK = 2.0  # s the two phones talk after a transfer before the target hangs up
 PHONE_CONTROL_TIMEOUT = 5.0  # s for the phone's control socket to reply
 CAPTURE_TAIL = 0.3  # s of capture after the call, for the last BYE/200 and RTCP
 
@@ -52,7 +52,9 @@ class CallResult:
     capture_error: str | None = None  # why there is no capture
     report: str | None = None  # captures/<call_id>.html
     events: list[dict[str, Any]] = field(default_factory=list)  # everything above, in time order
-    transfer: dict[str, Any] | None = None  # {"target", "code", "reason"} of a blind transfer
+    #: {"target", "attended", "code", "reason"} of a transfer; an attended one adds the
+    #: "consultation" call's {"call_id", "final_status", "reason", "phone"}
+    transfer: dict[str, Any] | None = None
 
     def collect_events(self) -> None:
         """One time-ordered list of the statuses, the caller's actions and what the phone saw."""
@@ -269,13 +271,15 @@ async def place_call(
     dtmf_method: str = "rfc4733",
     hold: float = 0.0,
     transfer: str = "",
+    attended: bool = False,
 ) -> CallResult:
     """Log in, call `number`, talk for `duration` s, hang up; never raises for call failures.
 
     Once established: send `dtmf` digits (then wait a second for them to arrive), and hold
     the call for `hold` seconds (then resume); both count within `duration`. Then, with
-    `transfer`, REFER the phone to that number: on success the two phones talk for a second
-    and the target hangs up; on failure the call goes on.
+    `transfer`, REFER the phone to that number (`attended`: first hold the call and place a
+    consultation call to the number, then REFER with Replaces): on success the two phones
+    talk for a second and the target hangs up; on failure the call goes on.
 
     With `capture`, SIP and RTP of every leg go to captures/<call_id>.pcapng, and with
     `report` the call's HTML report to captures/<call_id>.html.
@@ -314,7 +318,12 @@ async def place_call(
                 await asyncio.sleep(hold)
                 await lab_call.call.unhold()
                 await lab_call.call.wait_for(CallStatus.ESTABLISHED, timeout=5)
-            outcome = await _transfer(cfg, lab_call.call, transfer) if transfer else None
+            if not transfer:
+                outcome = None
+            elif attended:
+                outcome = await _attended_transfer(lab_call, transfer)
+            else:
+                outcome = await _transfer(cfg, lab_call.call, transfer)
             if outcome is None or outcome["code"] >= 300:
                 await asyncio.sleep(max(0.0, duration - (time.monotonic() - started)))
                 await lab_call.hang_up()
@@ -327,8 +336,11 @@ async def place_call(
         await session.disconnect()
 
 
-async def _transfer(cfg: LabConfig, call: Call, target: str) -> dict[str, Any]:
-    """REFER the far end to `target`; the final NOTIFY's code, or 408 when none comes."""
+async def _transfer(cfg: LabConfig, call: Call, target: str | Call) -> dict[str, Any]:
+    """REFER the far end to `target` (a number, or a consultation call to replace); the final
+    NOTIFY's code, or 408 when none comes. On success the two phones talk for a while, then
+    the target hangs up."""
+    number = target.callee if isinstance(target, Call) else target
     await call.transfer(target)
     deadline = time.monotonic() + TRANSFER_TIMEOUT
     while time.monotonic() < deadline:
@@ -340,15 +352,58 @@ async def _transfer(cfg: LabConfig, call: Call, target: str) -> dict[str, Any]:
             break
         await asyncio.sleep(0.05)
     else:
-        return {"target": target, "code": 408, "reason": f"no final NOTIFY within {TRANSFER_TIMEOUT:g} s"}
+        final, error = None, {"code": 408, "reason": f"no final NOTIFY within {TRANSFER_TIMEOUT:g} s"}
+    attended = isinstance(target, Call)
     if final is None:
-        return {"target": target, "code": 400, "reason": str(error["reason"]) if error else "refused"}
+        code = int(error.get("code", 400)) if error else 400
+        return {
+            "target": number,
+            "attended": attended,
+            "code": code,
+            "reason": str(error["reason"]) if error else "refused",
+        }
     code = int(final["code"])
-    outcome: dict[str, Any] = {"target": target, "code": code, "reason": str(final["reason"])}
-    if code < 300:  # the two phones talk now; the target ends it after a while
+    outcome: dict[str, Any] = {
+        "target": number,
+        "attended": attended,
+        "code": code,
+        "reason": str(final["reason"]),
+    }
+    if code < 300:
         await call.ended(timeout=5)
         await asyncio.sleep(TRANSFERRED_TALK)
-        await phone_command(cfg, cfg.phone_for(target), cmd="hangup")
+        await phone_command(cfg, cfg.phone_for(number), cmd="hangup")
+    return outcome
+
+
+async def _attended_transfer(lab_call: LabCall, target: str) -> dict[str, Any]:
+    """Hold the call, call `target` (the consultation), then transfer the call to it."""
+    cfg, call = lab_call.cfg, lab_call.call
+    await call.hold()
+    await call.wait_for(CallStatus.HOLD, timeout=5)
+    consultation = LabCall(cfg, lab_call.session, target, capture=False, report=False)
+    status = await consultation.start()
+    if status == CallStatus.ESTABLISHED:
+        outcome = await _transfer(cfg, call, consultation.call)
+        if outcome["code"] >= 300:
+            await consultation.hang_up()
+    else:
+        outcome = {
+            "target": consultation.number,
+            "attended": True,
+            "code": consultation.call.sip_code or 0,
+            "reason": f"the consultation call failed: {consultation.call.reason}",
+        }
+    if outcome["code"] >= 300:
+        await call.unhold()
+        await call.wait_for(CallStatus.ESTABLISHED, timeout=5)
+    done = await consultation.finish()
+    outcome["consultation"] = {
+        "call_id": done.call_id,
+        "final_status": done.final_status,
+        "reason": done.reason,
+        "phone": done.phone,
+    }
     return outcome
 
 

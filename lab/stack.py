@@ -51,6 +51,7 @@ class PartyProcess:
     party: Party
     argv: list[str]
     log: Path
+    role: str  # the party it is or is part of: the PSTN gateway's channels are one party
     proc: subprocess.Popen[bytes] | None = None
 
 
@@ -104,25 +105,21 @@ class Stack:
 
     def _plan(self) -> list[PartyProcess]:
         cfg, run = self.cfg, self.cfg.run_dir
-        py = [sys.executable, "-m"]
-        conf = ["--config", str(run / "lab.json")]
+
+        def pjsua_party(module: str, party: Party, role: Party) -> PartyProcess:
+            argv = [sys.executable, "-m", module, "--party", party.name, "--config", str(run / "lab.json")]
+            return PartyProcess(party, argv, run / f"{_slug(party.name)}.log", role.name)
 
         return [
             PartyProcess(
                 cfg.sipserver,
                 sipserver.command(cfg, run / "kamailio.cfg"),
                 run / "sip-server.log",
+                cfg.sipserver.name,
             ),
-            *(
-                PartyProcess(
-                    phone,
-                    py + ["lab.sip.phone", "--party", phone.name] + conf,
-                    run / f"{_slug(phone.name)}.log",
-                )
-                for phone in cfg.phones
-            ),
-            PartyProcess(cfg.pstn, py + ["lab.sip.pstn"] + conf, run / "pstn-gateway.log"),
-            PartyProcess(cfg.gateway, py + ["lab.gateway.server"] + conf, run / "gateway.log"),
+            *(pjsua_party("lab.sip.phone", phone, phone) for phone in cfg.phones),
+            *(pjsua_party("lab.sip.pstn", channel, cfg.pstn) for channel in cfg.pstn_channels),
+            pjsua_party("lab.gateway.server", cfg.gateway, cfg.gateway),
         ]
 
     def preflight(self) -> None:
@@ -131,7 +128,7 @@ class Stack:
             raise LabError(f"the SIP server needs Kamailio; install it: {apt_hint(sipserver.APT_PACKAGE)}")
         if shutil.which("espeak-ng") is None and not (cfg.prompts_dir / "phone.wav").exists():
             raise LabError(f"the speech prompts need espeak-ng; install it: {apt_hint('espeak-ng')}")
-        for party in (cfg.sipserver, cfg.pstn, *cfg.phones, cfg.gateway):
+        for party in cfg.processes:
             _check_free(party, party.host, party.sip_port, socket.SOCK_DGRAM)
         _check_free(cfg.gateway, cfg.gateway.host, cfg.ws_port, socket.SOCK_STREAM)
         for phone in cfg.phones:
@@ -181,25 +178,27 @@ class Stack:
                 )
             await asyncio.sleep(0.02)
 
-    def party(self, name: str) -> PartyProcess:
-        try:
-            return next(p for p in self.parties if p.party.name == name)
-        except StopIteration:
-            raise LabError(f"no party {name!r} in this lab") from None
+    def processes(self, name: str) -> list[PartyProcess]:
+        """The processes of the party `name` (all channels of the PSTN gateway), or of one channel."""
+        found = [p for p in self.parties if name in (p.role, p.party.name)]
+        if not found:
+            raise LabError(f"no party {name!r} in this lab")
+        return found
 
     def kill(self, name: str) -> None:
-        """Kill one party outright (SIGKILL): a crash, as far as the others can tell."""
-        p = self.party(name)
-        if p.proc is not None and p.proc.poll() is None:
-            process.kill_group(p.proc.pid, timeout=2)
+        """Kill a party outright (SIGKILL): a crash, as far as the others can tell."""
+        for p in self.processes(name):
+            if p.proc is not None and p.proc.poll() is None:
+                process.kill_group(p.proc.pid, timeout=2)
 
     async def restart(self, name: str, timeout: float = READY_TIMEOUT) -> None:
-        """Start one party again (after kill) and wait until it answers."""
-        p = self.party(name)
+        """Start a party again (after kill) and wait until it answers."""
         self.kill(name)
-        p.proc = process.spawn(p.argv, p.log)
+        again = self.processes(name)
+        for p in again:
+            p.proc = process.spawn(p.argv, p.log)
         self.started_at = time.monotonic()
-        await self._wait_ready(p, timeout)
+        await asyncio.gather(*(self._wait_ready(p, timeout) for p in again))
         self._write_state()
 
     def _write_state(self) -> None:
@@ -266,7 +265,7 @@ async def health(cfg: LabConfig) -> list[dict[str, Any]]:
     """Every party with its address, PID and whether it answers now."""
     state = read_state(cfg) or {"parties": {}}
     rows = []
-    for party in cfg.parties[1:]:
+    for party in cfg.processes:
         entry = state["parties"].get(party.name, {})
         pid = entry.get("pid")
         healthy = await answers(cfg, party, timeout=0.5)

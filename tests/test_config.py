@@ -53,3 +53,13 @@ def test_phone_policy_refuses_nonsense(text: str) -> None:
 def test_call_dir_refuses_paths(call_id: str) -> None:
     with pytest.raises(ValueError, match="call id"):
         call_dir(LabConfig(), call_id)
+
+
+def test_pstn_channels_share_the_gateways_address_on_their_own_ports() -> None:
+    cfg = dataclasses.replace(LabConfig(), pstn_channel_count=3)
+    channels = cfg.pstn_channels
+    assert [c.sip_address for c in channels] == ["127.0.0.4:5060", "127.0.0.4:5061", "127.0.0.4:5062"]
+    assert [c.rtp_port for c in channels] == [30000, 30100, 30200]
+    assert cfg.process("PSTN gateway ch2") == channels[1]
+    with pytest.raises(KeyError, match="no party 'PSTN gateway ch9'; the lab runs Gateway, SIP server"):
+        cfg.process("PSTN gateway ch9")

@@ -24,7 +24,8 @@ NOW = PhonePolicy("answer", 0.0)
 
 @pytest.fixture(scope="module")
 async def lab(lab_config: LabConfig) -> AsyncIterator[Stack]:
-    stack = Stack(dataclasses.replace(lab_config, no_answer_timeout=2.0, media_timeout=2.0))
+    cfg = dataclasses.replace(lab_config, no_answer_timeout=2.0, media_timeout=2.0, pstn_channel_count=2)
+    stack = Stack(cfg)
     await stack.start()
     try:
         yield stack
@@ -45,18 +46,35 @@ async def test_pstn_gateway_down(lab: Stack) -> None:
         t0 = time.monotonic()
         result = await place_call(lab.cfg, NUMBER, report=False)
         assert (result.final_status, result.sip_code) == ("FAILED", 503)
-        assert "PSTN gateway 127.0.0.4:5060 does not answer" in result.reason and time.monotonic() - t0 < 6
+        # The SIP server gives each of the 2 channels 1 s to answer.
+        assert "PSTN gateway 127.0.0.4 does not answer" in result.reason and time.monotonic() - t0 < 5
     finally:
         await lab.restart("PSTN gateway")
     assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok
 
 
-async def open_call(lab: Stack) -> tuple[Session, LabCall]:
+async def open_call(lab: Stack, number: str = NUMBER) -> tuple[Session, LabCall]:
     session = Session(lab.cfg.ws_url, lab_account(lab.cfg), host=lab.cfg.browser.host)
     await session.connect()
-    call = LabCall(lab.cfg, session, NUMBER, answer=NOW, report=False)
+    call = LabCall(lab.cfg, session, number, answer=NOW, report=False)
     assert await call.start() == CALL_STATUS.ESTABLISHED, (call.call.sip_code, call.call.reason)
     return session, call
+
+
+async def test_all_channels_busy(lab: Stack) -> None:
+    """One call per PSTN channel: with both of this lab's channels taken, the next call is
+    refused by the SIP server, and a channel serves again once its call is over."""
+    opened = [await open_call(lab), await open_call(lab, "+79990000002")]
+    try:
+        result = await place_call(lab.cfg, NUMBER, answer=NOW, report=False)
+        assert (result.final_status, result.sip_code) == ("FAILED", 503)
+        assert result.reason == "PSTN gateway 127.0.0.4: all channels busy"
+    finally:
+        for session, call in opened:
+            await call.hang_up()
+            await call.finish()
+            await session.disconnect()
+    assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok
 
 
 async def test_phone_killed_mid_call_ends_it_by_media_timeout(lab: Stack) -> None:

@@ -105,7 +105,7 @@ async def test_incoming_call_rejected(stack: Stack, code: int, status: str, reas
 
 async def test_blind_transfer_to_the_second_phone(stack: Stack) -> None:
     result = await place_call(stack.cfg, NUMBER, duration=2.0, answer=NOW, transfer="+79990000002")
-    assert result.transfer == {"target": "+79990000002", "code": 200, "reason": "OK"}
+    assert result.transfer == {"target": "+79990000002", "attended": False, "code": 200, "reason": "OK"}
     assert (result.final_status, result.reason) == ("FINISH", "transferred to +79990000002")
     model = analyze(result.capture, stack.cfg, with_pesq=False)  # type: ignore[arg-type]
     hops = [(m.src_party, m.dst_party, m.label) for m in model.messages if not m.retransmission]
@@ -130,5 +130,66 @@ async def test_transfer_to_a_busy_phone_keeps_the_call(stack: Stack) -> None:
         )
     finally:
         await phone_command(stack.cfg, stack.cfg.phone2, cmd="policy", value="after:1")
-    assert result.transfer == {"target": "+79990000002", "code": 486, "reason": "Busy Here"}
+    assert result.transfer == {
+        "target": "+79990000002",
+        "attended": False,
+        "code": 486,
+        "reason": "Busy Here",
+    }
     assert result.ok and result.reason == "hangup"  # still up after the failed transfer, hung up normally
+
+
+async def test_attended_transfer_joins_the_two_phones(stack: Stack) -> None:
+    """Hold, consultation call to the second phone, REFER with Replaces: the two phones talk."""
+    cfg = stack.cfg
+    result = await place_call(cfg, NUMBER, duration=1.0, answer=NOW, transfer="+79990000002", attended=True)
+    assert (result.final_status, result.reason) == ("FINISH", "transferred to +79990000002")
+    transfer = result.transfer
+    assert transfer is not None and (transfer["code"], transfer["attended"]) == (200, True)
+    consultation = transfer["consultation"]
+    assert (consultation["final_status"], consultation["reason"]) == (
+        "FINISH",
+        f"transferred: joined to {NUMBER}",
+    )
+    assert [s["status"] for s in result.statuses][-2:] == ["HOLD", "FINISH"]
+
+    # On the wire: the REFER names the consultation's dialog in its Replaces; the channel
+    # holding the first call sends the INVITE with Replaces to the channel holding the
+    # consultation, which takes it over and ends the consultation leg (BYE).
+    model = analyze(result.capture, cfg, with_pesq=False)  # type: ignore[arg-type]
+    messages = [m for m in model.messages if not m.retransmission]
+    consultation_id = next(
+        m.call_id for m in messages if m.lab_call == consultation["call_id"] and m.method == "INVITE"
+    )
+    refer = next(m for m in messages if m.label == "REFER" and m.src_party == "Gateway")
+    assert f"Replaces={consultation_id}" in refer.raw.replace("%40", "@").replace("%3B", ";")
+    replacing = next(m for m in messages if m.label == "INVITE" and "\r\nReplaces: " in m.raw)
+    assert (replacing.src_party, replacing.dst_party) == ("PSTN gateway", "PSTN gateway")
+    assert f"Replaces: {consultation_id};" in replacing.raw
+    assert any(m.label == "NOTIFY" and "SIP/2.0 200" in m.raw for m in messages)
+    bye = next(m for m in messages if m.label == "BYE" and m.call_id == consultation_id)
+    assert (bye.src_party, bye.t > replacing.t) == ("PSTN gateway", True)
+
+    # Each phone hears the other's prompt once they are joined, not the browser's.
+    phone_prompt, _ = read_wav(cfg.prompts_dir / "phone.wav")
+    browser_prompt, _ = read_wav(cfg.prompts_dir / "browser.wav")
+    for call_id in (result.call_id, consultation["call_id"]):
+        heard, _ = read_wav(cfg.captures_dir / call_id / "phone_received.wav")
+        assert best_match(phone_prompt, heard).correlation > 0.85, call_id
+        assert best_match(browser_prompt, heard).correlation < 0.75, call_id
+
+
+async def test_attended_transfer_to_a_busy_phone_resumes_the_call(stack: Stack) -> None:
+    await phone_command(stack.cfg, stack.cfg.phone2, cmd="policy", value="busy")
+    try:
+        result = await place_call(
+            stack.cfg, NUMBER, duration=1.0, answer=NOW, transfer="+79990000002", attended=True, report=False
+        )
+    finally:
+        await phone_command(stack.cfg, stack.cfg.phone2, cmd="policy", value="after:1")
+    transfer = result.transfer
+    assert transfer is not None
+    assert (transfer["code"], transfer["reason"]) == (486, "the consultation call failed: Busy Here")
+    assert transfer["consultation"]["final_status"] == "BUSY"
+    assert [s["status"] for s in result.statuses][-3:] == ["HOLD", "ESTABLISHED", "FINISH"]
+    assert result.ok and result.reason == "hangup"

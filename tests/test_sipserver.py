@@ -12,7 +12,8 @@ def test_renders_users_and_routes(tmp_path: Path) -> None:
     text = sipserver.render_config(cfg, {"VKP009": "s3cret-pw"})
     assert '$au == "VKP009"' in text and '"s3cret-pw"' in text
     assert "@@" not in text
-    assert '"sip:" + $rU + "@127.0.0.4:5060"' in text
+    assert '$ru = "sip:" + $rU + "@127.0.0.4:" + $var(port);' in text
+    assert "$var(port) = 5060 + $avp(channel);" in text and "$avp(channel) < 4" in text
 
 
 def test_refuses_users_that_would_break_the_config(tmp_path: Path) -> None:

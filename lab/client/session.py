@@ -381,10 +381,21 @@ class Call:
         self.actions.append((time.time(), f"DTMF {digits} ({method})"))
         await self.session.send("dtmf", call_id=self.call_id, digits=digits, method=method)
 
-    async def transfer(self, target: str) -> None:
-        """Blind transfer (REFER) of the far end to `target`; progress arrives as "transfer"
-        events (the NOTIFY codes); on success the call ends with FINISH "transferred to ...",
-        on failure it stays up."""
+    async def transfer(self, target: str | Call) -> None:
+        """Transfer the far end; progress arrives as "transfer" events (the NOTIFY codes).
+
+        Blind, to a number: a REFER. Attended, to another established call of this session
+        (the consultation call): a REFER with Replaces, so the two far ends talk to each
+        other. On success the call (and the consultation call) end with FINISH
+        "transferred ..."; on failure they stay up."""
+        if isinstance(target, Call):
+            if target.session is not self.session or target is self:
+                raise ValueError(
+                    "attended transfer: the consultation call must be another call of this session"
+                )
+            self.actions.append((time.time(), f"transfer(call to {target.callee})"))
+            await self.session.send("transfer", call_id=self.call_id, replaces=target.call_id)
+            return
         number = normalize_number(target)
         self.actions.append((time.time(), f"transfer({number})"))
         await self.session.send("transfer", call_id=self.call_id, target=number)

@@ -170,11 +170,11 @@ class ClientSession:
         incoming = GatewayCall(self, call_id)
         incoming.incoming = True
         incoming.sip = call
+        incoming.far_number = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
         call.listener = incoming
         self.calls[call_id] = incoming
         call.answer_with(180, "Ringing")
-        caller = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
-        asyncio.ensure_future(self.send("incoming", call_id=call_id, caller=caller, callee=user))
+        asyncio.ensure_future(self.send("incoming", call_id=call_id, caller=incoming.far_number, callee=user))
 
     async def start_call(self, msg: dict[str, Any]) -> None:
         call_id = str(msg["call_id"])
@@ -209,7 +209,9 @@ class GatewayCall:
         self.hangup_requested = False
         self.end_reason = ""  # set when the gateway itself ends the call
         self.incoming = False  # someone called the client (its "incoming" message was the ring)
+        self.far_number = ""  # the callee, or the caller of an incoming call
         self.transfer_target = ""
+        self.consultation: GatewayCall | None = None  # the call an attended transfer replaces
         self.watchdog: MediaWatchdog | None = None
         self.ended = False
 
@@ -234,6 +236,7 @@ class GatewayCall:
         except InvalidNumber as exc:
             await self.fail(484, str(exc))
             return
+        self.far_number = callee
 
         self._take_browser_audio()
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=str(msg["sdp"]), type="offer"))
@@ -302,6 +305,8 @@ class GatewayCall:
                     asyncio.ensure_future(self._send_info_digits(digits))
                 else:
                     self.sip.send_dtmf(digits, "rfc4733")
+            elif kind == "transfer" and msg.get("replaces"):
+                self._transfer_to_call(str(msg["replaces"]))
             elif kind == "transfer":
                 target = normalize_number(str(msg.get("target", "")))
                 assert self.session.form is not None
@@ -313,6 +318,19 @@ class GatewayCall:
                 self.sip.unhold()
         except (RuntimeError, InvalidNumber) as exc:
             await self.session.send("error", call_id=self.call_id, reason=f"{kind}: {exc}")
+
+    def _transfer_to_call(self, other_id: str) -> None:
+        """Attended transfer: REFER our far end to the consultation call's, with Replaces."""
+        assert self.sip is not None
+        other = self.session.calls.get(other_id)
+        if other is None or other is self or other.sip is None or not other.established:
+            raise RuntimeError(f"no established call {other_id!r} on this session to transfer to")
+        self.transfer_target = other.far_number
+        self.sip.transfer_replacing(other.sip)
+        self.consultation = other
+        # The far end of the consultation call gets an INVITE with Replaces and hangs up
+        # that call (BYE), usually before our final NOTIFY: it must not read "remote hangup".
+        other.end_reason = f"transferred: joined to {self.far_number}"
 
     def on_transfer_status(self, call: SipCall, code: int, reason: str, final: bool) -> None:
         """NOTIFY from the far end about our REFER: success ends our leg, failure keeps it."""
@@ -330,6 +348,10 @@ class GatewayCall:
         if final and 200 <= code < 300:
             self.end_reason = f"transferred to {self.transfer_target}"
             call.hangup_with()
+        elif final and self.consultation is not None:
+            self.consultation.end_reason = ""  # the transfer failed: it goes on as it was
+        if final:
+            self.consultation = None
 
     async def _send_info_digits(self, digits: str) -> None:
         """One INFO per digit, spaced: sent all at once they overtake each other in the SIP

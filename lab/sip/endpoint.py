@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import quote
 
 import pjsua2 as pj
 
@@ -78,6 +79,11 @@ class TransferListener(Protocol):
 
     def on_transfer_status(self, call: SipCall, code: int, reason: str, final: bool) -> None:
         """NOTIFY progress of a REFER this call sent."""
+        ...
+
+    def on_replaced(self, old: SipCall, new: SipCall) -> None:
+        """An INVITE with Replaces (attended transfer) took over `old`; pjsua answers `new`
+        and ends `old` by itself."""
         ...
 
 
@@ -298,7 +304,7 @@ class SipAccount(pj.Account):  # type: ignore[misc]
             call.alive = False
             op = pj.CallOpParam()
             op.statusCode = 503
-            op.reason = f"{self.endpoint.name}: all channels busy"
+            op.reason = f"{self.endpoint.name}: busy"
             call.answer(op)  # allowed on the pjsua thread, inside this callback
             return
         message = prm.rdata.wholeMsg
@@ -328,6 +334,8 @@ class SipCall(pj.Call):  # type: ignore[misc]
         self.last_code = 0
         self.last_reason = ""
         self.remote_reason = ""  # the Reason header of the far end's BYE, if it gave one
+        #: (Call-ID, local tag, remote tag) from the 2xx to our INVITE: pjsua2's CallInfo has no tags
+        self.dialog_ids: tuple[str, str, str] | None = None
         endpoint._adopt(self)
 
     # pjsua thread ---------------------------------------------------------------------
@@ -359,6 +367,11 @@ class SipCall(pj.Call):  # type: ignore[misc]
         if event.type != pj.PJSIP_EVENT_TSX_STATE or event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
             return
         message = str(event.body.tsxState.src.rdata.wholeMsg)
+        if message.startswith("SIP/2.0 2") and self.dialog_ids is None:
+            headers = parse_headers(message)
+            if headers.get("cseq", "").endswith(" INVITE"):
+                ids = (headers.get("call-id", ""), _tag(headers.get("from", "")), _tag(headers.get("to", "")))
+                self.endpoint.post(setattr, self, "dialog_ids", ids)
         if message.startswith("BYE "):
             match = re.search(r'text="([^"]*)"', parse_headers(message).get("reason", ""))
             if match:
@@ -380,6 +393,15 @@ class SipCall(pj.Call):  # type: ignore[misc]
         new_call = SipCall(self.endpoint, account)
         prm.newCall = new_call
         self.endpoint.post(transferring, self, new_call)
+
+    def onCallReplaced(self, prm: pj.OnCallReplacedParam) -> None:  # noqa: N802
+        replaced = getattr(self.listener, "on_replaced", None)
+        account = self.endpoint.account_by_id(self.getInfo().accId)
+        if replaced is None or account is None:
+            return  # pjsua2 then hangs up the replacing call: it has no Call object
+        new_call = SipCall(self.endpoint, account, int(prm.newCallId))
+        prm.newCall = new_call
+        self.endpoint.post(replaced, self, new_call)
 
     def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
         code, reason, final = int(prm.statusCode), str(prm.reason), bool(prm.finalNotify)
@@ -464,6 +486,25 @@ class SipCall(pj.Call):  # type: ignore[misc]
         except pj.Error as exc:
             raise RuntimeError(exc.info()) from None
 
+    def transfer_replacing(self, other: SipCall) -> None:
+        """Attended transfer: REFER the far end to `other`'s far end, to replace `other`.
+
+        The Refer-To is the far end's Contact, not its number (pjsua's xferReplaces): the
+        INVITE with Replaces must reach the very UA that holds `other`'s dialog, and a
+        number would be routed to whichever PSTN channel is free (RFC 5589, 7.3)."""
+        if not (self._usable() and other._usable()):
+            raise RuntimeError("both calls must be active")
+        contact = re.search(r"<([^>]+)>", other.getInfo().remoteContact)
+        if contact is None or other.dialog_ids is None:
+            raise RuntimeError("the consultation call must be one this party placed, and answered")
+        call_id, local_tag, remote_tag = other.dialog_ids
+        replaces = f"{call_id};to-tag={remote_tag};from-tag={local_tag}"
+        uri = contact.group(1).split(";", 1)[0]
+        try:
+            self.xfer(f"<{uri}?Replaces={quote(replaces, safe='')}>", pj.CallOpParam(True))
+        except pj.Error as exc:
+            raise RuntimeError(exc.info()) from None
+
     def hold(self) -> None:
         """re-INVITE with a=sendonly."""
         if self._usable():
@@ -500,6 +541,12 @@ class SipCall(pj.Call):  # type: ignore[misc]
             return self.getAudioMedia(-1)
         except pj.Error:
             return None
+
+
+def _tag(name_addr: str) -> str:
+    """The tag parameter of a From/To value: `<sip:a@b>;tag=x1` -> `x1`."""
+    match = re.search(r";\s*tag=([^;>\s]+)", name_addr)
+    return match.group(1) if match else ""
 
 
 def _op_param(

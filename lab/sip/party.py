@@ -28,9 +28,9 @@ def load_config(description: str, default_party: str) -> tuple[LabConfig, Party]
     args = parser.parse_args()
     cfg = LabConfig.load(Path(args.config))
     try:
-        return cfg, next(p for p in cfg.parties if p.name == args.party)
-    except StopIteration:
-        parser.error(f"no party {args.party!r} in {args.config}")
+        return cfg, cfg.process(args.party)
+    except KeyError as exc:
+        parser.error(f"{args.config}: {exc.args[0]}")
 
 
 def setup_logging(cfg: LabConfig, party: Party) -> None:

@@ -211,14 +211,16 @@ class Phone:
             return
         if state.player is None:  # one per call, so every call hears the prompt from its start
             state.player = WavPlayer(self.prompt)
-            state.player.port.startTransmit(audio)
             state.sent_t0 = time.monotonic()
         if state.call_id and state.recorder is None:
             folder = call_dir(self.cfg, state.call_id)
             folder.mkdir(parents=True, exist_ok=True)
             state.recorder = WavRecorder(folder / "phone_received.wav")
-            audio.startTransmit(state.recorder.port)
             state.received_t0 = time.monotonic()
+        # Again after every re-INVITE (hold, resume): pjsua gives the stream a new bridge port.
+        state.player.port.startTransmit(audio)
+        if state.recorder is not None and state.recorder.port is not None:
+            audio.startTransmit(state.recorder.port)
 
     def on_media_state(self, call: SipCall, state: str) -> None:
         phone_call = self.calls.get(call)

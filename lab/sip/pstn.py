@@ -1,9 +1,12 @@
-"""The PSTN/GSM gateway: a B2BUA between the SIP server and the mobile phone.
+"""One channel of the PSTN/GSM gateway: a B2BUA between the SIP server and the mobile phone.
 
-Leg A is the incoming one; for it the gateway places leg B on the other side, maps B's
+Leg A is the incoming one; for it the channel places leg B on the other side, maps B's
 answers (180, 200, 486, 603, no answer) back onto leg A and bridges the audio. A call from
 the SIP server goes to the phone (B offers the mobile codec, GSM 06.10, first, as a mobile
 network would); a call from the phone goes to the SIP server, for a user of it.
+
+A channel carries one call, like a GSM line: with pjsua2's 4 calls per process that leaves
+room for the third leg of a transfer. The SIP server hunts for a free channel.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import threading
 
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party
-from lab.sip.endpoint import MAX_CALLS, CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect, user_of
+from lab.sip.endpoint import CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect, user_of
 from lab.sip.party import run
 
 log = logging.getLogger("pstn-gateway")
@@ -34,7 +37,8 @@ class PstnGateway:
         self.watchdogs: dict[SipCall, MediaWatchdog] = {}
         self.far: dict[SipCall, str] = {}  # who is at the other end of each leg
         self.transfer_from: dict[SipCall, SipCall] = {}  # transfer call -> the leg that REFERred
-        self._admitted = 0  # A legs admitted and not yet ended; guarded by _lock
+        self.legs: set[SipCall] = set()  # every leg of this channel's call until DISCONNECTED
+        self._busy = False  # carrying a call (set on the pjsua thread): guarded by _lock
         self._lock = threading.Lock()
 
     async def start(self) -> None:
@@ -49,11 +53,10 @@ class PstnGateway:
         pass
 
     def admit_call(self) -> bool:
-        # Each call takes two of the process's MAX_CALLS slots: leg A and leg B.
         with self._lock:
-            if 2 * (self._admitted + 1) > MAX_CALLS:
+            if self._busy:
                 return False
-            self._admitted += 1
+            self._busy = True
             return True
 
     def on_incoming_call(self, a: SipCall, user: str, headers: dict[str, str]) -> None:
@@ -62,6 +65,7 @@ class PstnGateway:
         b.listener = self
         self.peer[a], self.peer[b] = b, a
         self.a_legs.add(a)
+        self.legs.update((a, b))
         forward = {
             name: headers[name.lower()] for name in (CALL_HEADER, ANSWER_HEADER) if name.lower() in headers
         }
@@ -81,15 +85,19 @@ class PstnGateway:
             b.dial(f"sip:{user}@{target}", forward)
         except RuntimeError as exc:
             log.warning("dialling %s failed: %s", target, exc)
+            self.legs.discard(b)  # it never got a call id, so no DISCONNECTED either
             self._unpair(a)
             a.answer_with(503, f"PSTN gateway: cannot reach {target}")
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
+        if snap.state == "DISCONNECTED":
+            self.legs.discard(call)
+            if not self.legs:
+                with self._lock:
+                    self._busy = False
         if call in self.a_legs:
             if snap.state == "DISCONNECTED":
                 self.a_legs.discard(call)
-                with self._lock:
-                    self._admitted -= 1
                 b = self._unpair(call)
                 if b is not None:
                     b.hangup_with()  # CANCEL while ringing, BYE once answered
@@ -172,18 +180,45 @@ class PstnGateway:
         except RuntimeError as exc:
             log.warning("mirroring %s onto the other leg failed: %s", state, exc)
 
-    # Blind transfer: the caller REFERs its leg; the phone's leg is joined to the new call
-    # pjsua places to the target (the SIP server hands it to the target phone directly).
-    def on_transferring(self, a: SipCall, c: SipCall) -> None:
-        b = self.peer.get(a)
+    # Transfer: the caller REFERs its leg; the phone's leg goes over to the new call pjsua
+    # places to the Refer-To. Blind: the SIP server hands it to the target phone directly.
+    # Attended: it goes to the channel holding the consultation call, which replaces that
+    # call's leg with it (on_replaced).
+    def on_transferring(self, referred: SipCall, c: SipCall) -> None:
         c.listener = self
+        self.legs.add(c)
+        b = self.peer.pop(referred, None)
         if b is None:
             return
-        self.peer.pop(a, None)
-        self.peer[b], self.peer[c] = c, b
-        self.transfer_from[c] = a
-        self.far[c] = "the transfer target"
+        self._pair(b, c, "the transfer target")
+        self.transfer_from[c] = referred
         log.info("transfer: the phone's leg goes over to a new call")
+
+    def on_replaced(self, old: SipCall, new: SipCall) -> None:
+        """An INVITE with Replaces took over `old` (the consultation call's leg): the phone
+        on the other side now talks through `new`; pjsua ends `old` itself."""
+        new.listener = self
+        self.legs.add(new)
+        self.a_legs.add(new)
+        b = self.peer.pop(old, None)
+        watchdog = self.watchdogs.pop(old, None)
+        if watchdog is not None:
+            watchdog.stop()
+        self.media_up.discard(old)
+        if b is not None:
+            self._pair(b, new, "the transferred caller")
+            log.info("attended transfer: the phone's leg is joined to the replacing call")
+
+    def _pair(self, phone_leg: SipCall, new: SipCall, far: str) -> None:
+        """Pair the phone's leg with a new call; the phone's leg resumes if we held it."""
+        self.peer[phone_leg], self.peer[new] = new, phone_leg
+        self.far[new] = far
+        if phone_leg in self.held:
+            self.held.discard(phone_leg)
+            try:
+                phone_leg.unhold()
+            except RuntimeError as exc:
+                log.warning("resuming the phone's leg failed: %s", exc)
 
     def on_dtmf(self, call: SipCall, digit: str, method: str) -> None:
         other = self.peer.get(call)
@@ -216,7 +251,7 @@ class PstnGateway:
 
 
 def main() -> None:
-    run("PSTN gateway", lambda cfg: [cfg.mobile_codec, "PCMU", "PCMA"], PstnGateway)
+    run("PSTN gateway ch1", lambda cfg: [cfg.mobile_codec, "PCMU", "PCMA"], PstnGateway)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ def render_config(cfg: LabConfig, users: dict[str, str]) -> str:
     replacements = {
         "@@DOMAIN@@": cfg.sipserver.host,
         "@@PSTN_HOST@@": cfg.pstn.host,
-        "@@PSTN_ADDRESS@@": cfg.pstn.sip_address,
+        "@@PSTN_PORT@@": str(cfg.pstn.sip_port),
+        "@@PSTN_CHANNELS@@": str(cfg.pstn_channel_count),
         "@@MOBILE_RE@@": _kamailio_string(cfg.mobile_number_re),
         "@@PHONE2_RE@@": "^(" + "|".join(n.replace("+", "[+]") for n in cfg.phone2_numbers) + ")$",
         "@@PHONE_ADDRESS@@": cfg.phone.sip_address,
