@@ -52,12 +52,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = asyncio.run(health(cfg))
     up = read_state(cfg) is not None
     print(f"lab is {'up' if up else 'down'}")
-    print(f"{'party':<14} {'address':<28} {'pid':>7}  health")
-    print(f"{cfg.browser.name:<14} {cfg.browser.host:<28} {'-':>7}  (the client: this process)")
+    print(f"{'party':<17} {'address':<28} {'pid':>7}  health")
+    print(f"{cfg.browser.name:<17} {cfg.browser.host:<28} {'-':>7}  (the client: this process)")
     for row in rows:
         pid = row["pid"] or "-"
         print(
-            f"{row['party']:<14} {row['address']:<28} {pid:>7}  {'ok' if row['healthy'] else 'not answering'}"
+            f"{row['party']:<17} {row['address']:<28} {pid:>7}  {'ok' if row['healthy'] else 'not answering'}"
         )
     return 0 if not up or all(r["healthy"] for r in rows) else 1
 

@@ -75,7 +75,8 @@ class KernelLoop:
 
 class PhoneWidget:
     """The seed's Phone: Log in (login, auth name, password, domain, outbound proxy, port),
-    a number, Voice call / Video call, a keypad (DTMF), Hangup, Hold and Transfer."""
+    a number, Voice call / Video call, a keypad (DTMF), Hangup, Hold and Transfer. Transfer
+    alone is blind; Consult first (hold, call the target) makes it attended."""
 
     def __init__(self, cfg: LabConfig, *, dashboard: CallDashboard | None = None) -> None:
         self.cfg = cfg
@@ -104,10 +105,12 @@ class PhoneWidget:
         self.hold_button = w.Button(description="Hold")
         self.transfer_target = w.Text(placeholder="transfer to", layout=w.Layout(width="160px"))
         self.transfer_button = w.Button(description="Transfer")
+        self.consult_button = w.Button(description="Consult")
         self.status = w.HTML("<b>not logged in</b>")
         self.players = w.VBox()
         self.session: Session | None = None
         self.lab_call: LabCall | None = None
+        self.consultation: LabCall | None = None  # the call an attended transfer goes to
         self.result: CallResult | None = None
         self.history: list[str] = []
         self.kernel = KernelLoop()
@@ -120,6 +123,7 @@ class PhoneWidget:
         self.hangup_button.on_click(lambda _: self._run(self.hang_up))
         self.hold_button.on_click(lambda _: self._run(self.toggle_hold))
         self.transfer_button.on_click(lambda _: self._run(self.transfer))
+        self.consult_button.on_click(lambda _: self._run(self.consult))
         for key, button in self.keys.items():
             button.on_click(lambda _, k=key: self._run(lambda: self.press(k)))
         keypad = w.GridBox(list(self.keys.values()), layout=w.Layout(grid_template_columns="repeat(3, 52px)"))
@@ -140,7 +144,7 @@ class PhoneWidget:
                 w.HBox([self.voice_button, self.video_button]),
                 keypad,
                 w.HBox([self.hangup_button, self.hold_button]),
-                w.HBox([self.transfer_target, self.transfer_button]),
+                w.HBox([self.transfer_target, self.consult_button, self.transfer_button]),
             ]
         )
         self.widget = w.VBox([w.HTML("<h3>Phone</h3>"), w.HBox([form, dial]), self.status, self.players])
@@ -176,6 +180,7 @@ class PhoneWidget:
             "Unhold" if self.call and self.call.status == CALL_STATUS.HOLD else "Hold"
         )
         self.transfer_button.disabled = not established
+        self.consult_button.disabled = not established or self._consulting
 
     def _say(self, text: str, error: bool = False) -> None:
         self.history.append(text)
@@ -255,9 +260,16 @@ class PhoneWidget:
             await self._finish()
         return self.call
 
+    @property
+    def _consulting(self) -> bool:
+        return self.consultation is not None and not self.consultation.call.status.final
+
     async def hang_up(self) -> None:
         if self.lab_call is None or not self.in_call:
             return
+        if self._consulting:
+            assert self.consultation is not None
+            await self.consultation.hang_up()
         await self.lab_call.hang_up()
         await self._finish()
 
@@ -276,9 +288,33 @@ class PhoneWidget:
         else:
             await self.call.hold()
 
+    async def consult(self, target: str | None = None) -> Call | None:
+        """Attended transfer, first step: hold the call and call the number in the transfer
+        field (or `target`); Transfer then joins the two far ends."""
+        if self.call is None or self.session is None:
+            return None
+        if target is not None:
+            self.transfer_target.value = target
+        if self.call.status != CALL_STATUS.HOLD:
+            await self.call.hold()
+            await self.call.wait_for(CALL_STATUS.HOLD, timeout=5)
+        self.consultation = LabCall(
+            self.cfg, self.session, self.transfer_target.value.strip(), capture=False, report=False
+        )
+        self._say(f"consulting {self.consultation.number}...")
+        status = await self.consultation.start()
+        self._say(f"consultation call: {status.value} {self.consultation.call.reason}".strip())
+        self._update_buttons()
+        return self.consultation.call
+
     async def transfer(self, target: str | None = None) -> None:
-        """Blind transfer of the far end to the number in the transfer field (or `target`)."""
+        """To the consultation call when there is one (attended: REFER with Replaces), else
+        blind to the number in the transfer field (or `target`)."""
         if self.call is None:
+            return
+        if self.consultation is not None and self.consultation.call.status == CALL_STATUS.ESTABLISHED:
+            await self.call.transfer(self.consultation.call)
+            self._say(f"transferring to {self.consultation.number} (attended)...")
             return
         if target is not None:
             self.transfer_target.value = target
@@ -311,6 +347,11 @@ class PhoneWidget:
         if self.lab_call is None or self.result is not None and self.result.call_id == self.lab_call.call_id:
             return
         lab_call = self.lab_call
+        consultation, self.consultation = self.consultation, None
+        if consultation is not None:
+            if not consultation.call.status.final:  # it goes with the call it consulted for
+                await consultation.hang_up()
+            await consultation.finish()
         result = await lab_call.finish()
         if self.lab_call is not lab_call:
             return

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,15 @@ async def test_address_in_use_is_named(lab_config: LabConfig) -> None:
         squatter.close()
 
 
-def test_cli_up_status_down(lab_home: Path) -> None:
+@pytest.fixture
+def downed(lab_home: Path) -> Iterator[Path]:
+    """The test's home; whatever lab the test left up there is stopped, pass or fail."""
+    yield lab_home
+    cli(lab_home, "down")
+
+
+def test_cli_up_status_down(downed: Path) -> None:
+    lab_home = downed
     up = cli(lab_home, "up")
     assert up.returncode == 0, up.stderr
     assert "lab up in" in up.stdout
@@ -75,16 +84,17 @@ def test_cli_up_status_down(lab_home: Path) -> None:
     pids = [entry["pid"] for entry in state["parties"].values()]
     status = cli(lab_home, "status")
     assert status.returncode == 0
-    for name in ("Gateway", "SIP server", "PSTN gateway", "Mobile phone", "Mobile phone 2"):
+    for name in ("Gateway", "SIP server", "PSTN gateway ch1", "PSTN gateway ch4", "Mobile phone 2"):
         assert name in status.stdout
-    assert status.stdout.count(" ok") == 5
+    assert status.stdout.count(" ok") == 8
     down = cli(lab_home, "down")
     assert down.returncode == 0 and "lab stopped" in down.stdout
     assert wait_gone(pids + [state["owner"]]) == []
     assert "lab is down" in cli(lab_home, "status").stdout
 
 
-def test_parties_die_with_a_killed_owner(lab_home: Path) -> None:
+def test_parties_die_with_a_killed_owner(downed: Path) -> None:
+    lab_home = downed
     assert cli(lab_home, "up").returncode == 0
     state = read_state(LabConfig(home=lab_home))
     assert state is not None

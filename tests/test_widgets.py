@@ -117,6 +117,26 @@ async def test_transfer_button_hands_the_phone_to_the_second_phone(
     assert result is not None and result.phone["answered"] is True
 
 
+async def test_consult_then_transfer_joins_the_two_phones(stack: Stack, mobile: MobilePhoneWidget) -> None:
+    await mobile.set_policy("after:0.2")
+    phone = PhoneWidget(stack.cfg)
+    assert await phone.log_in()
+    call = await phone.voice_call(NUMBER)
+    assert call is not None and not phone.consult_button.disabled
+    consultation = await phone.consult("+79990000002")
+    assert consultation is not None and consultation.status == CALL_STATUS.ESTABLISHED
+    assert call.status == CALL_STATUS.HOLD and phone.consult_button.disabled
+    await phone.transfer()
+    assert await call.ended(timeout=10) == CALL_STATUS.FINISH
+    assert call.reason == "transferred to +79990000002"
+    assert await consultation.ended(timeout=10) == CALL_STATUS.FINISH
+    assert consultation.reason == f"transferred: joined to {NUMBER}"
+    await asyncio.sleep(0.5)  # the phones talk
+    await phone_command(stack.cfg, stack.cfg.phone2, cmd="hangup")
+    result = await phone.wait_until_over()
+    assert result is not None and result.phone["answered"] is True
+
+
 async def test_wrong_password_in_the_login_form(stack: Stack) -> None:
     phone = PhoneWidget(stack.cfg)
     phone.password.value = "wrong-password"
@@ -146,7 +166,8 @@ def test_phone_widget_has_the_seed_phone_ui(stack: Stack) -> None:
             phone.hangup_button,
             phone.hold_button,
             phone.transfer_button,
+            phone.consult_button,
             phone.login_button,
         )
     }
-    assert labels == {"Voice call", "Video call", "Hangup", "Hold", "Transfer", "Log in"}
+    assert labels == {"Voice call", "Video call", "Hangup", "Hold", "Transfer", "Consult", "Log in"}
