@@ -27,6 +27,9 @@ def ladder_rows(model: CallModel) -> list[LadderRow]:
 def _sip_row(m: SipMessage) -> LadderRow:
     style = "retransmission" if m.retransmission else "failure" if m.failure else "sip"
     note = "; ".join(media.summary for media in m.sdp)
+    if m.src_party == m.dst_party:  # between two processes of one party (the PSTN channels)
+        hop = f"port {m.src.rsplit(':', 1)[-1]} -> {m.dst.rsplit(':', 1)[-1]}"
+        note = f"{hop}; {note}" if note else hop
     label = m.label if m.is_request else f"{m.label} ({m.method})"
     return LadderRow(m.t, m.src_party, m.dst_party, label, note, style)
 

@@ -3,6 +3,7 @@ else. Plots and reports are pure functions of it; nothing here talks to live pro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,9 +281,13 @@ def _same_number(a: str, b: str) -> bool:
     return len(short) >= 7 and long.endswith(short)
 
 
+_REPLACES_RE = re.compile(r"^Replaces:\s*([^;\s]+)", re.MULTILINE | re.IGNORECASE)
+
+
 def _correlate(dialogs: tuple[Dialog, ...], messages: list[SipMessage]) -> tuple[tuple[int, ...], ...]:
-    """Dialogs of one call across a B2BUA: the lab's call header when present, else an INVITE
-    to the same number (give or take a prefix) that leaves the party which just received one
+    """Dialogs of one call across a B2BUA: the lab's call header when present; an INVITE with
+    Replaces (attended transfer) joins the call of the dialog it replaces; else an INVITE to
+    the same number (give or take a prefix) that leaves the party which just received one
     (within 2 s)."""
     group_of: dict[int, int] = {}
     groups: list[list[int]] = []
@@ -292,8 +297,14 @@ def _correlate(dialogs: tuple[Dialog, ...], messages: list[SipMessage]) -> tuple
         tag = next((m.lab_call for m in ms if m.lab_call), "")
         invite = next((m for m in ms if m.method == "INVITE" and m.is_request), None)
         target = None
+        replaced = _REPLACES_RE.search(invite.raw) if invite is not None else None
+        replaced_dialog = next(
+            (j for j in range(i) if replaced and dialogs[j].call_id == replaced.group(1)), None
+        )
         if tag and tag in lab_groups:
             target = lab_groups[tag]
+        elif replaced_dialog is not None:
+            target = group_of[replaced_dialog]
         elif invite is not None:
             for j in range(i):
                 other = [messages[k] for k in dialogs[j].messages]

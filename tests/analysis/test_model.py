@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote
 
+from lab.analysis.ladder import ladder_rows
 from lab.analysis.model import load
 from lab.config import LabConfig
 
-from .conftest import shared
+from .conftest import FIXTURES, shared
 
 
 def test_lab_call_model(lab_capture: Path) -> None:
@@ -50,3 +52,17 @@ def test_b2bua_legs_correlated_without_lab_headers() -> None:
     model = load(shared("sip_tcp_websocket.pcap"), names={})
     call_ids = [[model.dialogs[i].call_id for i in group] for group in model.calls]
     assert any(len(group) == 2 for group in call_ids), call_ids
+
+
+def test_attended_transfer_capture() -> None:
+    """A recorded attended transfer (SIP only): the INVITE with Replaces goes between two
+    channels of the PSTN gateway, and joins the call of the consultation it replaces."""
+    model = load(FIXTURES / "attended_transfer_sip.pcapng")
+    refer = next(m for m in model.messages if m.label == "REFER" and m.src_party == "Gateway")
+    refer_to = unquote(next(h for h in refer.raw.split("\r\n") if h.lower().startswith("refer-to:")))
+    consultation = next(i for i, d in enumerate(model.dialogs) if f"Replaces={d.call_id};" in refer_to)
+    replacing = next(i for i, d in enumerate(model.dialogs) if d.parties == ("PSTN gateway",))
+    assert any({consultation, replacing} <= set(call) for call in model.calls)
+    rows = [r for r in ladder_rows(model) if r.src == r.dst == "PSTN gateway"]
+    assert [r.label for r in rows][:4] == ["INVITE", "100 Trying (INVITE)", "200 OK (INVITE)", "ACK"]
+    assert rows[0].note.startswith("port 5060 -> 5061")
