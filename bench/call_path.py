@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument("--pesq-calls", type=int, default=5)
     parser.add_argument("--talk", type=float, default=8.0, help="seconds per PESQ call")
     parser.add_argument("--window", type=float, default=6.0, help="CPU measuring window, s")
-    parser.add_argument("--max-concurrent", type=int, default=4)
+    parser.add_argument("--max-concurrent", type=int, default=5)
     parser.add_argument(
         "--codec", default="opus", choices=["opus", "pcmu", "pcma"], help="WebRTC leg, CPU runs"
     )

@@ -20,7 +20,15 @@ from lab.config import SipAccount as AccountForm
 from lab.gateway.bridge import MediaBridge
 from lab.numbers import InvalidNumber, normalize_number
 from lab.signaling import DTMF_DIGITS, CallStatus, decode, encode
-from lab.sip.endpoint import CallSnapshot, MediaWatchdog, SipAccount, SipCall, SipEndpoint, user_of
+from lab.sip.endpoint import (
+    MAX_CALLS,
+    CallSnapshot,
+    MediaWatchdog,
+    SipAccount,
+    SipCall,
+    SipEndpoint,
+    user_of,
+)
 from lab.sip.party import run
 
 log = logging.getLogger("gateway")
@@ -236,6 +244,11 @@ class GatewayCall:
         except InvalidNumber as exc:
             await self.fail(484, str(exc))
             return
+        if self.session.endpoint.active_calls >= MAX_CALLS:
+            await self.fail(
+                503, f"gateway busy: it carries {MAX_CALLS} calls at once (pjsua2's limit per process)"
+            )
+            return
         self.far_number = callee
 
         self._take_browser_audio()
@@ -245,6 +258,11 @@ class GatewayCall:
             for k, v in (msg.get("headers") or {}).items()
             if str(k).startswith(_FORWARDED_HEADER_PREFIX) and "\r" not in str(v) and "\n" not in str(v)
         }
+        if self.session.endpoint.active_calls >= MAX_CALLS:  # checked and taken with no await between
+            await self.fail(
+                503, f"gateway busy: it carries {MAX_CALLS} calls at once (pjsua2's limit per process)"
+            )
+            return
         # INVITE first, so SIP call setup overlaps ICE and DTLS.
         self.sip = SipCall(self.session.endpoint, account)
         self.sip.listener = self
