@@ -71,13 +71,13 @@ def _check_free(party: Party, host: str, port: int, kind: int) -> None:
         sock.close()
 
 
-async def gateway_ping(url: str, timeout: float = 1.0) -> int:
-    """Active calls reported by the gateway's signaling socket; raises when it does not answer."""
+async def gateway_ping(url: str, timeout: float = 1.0) -> dict[str, Any]:
+    """The gateway's answer on its signaling socket (active_calls, media_ports); raises when
+    it does not answer."""
     async with asyncio.timeout(timeout):
         async with websockets.connect(url) as ws:
             await ws.send(encode("ping"))
-            reply = decode(await ws.recv())
-    return int(reply.get("active_calls", 0))
+            return decode(await ws.recv())
 
 
 async def answers(cfg: LabConfig, party: Party, timeout: float) -> bool:

@@ -11,7 +11,7 @@ from lab.analysis.call import analyze
 from lab.audio import best_match, pesq_nb, read_wav
 from lab.config import PhonePolicy
 from lab.scenario import CallResult, place_call
-from lab.stack import Stack
+from lab.stack import Stack, gateway_ping
 
 pytestmark = pytest.mark.slow
 
@@ -125,6 +125,10 @@ async def test_malformed_number_is_refused_before_any_sip(stack: Stack, number: 
 async def test_the_lab_serves_the_next_call_after_failures(stack: Stack) -> None:
     result = await place_call(stack.cfg, NUMBER, duration=1.0, answer=PhonePolicy("answer", 0))
     assert result.ok, result
+    # Every call of this module ran one after the other: the gateway lent each the same
+    # media port again (a freed port, still called by the bridge clock, killed the gateway).
+    pong = await gateway_ping(stack.cfg.ws_url)
+    assert (pong["active_calls"], pong["media_ports"]) == (0, 1)
 
 
 async def test_sip_server_down_fails_fast_naming_it(stack: Stack) -> None:

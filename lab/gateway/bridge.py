@@ -51,8 +51,7 @@ class PcmFifo:
 
 
 class MediaBridge:
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.to_browser = QueueTrack()
         self.to_sip = PcmFifo()
@@ -69,11 +68,7 @@ class MediaBridge:
         if audio is None:
             return
         if self.port is None:
-            self.port = FramePort(
-                self.name,
-                pull=self.to_sip.pull,
-                push=self._from_sip_clock,
-            )
+            self.port = FramePort.lend(call, pull=self.to_sip.pull, push=self._from_sip_clock)
         connect(audio, self.port)
 
     def _from_sip_clock(self, pcm: bytes) -> None:
@@ -83,7 +78,9 @@ class MediaBridge:
             pass
 
     def close(self) -> None:
-        self.port = None  # removes it from the conference bridge
+        if self.port is not None:
+            self.port.give_back()
+            self.port = None
         self.to_browser.stop()
         if self._drain:
             self._drain.cancel()

@@ -23,6 +23,7 @@ from lab.signaling import DTMF_DIGITS, CallStatus, decode, encode
 from lab.sip.endpoint import (
     MAX_CALLS,
     CallSnapshot,
+    FramePort,
     MediaWatchdog,
     SipAccount,
     SipCall,
@@ -96,7 +97,7 @@ class ClientSession:
     async def dispatch(self, msg: dict[str, Any]) -> None:
         kind = msg["type"]
         if kind == "ping":
-            await self.send("pong", active_calls=self.endpoint.active_calls)
+            await self.send("pong", active_calls=self.endpoint.active_calls, media_ports=FramePort.made())
         elif kind == "connect":
             await self.login(msg["sip"])
         elif kind == "call":
@@ -211,7 +212,7 @@ class GatewayCall:
         self.call_id = call_id
         self.sip: SipCall | None = None
         self.pc = webrtc.peer_connection()
-        self.bridge = MediaBridge(f"gw-{call_id}")
+        self.bridge = MediaBridge()
         self.established = False
         self.on_hold = False
         self.hangup_requested = False
@@ -243,11 +244,6 @@ class GatewayCall:
             callee = normalize_number(str(msg["callee"]))
         except InvalidNumber as exc:
             await self.fail(484, str(exc))
-            return
-        if self.session.endpoint.active_calls >= MAX_CALLS:
-            await self.fail(
-                503, f"gateway busy: it carries {MAX_CALLS} calls at once (pjsua2's limit per process)"
-            )
             return
         self.far_number = callee
 

@@ -10,7 +10,8 @@ process when ignored, see shared/notes/feasibility.md):
   thread, so the party logic is single-threaded;
 * a Call object is only touched while it is active and is dropped at DISCONNECTED
   (a stale Call whose id is reused would act on the *new* call);
-* players, recorders and ports stay referenced while in use;
+* players, recorders and ports stay referenced while in use; Python-fed ports (FramePort)
+  are reused, never destroyed before shutdown;
 * clean exit: hang up, drop references, collect, then libDestroy.
 """
 
@@ -270,6 +271,7 @@ class SipEndpoint:
         except pj.Error:
             pass
         self._calls.clear()
+        FramePort._made.clear()
         for acc in self._keep:
             if isinstance(acc, SipAccount):
                 acc.shutdown()
@@ -660,30 +662,62 @@ def _pick_vector_reader() -> Callable[[pj.ByteVector], bytes]:
 vector_bytes = _pick_vector_reader()
 
 
+def _no_frame() -> bytes | None:
+    return None
+
+
+def _drop_frame(pcm: bytes) -> None:
+    pass
+
+
 class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
     """A conference-bridge port fed and drained by Python (16-bit mono PCM frames).
 
     Both callbacks run on the conference bridge clock thread: keep them short.
+
+    A port is never destroyed while the process runs: pjsua removes a conference port on
+    the bridge's next clock tick and calls it until then, so a port dropped at the end of a
+    call could be called after it was freed (the gateway died of it). Ports are lent to a
+    call with lend() and reused, once that call is over, after give_back().
     """
 
     FRAME_BYTES = SAMPLES_PER_FRAME * 2
+    _made: list[FramePort] = []  # every port of this process, until SipEndpoint.shutdown
 
-    def __init__(
-        self,
-        name: str,
-        pull: Callable[[], bytes | None],
-        push: Callable[[bytes], None],
-    ) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self._pull = pull
-        self._push = push
+        self._pull: Callable[[], bytes | None] = _no_frame
+        self._push: Callable[[bytes], None] = _drop_frame
+        self.call: SipCall | None = None  # the call it serves or last served
+        self.lent = False
         fmt = pj.MediaFormatAudio()
         fmt.type = pj.PJMEDIA_TYPE_AUDIO
         fmt.clockRate = CLOCK_RATE
         fmt.channelCount = 1
         fmt.bitsPerSample = 16
         fmt.frameTimeUsec = FRAME_MS * 1000
-        self.createPort(name, fmt)
+        self.createPort(f"frames{len(FramePort._made)}", fmt)
+        FramePort._made.append(self)
+
+    @classmethod
+    def lend(
+        cls, call: SipCall, pull: Callable[[], bytes | None], push: Callable[[bytes], None]
+    ) -> FramePort:
+        """A port for `call`: one given back whose call is over (so no link to it is
+        left in the bridge), else a new one."""
+        idle = (p for p in cls._made if not p.lent and (p.call is None or not p.call.alive))
+        port = next(idle, None) or cls()
+        port.call, port.lent = call, True
+        port._pull, port._push = pull, push
+        return port
+
+    @classmethod
+    def made(cls) -> int:
+        return len(cls._made)
+
+    def give_back(self) -> None:
+        self._pull, self._push = _no_frame, _drop_frame
+        self.lent = False
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802
         data = self._pull()
