@@ -338,42 +338,29 @@ async def place_call(
 
 async def _transfer(cfg: LabConfig, call: Call, target: str | Call) -> dict[str, Any]:
     """REFER the far end to `target` (a number, or a consultation call to replace); the final
-    NOTIFY's code, or 408 when none comes. On success the two phones talk for a while, then
-    the target hangs up."""
+    NOTIFY's code, 400 when the gateway refused, or 408 when no final NOTIFY comes. On
+    success the two phones talk for a while, then the target hangs up."""
     number = target.callee if isinstance(target, Call) else target
     await call.transfer(target)
     deadline = time.monotonic() + TRANSFER_TIMEOUT
+    code, reason = 408, f"no final NOTIFY within {TRANSFER_TIMEOUT:g} s"
     while time.monotonic() < deadline:
         final = next((e for e in call.events if e["event"] == "transfer" and e.get("final")), None)
         error = next(
             (e for e in call.events if e["event"] == "error" and "transfer" in str(e.get("reason"))), None
         )
-        if final is not None or error is not None:
+        if final is not None:
+            code, reason = int(final["code"]), str(final["reason"])
+            break
+        if error is not None:
+            code, reason = 400, str(error["reason"])
             break
         await asyncio.sleep(0.05)
-    else:
-        final, error = None, {"code": 408, "reason": f"no final NOTIFY within {TRANSFER_TIMEOUT:g} s"}
-    attended = isinstance(target, Call)
-    if final is None:
-        code = int(error.get("code", 400)) if error else 400
-        return {
-            "target": number,
-            "attended": attended,
-            "code": code,
-            "reason": str(error["reason"]) if error else "refused",
-        }
-    code = int(final["code"])
-    outcome: dict[str, Any] = {
-        "target": number,
-        "attended": attended,
-        "code": code,
-        "reason": str(final["reason"]),
-    }
     if code < 300:
         await call.ended(timeout=5)
         await asyncio.sleep(TRANSFERRED_TALK)
         await phone_command(cfg, cfg.phone_for(number), cmd="hangup")
-    return outcome
+    return {"target": number, "attended": isinstance(target, Call), "code": code, "reason": reason}
 
 
 async def _attended_transfer(lab_call: LabCall, target: str) -> dict[str, Any]:

@@ -491,9 +491,9 @@ class SipCall(pj.Call):  # type: ignore[misc]
     def transfer_replacing(self, other: SipCall) -> None:
         """Attended transfer: REFER the far end to `other`'s far end, to replace `other`.
 
-        The Refer-To is the far end's Contact, not its number (pjsua's xferReplaces): the
-        INVITE with Replaces must reach the very UA that holds `other`'s dialog, and a
-        number would be routed to whichever PSTN channel is free (RFC 5589, 7.3)."""
+        The Refer-To is the far end's Contact, not the number pjsua's xferReplaces puts
+        there: the INVITE with Replaces must reach the very UA that holds `other`'s dialog,
+        and a number would be routed to whichever PSTN channel is free (RFC 5589, 7.3)."""
         if not (self._usable() and other._usable()):
             raise RuntimeError("both calls must be active")
         contact = re.search(r"<([^>]+)>", other.getInfo().remoteContact)
