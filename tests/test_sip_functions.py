@@ -139,6 +139,17 @@ async def test_transfer_to_a_busy_phone_keeps_the_call(stack: Stack) -> None:
     assert result.ok and result.reason == "hangup"  # still up after the failed transfer, hung up normally
 
 
+@pytest.mark.parametrize("attended", [False, True])
+async def test_transfer_to_an_unknown_number_keeps_the_call(stack: Stack, attended: bool) -> None:
+    result = await place_call(
+        stack.cfg, NUMBER, duration=1.0, answer=NOW, transfer="5551234", attended=attended, report=False
+    )
+    assert result.transfer is not None
+    reason = "the consultation call failed: Not Found" if attended else "Not Found"
+    assert (result.transfer["code"], result.transfer["reason"]) == (404, reason)
+    assert result.ok and result.reason == "hangup"
+
+
 async def test_attended_transfer_joins_the_two_phones(stack: Stack) -> None:
     """Hold, consultation call to the second phone, REFER with Replaces: the two phones talk."""
     cfg = stack.cfg
