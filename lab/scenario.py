@@ -286,6 +286,7 @@ async def place_call(
     """
     try:
         number = normalize_number(number)
+        transfer = normalize_number(transfer) if transfer else ""
     except InvalidNumber as exc:
         return _result(new_call_id(), number, None, CallStatus.FAILED.value, None, str(exc))
     if any(d not in DTMF_DIGITS for d in dtmf):
@@ -363,14 +364,23 @@ async def _transfer(cfg: LabConfig, call: Call, target: str | Call) -> dict[str,
     return {"target": number, "attended": isinstance(target, Call), "code": code, "reason": reason}
 
 
+async def consult(lab_call: LabCall, target: str) -> LabCall:
+    """Attended transfer, first step: hold the call (unless it is held) and call `target` on
+    the same session; returns the consultation call once it is answered or over."""
+    call = lab_call.call
+    if call.status != CallStatus.HOLD:
+        await call.hold()
+        await call.wait_for(CallStatus.HOLD, timeout=5)
+    consultation = LabCall(lab_call.cfg, lab_call.session, target, capture=False, report=False)
+    await consultation.start()
+    return consultation
+
+
 async def _attended_transfer(lab_call: LabCall, target: str) -> dict[str, Any]:
     """Hold the call, call `target` (the consultation), then transfer the call to it."""
     cfg, call = lab_call.cfg, lab_call.call
-    await call.hold()
-    await call.wait_for(CallStatus.HOLD, timeout=5)
-    consultation = LabCall(cfg, lab_call.session, target, capture=False, report=False)
-    status = await consultation.start()
-    if status == CallStatus.ESTABLISHED:
+    consultation = await consult(lab_call, target)
+    if consultation.call.status == CallStatus.ESTABLISHED:
         outcome = await _transfer(cfg, call, consultation.call)
         if outcome["code"] >= 300:
             await consultation.hang_up()

@@ -29,7 +29,7 @@ from lab.client import CALL_STATUS, Call, LoginFailed, Session
 from lab.config import LabConfig, PhonePolicy, SipAccount
 from lab.numbers import InvalidNumber
 from lab.report import write as write_report
-from lab.scenario import CallResult, LabCall
+from lab.scenario import CallResult, LabCall, consult
 
 log = logging.getLogger(__name__)
 KEYS = "123456789*0#"
@@ -291,19 +291,14 @@ class PhoneWidget:
     async def consult(self, target: str | None = None) -> Call | None:
         """Attended transfer, first step: hold the call and call the number in the transfer
         field (or `target`); Transfer then joins the two far ends."""
-        if self.call is None or self.session is None:
+        if self.lab_call is None or self.call is None:
             return None
         if target is not None:
             self.transfer_target.value = target
-        if self.call.status != CALL_STATUS.HOLD:
-            await self.call.hold()
-            await self.call.wait_for(CALL_STATUS.HOLD, timeout=5)
-        self.consultation = LabCall(
-            self.cfg, self.session, self.transfer_target.value.strip(), capture=False, report=False
-        )
-        self._say(f"consulting {self.consultation.number}...")
-        status = await self.consultation.start()
-        self._say(f"consultation call: {status.value} {self.consultation.call.reason}".strip())
+        self._say(f"consulting {self.transfer_target.value.strip()}...")
+        self.consultation = await consult(self.lab_call, self.transfer_target.value.strip())
+        consulted = self.consultation.call
+        self._say(f"consultation call: {consulted.status.value} {consulted.reason}".strip())
         self._update_buttons()
         return self.consultation.call
 

@@ -140,6 +140,13 @@ async def test_transfer_to_a_busy_phone_keeps_the_call(stack: Stack) -> None:
 
 
 @pytest.mark.parametrize("attended", [False, True])
+async def test_malformed_transfer_target_is_refused_before_any_sip(stack: Stack, attended: bool) -> None:
+    result = await place_call(stack.cfg, NUMBER, transfer="sip:x@evil.example", attended=attended)
+    assert (result.final_status, result.statuses) == ("FAILED", [])
+    assert "is not a phone number" in result.reason
+
+
+@pytest.mark.parametrize("attended", [False, True])
 async def test_transfer_to_an_unknown_number_keeps_the_call(stack: Stack, attended: bool) -> None:
     result = await place_call(
         stack.cfg, NUMBER, duration=1.0, answer=NOW, transfer="5551234", attended=attended, report=False

@@ -200,11 +200,8 @@ class PstnGateway:
         new.listener = self
         self.legs.add(new)
         self.a_legs.add(new)
-        b = self.peer.pop(old, None)
-        watchdog = self.watchdogs.pop(old, None)
-        if watchdog is not None:
-            watchdog.stop()
-        self.media_up.discard(old)
+        b = self.peer.get(old)
+        self._forget(old)
         if b is not None:
             self._pair(b, new, "the transferred caller")
             log.info("attended transfer: the phone's leg is joined to the replacing call")
@@ -230,24 +227,24 @@ class PstnGateway:
 
     def _unpair(self, leg: SipCall) -> SipCall | None:
         """Forget the pairing of `leg`; returns the other leg, if it was still paired."""
-        other = self.peer.pop(leg, None)
+        other = self.peer.get(leg)
+        self._forget(leg)
+        if other is not None:
+            self._forget(other)
+        return other
+
+    def _forget(self, leg: SipCall) -> None:
+        """Drop everything this channel keeps about `leg`: pairing, timers, hold, watchdog."""
+        self.peer.pop(leg, None)
         self.media_up.discard(leg)
         self.far.pop(leg, None)
-        if other is not None:
-            self.far.pop(other, None)
-        for call in (leg, other):
-            timer = self.timers.pop(call, None) if call is not None else None
-            if timer is not None:
-                timer.cancel()
-            watchdog = self.watchdogs.pop(call, None) if call is not None else None
-            if watchdog is not None:
-                watchdog.stop()
-        if other is not None:
-            self.peer.pop(other, None)
-            self.media_up.discard(other)
-            self.held.discard(other)
         self.held.discard(leg)
-        return other
+        timer = self.timers.pop(leg, None)
+        if timer is not None:
+            timer.cancel()
+        watchdog = self.watchdogs.pop(leg, None)
+        if watchdog is not None:
+            watchdog.stop()
 
 
 def main() -> None:
