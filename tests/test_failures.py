@@ -4,10 +4,10 @@ within a bounded time, and the lab usable for the next call."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -77,50 +77,43 @@ async def test_all_channels_busy(lab: Stack) -> None:
     assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok
 
 
-async def test_phone_killed_mid_call_ends_it_by_media_timeout(lab: Stack) -> None:
+@contextlib.asynccontextmanager
+async def killed_mid_call(lab: Stack, party: str, after: float = 1.0) -> AsyncIterator[LabCall]:
+    """An established call during which `party` is killed, `after` s in. Afterwards the
+    call is finished (capture stopped, recordings filed), the party restarted, and the lab
+    must serve the next call."""
     session, call = await open_call(lab)
     try:
-        await asyncio.sleep(1.0)
-        lab.kill("Mobile phone")
-        t0 = time.monotonic()
-        status = await call.call.ended(timeout=10)
-        assert status == CALL_STATUS.FINISH and time.monotonic() - t0 < 6
-        assert call.call.reason == "remote hangup (PSTN gateway: no RTP from Mobile phone for 2 s)"
+        await asyncio.sleep(after)
+        lab.kill(party)
+        yield call
     finally:
-        await call.finish()  # stops its capture
+        await call.finish()
         await session.disconnect()
-        await lab.restart("Mobile phone")
+        await lab.restart(party)
     assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok
 
 
+async def test_phone_killed_mid_call_ends_it_by_media_timeout(lab: Stack) -> None:
+    async with killed_mid_call(lab, "Mobile phone") as call:
+        t0 = time.monotonic()
+        assert await call.call.ended(timeout=10) == CALL_STATUS.FINISH and time.monotonic() - t0 < 6
+        assert call.call.reason == "remote hangup (PSTN gateway: no RTP from Mobile phone for 2 s)"
+
+
 async def test_sip_server_killed_mid_call_media_goes_on(lab: Stack) -> None:
-    session, call = await open_call(lab)
-    try:
-        await asyncio.sleep(1.0)
-        lab.kill("SIP server")
+    async with killed_mid_call(lab, "SIP server") as call:
         await asyncio.sleep(3.0)  # RTP flows gateway <-> PSTN gateway directly
         assert call.call.status == CALL_STATUS.ESTABLISHED
         t0 = time.monotonic()
         await call.hang_up()
         assert await call.call.ended(timeout=5) == CALL_STATUS.FINISH and time.monotonic() - t0 < 3
-        result = await call.finish()
-    finally:
-        await session.disconnect()
-        await lab.restart("SIP server")
-    heard, rate = read_wav(Path(result.audio["browser_received"]))  # type: ignore[arg-type]
+    heard, rate = read_wav(call.folder / "browser_received.wav")
     assert len(heard) / rate > 3.5  # the browser kept hearing the phone after the server died
-    assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok
 
 
 async def test_gateway_restarted_while_connected(lab: Stack) -> None:
-    session, call = await open_call(lab)
-    try:
-        lab.kill("Gateway")
+    async with killed_mid_call(lab, "Gateway", after=0.0) as call:
         t0 = time.monotonic()
         assert await call.call.ended(timeout=5) == CALL_STATUS.FAILED and time.monotonic() - t0 < 2
         assert call.call.reason == "connection to the gateway was lost"
-    finally:
-        await call.finish()
-        await session.disconnect()
-        await lab.restart("Gateway")
-    assert (await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)).ok

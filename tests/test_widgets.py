@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from lab.client import CALL_STATUS
+from lab.client import CALL_STATUS, Call
 from lab.scenario import phone_command
 from lab.stack import Stack
 from lab.widgets import CallDashboard, MobilePhoneWidget, PhoneWidget
@@ -70,12 +70,18 @@ async def test_phone_widget_call_with_keypad_hold_and_dashboard(
     assert report is not None and report.exists() and "report:" in dashboard.export_link.value
 
 
-async def test_mobile_phone_answers_and_hangs_up_first(stack: Stack, mobile: MobilePhoneWidget) -> None:
+async def ringing(stack: Stack, mobile: MobilePhoneWidget) -> tuple[PhoneWidget, asyncio.Future[Call | None]]:
+    """The Phone widget dials; the mobile phone rings until its own buttons decide."""
     await mobile.set_policy("manual")
     phone = PhoneWidget(stack.cfg)
     assert await phone.log_in()
     dialling = asyncio.ensure_future(phone.voice_call(NUMBER))
     await mobile.wait_for("ringing")
+    return phone, dialling
+
+
+async def test_mobile_phone_answers_and_hangs_up_first(stack: Stack, mobile: MobilePhoneWidget) -> None:
+    phone, dialling = await ringing(stack, mobile)
     assert "call from VKP009" in mobile.screen.value and not mobile.answer_button.disabled
     await mobile.answer()
     call = await dialling
@@ -87,11 +93,7 @@ async def test_mobile_phone_answers_and_hangs_up_first(stack: Stack, mobile: Mob
 
 
 async def test_mobile_phone_rejects(stack: Stack, mobile: MobilePhoneWidget) -> None:
-    await mobile.set_policy("manual")
-    phone = PhoneWidget(stack.cfg)
-    assert await phone.log_in()
-    dialling = asyncio.ensure_future(phone.voice_call(NUMBER))
-    await mobile.wait_for("ringing")
+    phone, dialling = await ringing(stack, mobile)
     await mobile.reject()
     call = await dialling
     assert call is not None and (call.status, call.sip_code) == (CALL_STATUS.FAILED, 603)
