@@ -13,8 +13,18 @@ class InvalidNumber(ValueError):
     pass
 
 
-def normalize_number(text: str) -> str:
-    """`+7 (999) 123-45-67` -> `+79991234567`; anything else that is not digits is refused."""
+class PhoneNumber(str):
+    """A number that has been checked and normalised: made only by normalize_number, so
+    code that receives one (LabCall, Session.create_call) never parses it again."""
+
+
+def normalize_number(text: str) -> PhoneNumber:
+    """`+7 (999) 123-45-67` -> `+79991234567`; anything else that is not digits is refused.
+
+    Called where a number enters the lab (the CLI, place_call, the Phone widget, the client
+    API, the gateway's WebSocket); a PhoneNumber passes through unchanged."""
+    if isinstance(text, PhoneNumber):
+        return text
     if not isinstance(text, str):
         raise InvalidNumber(f"number must be text, not {type(text).__name__}")
     number = text.strip(" ").translate(_SEPARATORS)
@@ -24,4 +34,4 @@ def normalize_number(text: str) -> str:
             f"{shown!r} is not a phone number: use digits, * and #, an optional leading +, "
             f"at most {MAX_DIGITS} of them"
         )
-    return number
+    return PhoneNumber(number)

@@ -14,12 +14,13 @@ from typing import Any
 import websockets
 
 from lab.analysis.call import analyze
+from lab.analysis.model import CallModel
 from lab.analysis.pcap import CaptureError
-from lab.capture import Capture, CaptureUnavailable, lab_filter
+from lab.capture import Capture, CaptureUnavailable, lab_filter, prune
 from lab.client import Call, CallStatus, LoginFailed, Session
 from lab.client.session import new_call_id
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party, PhonePolicy, SipAccount, call_dir
-from lab.numbers import InvalidNumber, normalize_number
+from lab.numbers import InvalidNumber, PhoneNumber, normalize_number
 from lab.report import write as write_report
 from lab.signaling import DTMF_DIGITS
 
@@ -55,6 +56,8 @@ class CallResult:
     #: {"target", "attended", "code", "reason"} of a transfer; an attended one adds the
     #: "consultation" call's {"call_id", "final_status", "reason", "phone"}
     transfer: dict[str, Any] | None = None
+    #: the analysed capture (what the report shows); not part of call.json
+    model: CallModel | None = field(default=None, repr=False, compare=False)
 
     def collect_events(self) -> None:
         """One time-ordered list of the statuses, the caller's actions and what the phone saw."""
@@ -80,8 +83,14 @@ class CallResult:
         seen = {s["status"] for s in self.statuses}
         return self.final_status == CallStatus.FINISH.value and CallStatus.ESTABLISHED.value in seen
 
+    def log(self) -> dict[str, Any]:
+        """What call.json holds: everything but the model (which is built from it)."""
+        data = dataclasses.asdict(dataclasses.replace(self, model=None))
+        del data["model"]
+        return data
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        return json.dumps(self.log(), indent=2)
 
 
 def _result(
@@ -113,7 +122,7 @@ class LabCall:
         self,
         cfg: LabConfig,
         session: Session,
-        number: str,
+        number: PhoneNumber,
         *,
         answer: PhonePolicy | None = None,
         codec: str = "opus",
@@ -125,7 +134,7 @@ class LabCall:
         self.cfg = cfg
         self.session = session
         self.call_id = ("dialin-" if incoming else "") + new_call_id()
-        self.number = normalize_number(number)  # InvalidNumber before anything is sent
+        self.number = number
         # Without an explicit answer the phone decides (its control socket may have set it);
         # an incoming call is answered here, so nothing is left out of its setup time.
         self.policy = PhonePolicy("answer", 0.0) if incoming else answer or cfg.policy_for(self.number)
@@ -142,6 +151,9 @@ class LabCall:
             except CaptureUnavailable as exc:
                 self.capture_error = str(exc)
         self.on_status = on_status
+        #: set once the call's status is final (FINISH, FAILED, BUSY): what a live view waits for
+        self.over = asyncio.Event()
+        self._finished: asyncio.Task[CallResult] | None = None
         self.call: Call
         if incoming:  # the call object comes with the gateway's "incoming" (wait_incoming)
             session.incoming_prompt = cfg.prompts_dir / "browser.wav"
@@ -157,8 +169,13 @@ class LabCall:
             headers=headers,
             call_id=self.call_id,
         )
-        if on_status:
-            self.call.on(None, on_status)
+        self.call.on(None, self._status_changed)
+
+    def _status_changed(self, call: Call) -> None:
+        if self.on_status:
+            self.on_status(call)
+        if call.status.final:
+            self.over.set()
 
     def _ring(self, call: Call) -> None:
         if not self._incoming.done():
@@ -170,8 +187,7 @@ class LabCall:
             self.call = await asyncio.wait_for(self._incoming, timeout)
         except TimeoutError:
             raise TimeoutError(f"no call reached {self.session.account.login} within {timeout:g} s") from None
-        if self.on_status:
-            self.call.on(None, self.on_status)
+        self.call.on(None, self._status_changed)
         return self.call
 
     @property
@@ -197,7 +213,13 @@ class LabCall:
         await self.call.hangup()
 
     async def finish(self) -> CallResult:
-        """Wait for the end, collect recordings, stop the capture, file call.json and the report."""
+        """Wait for the end, collect recordings, stop the capture, file call.json, analyse the
+        capture and write the report. Runs once: every caller awaits the same result."""
+        if self._finished is None:
+            self._finished = asyncio.ensure_future(self._finish())
+        return await asyncio.shield(self._finished)
+
+    async def _finish(self) -> CallResult:
         call = self.call
         try:
             await call.ended(timeout=10)
@@ -227,12 +249,13 @@ class LabCall:
         (self.folder / "call.json").write_text(result.to_json())
         if self.want_report and result.capture:
             try:
-                model = analyze(result.capture, self.cfg)
+                result.model = analyze(result.capture, self.cfg, log=result.log())
             except CaptureError as exc:
                 result.capture_error = f"the capture could not be analysed: {exc}"
             else:
                 path = self.cfg.captures_dir / f"{self.call_id}.html"
-                result.report = str(write_report(model, path, f"Call {self.call_id}"))
+                result.report = str(write_report(result.model, path, f"Call {self.call_id}"))
+        prune(self.cfg.captures_dir, self.cfg.keep_calls, self.cfg.keep_mb)
         return result
 
     def _result(self) -> CallResult:
@@ -342,21 +365,22 @@ async def _transfer(cfg: LabConfig, call: Call, target: str | Call) -> dict[str,
     NOTIFY's code, 400 when the gateway refused, or 408 when no final NOTIFY comes. On
     success the two phones talk for a while, then the target hangs up."""
     number = target.callee if isinstance(target, Call) else target
+    outcome: asyncio.Future[tuple[int, str]] = asyncio.get_running_loop().create_future()
+
+    def on_event(_: Call, event: dict[str, Any]) -> None:
+        if outcome.done():
+            return
+        if event["event"] == "transfer" and event.get("final"):
+            outcome.set_result((int(event["code"]), str(event["reason"])))
+        elif event["event"] == "error" and "transfer" in str(event.get("reason")):
+            outcome.set_result((400, str(event["reason"])))
+
+    call.on_event(on_event)
     await call.transfer(target)
-    deadline = time.monotonic() + TRANSFER_TIMEOUT
-    code, reason = 408, f"no final NOTIFY within {TRANSFER_TIMEOUT:g} s"
-    while time.monotonic() < deadline:
-        final = next((e for e in call.events if e["event"] == "transfer" and e.get("final")), None)
-        error = next(
-            (e for e in call.events if e["event"] == "error" and "transfer" in str(e.get("reason"))), None
-        )
-        if final is not None:
-            code, reason = int(final["code"]), str(final["reason"])
-            break
-        if error is not None:
-            code, reason = 400, str(error["reason"])
-            break
-        await asyncio.sleep(0.05)
+    try:
+        code, reason = await asyncio.wait_for(outcome, TRANSFER_TIMEOUT)
+    except TimeoutError:
+        code, reason = 408, f"no final NOTIFY within {TRANSFER_TIMEOUT:g} s"
     if code < 300:
         await call.ended(timeout=5)
         await asyncio.sleep(TRANSFERRED_TALK)
@@ -371,7 +395,8 @@ async def consult(lab_call: LabCall, target: str) -> LabCall:
     if call.status != CallStatus.HOLD:
         await call.hold()
         await call.wait_for(CallStatus.HOLD, timeout=5)
-    consultation = LabCall(lab_call.cfg, lab_call.session, target, capture=False, report=False)
+    number = normalize_number(target)
+    consultation = LabCall(lab_call.cfg, lab_call.session, number, capture=False, report=False)
     await consultation.start()
     return consultation
 
@@ -422,7 +447,9 @@ async def receive_call(
     except LoginFailed as exc:
         return _result(new_call_id(), caller, None, CallStatus.FAILED.value, exc.code, exc.reason)
     try:
-        lab_call = LabCall(cfg, session, caller, incoming=True, on_status=on_status, report=report)
+        lab_call = LabCall(
+            cfg, session, normalize_number(caller), incoming=True, on_status=on_status, report=report
+        )
         dial: dict[str, object] = {
             "cmd": "dial",
             "to": cfg.login,

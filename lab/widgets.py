@@ -23,11 +23,10 @@ from websockets.asyncio.client import ClientConnection
 
 from lab import plots
 from lab.analysis import pcap
-from lab.analysis.call import analyze
 from lab.analysis.model import CallModel, build, lab_party_names
 from lab.client import CALL_STATUS, Call, LoginFailed, Session
 from lab.config import LabConfig, PhonePolicy, SipAccount
-from lab.numbers import InvalidNumber
+from lab.numbers import InvalidNumber, normalize_number
 from lab.report import write as write_report
 from lab.scenario import CallResult, LabCall, consult
 
@@ -241,20 +240,19 @@ class PhoneWidget:
         if number is not None:
             self.number.value = number
         try:
-            self.lab_call = LabCall(
-                self.cfg,
-                self.session,
-                self.number.value,
-                answer=answer,
-                codec=codec,
-                on_status=self._on_status,
-            )
+            dialled = normalize_number(self.number.value)
         except InvalidNumber as exc:
             self._say(str(exc), error=True)
             return None
+        self.lab_call = LabCall(
+            self.cfg, self.session, dialled, answer=answer, codec=codec, on_status=self._on_status
+        )
+        self.result = None
         self.players.children = ()
         if self.dashboard is not None:
-            self.dashboard.follow(self.lab_call)
+            self.dashboard.follow(
+                f"Call {self.lab_call.call_id} to {dialled}", self.lab_call.capture_path, self.lab_call.over
+            )
         await self.lab_call.start()
         if self.call is not None and self.call.status.final:
             await self._finish()
@@ -318,13 +316,15 @@ class PhoneWidget:
 
     async def wait_until_over(self, timeout: float = 30.0) -> CallResult | None:
         """The call's result once it is over and filed; TimeoutError says where it stuck."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        if self.call is not None and self.in_call:
-            await self.call.ended(timeout)
-        while self.lab_call is not None and self.result is None:
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"phone widget: the call's result was not filed within {timeout:g} s")
-            await asyncio.sleep(0.05)
+        if self.lab_call is None:
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                await self.lab_call.over.wait()
+                await self._finish()
+        except TimeoutError:
+            stage = "filed" if self.lab_call.over.is_set() else "over"
+            raise TimeoutError(f"phone widget: the call was not {stage} within {timeout:g} s") from None
         return self.result
 
     # --- events ---------------------------------------------------------------------------
@@ -335,11 +335,13 @@ class PhoneWidget:
             f"{call.status.value}{code}{reason}", error=call.status in (CALL_STATUS.FAILED, CALL_STATUS.BUSY)
         )
         self._update_buttons()
-        if call.status.final and self.result is None and self.lab_call is not None:
+        if call.status.final:
             self._run(self._finish)
 
     async def _finish(self) -> None:
-        if self.lab_call is None or self.result is not None and self.result.call_id == self.lab_call.call_id:
+        """The call's result, players and dashboard; LabCall.finish runs once however often
+        this is awaited (the FINISH status and hang_up both get here)."""
+        if self.lab_call is None:
             return
         lab_call = self.lab_call
         consultation, self.consultation = self.consultation, None
@@ -348,7 +350,7 @@ class PhoneWidget:
                 await consultation.hang_up()
             await consultation.finish()
         result = await lab_call.finish()
-        if self.lab_call is not lab_call:
+        if self.lab_call is not lab_call or self.result is result:
             return
         self.result = result
         self.players.children = tuple(
@@ -515,8 +517,9 @@ class CallDashboard:
     def _ipython_display_(self) -> None:
         display(self.widget)
 
-    def follow(self, lab_call: LabCall) -> None:
-        """Draw the ladder of a running call from its capture, refreshed every second."""
+    def follow(self, title: str, capture: Path | None, over: asyncio.Event) -> None:
+        """Draw the ladder of a running call from its growing capture, refreshed every second
+        until `over` is set."""
         if self._live is not None:
             self._live.cancel()
         self.result = self.model = None
@@ -524,21 +527,23 @@ class CallDashboard:
         self.export_link.value = ""
         self.plots.children = ()
         self.table.value = ""
-        self.title.value = f"<h3>Call {lab_call.call_id} to {html.escape(lab_call.number)}</h3><i>live</i>"
-        if lab_call.capture_path is not None:
-            self._live = asyncio.ensure_future(
-                self._refresh(lab_call.capture_path, lambda: lab_call.call.status.final)
-            )
+        self.title.value = f"<h3>{html.escape(title)}</h3><i>live</i>"
+        if capture is not None:
+            self._live = asyncio.ensure_future(self._refresh(capture, over))
 
-    async def _refresh(self, capture: Path, over: Callable[[], bool]) -> None:
+    async def _refresh(self, capture: Path, over: asyncio.Event) -> None:
         names = lab_party_names(self.cfg)
-        while not over():
-            await asyncio.sleep(LIVE_REFRESH_S)
+        while not over.is_set():
+            try:
+                await asyncio.wait_for(over.wait(), LIVE_REFRESH_S)
+            except TimeoutError:
+                pass
             try:
                 model = build(pcap.read(capture), str(capture), names)
             except (pcap.CaptureError, OSError):
                 continue  # dumpcap has not written the first packets yet
-            if model.messages:
+            if model.messages and self.result is None:
+                self.model = model
                 self.ladder.value = plots.png(plots.ladder(model))
 
     def show_result(self, result: CallResult) -> None:
@@ -553,10 +558,9 @@ class CallDashboard:
         if result.capture_error:
             title += f"<p style='color:#c62828'>{html.escape(result.capture_error)}</p>"
         self.title.value = title
-        if not result.capture:
+        if result.model is None:
             return
-        self.model = analyze(result.capture, self.cfg)
-        self.show(self.model)
+        self.show(result.model)
         self.export_button.disabled = False
 
     def show(self, model: CallModel) -> None:
@@ -581,11 +585,15 @@ class CallDashboard:
         self.table.value = f"<table><tr>{header}</tr>{rows}{pesq}</table>"
 
     def export(self) -> Path | None:
-        """Write the call's HTML report and link it."""
+        """Link the call's HTML report (written when the call finished, from the same model;
+        a model shown with show() gets its report written now)."""
         if self.model is None:
             return None
-        name = self.result.call_id if self.result else Path(self.model.source).stem
-        path = write_report(self.model, self.cfg.captures_dir / f"{name}.html", f"Call {name}")
+        if self.result is not None and self.result.report and self.result.model is self.model:
+            path = Path(self.result.report)
+        else:
+            name = Path(self.model.source).stem
+            path = write_report(self.model, self.cfg.captures_dir / f"{name}.html", f"Call {name}")
         link = html.escape(os.path.relpath(path, Path.cwd()))
         self.export_link.value = f"report: <a href='{link}' target='_blank'>{html.escape(str(path))}</a>"
         return path

@@ -23,7 +23,9 @@ def lab_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def lab_config(lab_home: Path) -> LabConfig:
-    return dataclasses.replace(LabConfig(), home=lab_home)
+    # Numbers the phone answers by the config (not by a header per call): test_sip_functions.
+    policies = {"89990000486": "busy", "+79990000603": "reject"}
+    return dataclasses.replace(LabConfig(), home=lab_home, number_policies=policies)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,38 @@ from lab.stack import start_daemon, stop_daemon
 pytestmark = pytest.mark.slow
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
+#: What each notebook must have shown, checked in its own kernel after its last cell.
+CHECKS = {
+    "01_first_call": """
+assert result.ok and [s["status"] for s in result.statuses][-2:] == ["ESTABLISHED", "FINISH"]
+assert dashboard.model is result.model and len(dashboard.model.streams) >= 6
+""",
+    "02_anatomy_of_the_call": """
+assert result.ok
+on_ladder = [s.number for s in steps if s.row is not None]
+assert on_ladder == [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13], [(s.number, s.shown_as) for s in steps]
+assert "Browser->Gateway opus" in steps[7].shown_as  # step 8 is the audio
+""",
+    "03_dtmf_and_hold": """
+assert (info.phone["dtmf_received"], rfc.phone["dtmf_received"]) == ("159#", "2468*")
+assert "INFO" in [m.method for m in info.model.messages]
+assert "INFO" not in [m.method for m in rfc.model.messages]
+assert "sendonly" in {m.sdp[0].direction for m in model.messages if m.sdp}
+assert moved.reason == "transferred to +79990000002" and moved.transfer["code"] == 200
+assert joined.transfer["attended"] and joined.transfer["code"] == 200
+""",
+    "04_codecs_and_quality": """
+assert sorted(models) == ["opus", "pcma", "pcmu"]
+assert all(len(m.pesq) == 2 and all(p.mos_lqo > 2.0 for p in m.pesq) for m in models.values())
+browser_leg = {c: next(s.codec.lower() for s in m.streams if s.src_party == "Browser")
+               for c, m in models.items()}
+assert browser_leg == {"opus": "opus", "pcmu": "pcmu", "pcma": "pcma"}, browser_leg
+""",
+    "05_analyse_any_capture": """
+assert len(model.messages) > 0 and len(model.parties) >= 2
+""",
+}
+
 
 @pytest.fixture(scope="module")
 async def lab_up(lab_config: LabConfig) -> object:
@@ -27,7 +59,7 @@ async def lab_up(lab_config: LabConfig) -> object:
 
 
 def test_there_are_five_notebooks_each_saying_what_it_teaches() -> None:
-    assert len(NOTEBOOKS) == 5
+    assert [p.stem for p in NOTEBOOKS] == sorted(CHECKS)
     for path in NOTEBOOKS:
         book = nbformat.read(path, as_version=4)
         assert "What this teaches" in book.cells[0].source
@@ -41,6 +73,7 @@ def test_notebook_runs_top_to_bottom(
     path: Path, lab_up: object, lab_config: LabConfig, tmp_path: Path
 ) -> None:
     book = nbformat.read(path, as_version=4)
+    book.cells.append(nbformat.v4.new_code_cell(CHECKS[path.stem]))
     client = NotebookClient(
         book, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )

@@ -67,9 +67,15 @@ async def test_bad_dtmf_is_refused_before_dialling(stack: Stack) -> None:
 
 
 async def test_number_policy_from_the_lab_config(stack: Stack) -> None:
-    # LabConfig.number_policies is read by the phone: set here per call through the header.
-    result = await place_call(stack.cfg, "89990000486", answer=PhonePolicy.parse("busy"), report=False)
-    assert (result.final_status, result.sip_code) == ("BUSY", 486)
+    # No answer= here: the phone process reads LabConfig.number_policies from the lab's config
+    # (conftest's lab_config sets one busy and one rejecting number).
+    by_policy = {policy: number for number, policy in stack.cfg.number_policies.items()}
+    busy = await place_call(stack.cfg, by_policy["busy"], report=False)
+    assert (busy.final_status, busy.sip_code) == ("BUSY", 486)
+    rejected = await place_call(stack.cfg, by_policy["reject"], report=False)
+    assert (rejected.final_status, rejected.sip_code) == ("FAILED", 603)
+    other = await place_call(stack.cfg, NUMBER, duration=0.5, report=False)
+    assert other.ok and other.phone["answered"] is True
 
 
 async def test_incoming_call_answered_talks_both_ways(stack: Stack) -> None:
@@ -119,7 +125,9 @@ async def test_blind_transfer_to_the_second_phone(stack: Stack) -> None:
     ):
         assert hop in hops, hop
     # The first phone talked on, with the second, until the second hung up.
-    assert result.phone["end_reason"] != "" and result.phone["answered"] is True
+    assert result.phone["answered"] is True
+    # Ended by the BYE of the second phone, not by a failure or the transfer itself:
+    assert (result.phone["end_code"], result.phone["end_reason"]) == (200, "Normal call clearing")
 
 
 async def test_transfer_to_a_busy_phone_keeps_the_call(stack: Stack) -> None:

@@ -4,6 +4,10 @@ real lab."""
 from __future__ import annotations
 
 import asyncio
+import struct
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +18,21 @@ from lab.widgets import CallDashboard, MobilePhoneWidget, PhoneWidget
 
 pytestmark = pytest.mark.slow
 NUMBER = "+79991234567"
+
+
+async def eventually(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    """Until `condition()` holds; fails naming `what` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s"
+        await asyncio.sleep(0.05)
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of a PNG, from its IHDR chunk."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
 
 
 @pytest.fixture
@@ -39,17 +58,20 @@ async def test_phone_widget_call_with_keypad_hold_and_dashboard(
     assert not phone.hangup_button.disabled and phone.voice_button.disabled and phone.login_button.disabled
     await phone.press("5")
     await phone.press("#")
-    await asyncio.sleep(1.5)
-    assert "5#" in mobile.digits.value
-    assert (
-        dashboard.ladder.value[:4] == b"\x89PNG" and "live" in dashboard.title.value
-    )  # drawn during the call
+    await eventually(lambda: "<b>5#</b>" in mobile.digits.value, "the phone shows the digits 5#")
+    # The live ladder is drawn during the call, from the capture: INVITE, then 200 OK, on every hop.
+    await eventually(lambda: dashboard.model is not None, "the dashboard draws the live ladder")
+    assert "live" in dashboard.title.value and png_size(dashboard.ladder.value) > (400, 300)
+    assert dashboard.model is not None
+    live = [(m.src_party, m.dst_party, m.label) for m in dashboard.model.messages]
+    invite = live.index(("Gateway", "SIP server", "INVITE"))
+    assert ("Mobile phone", "PSTN gateway", "200 OK") in live[invite:]
     await phone.toggle_hold()
     await call.wait_for(CALL_STATUS.HOLD, timeout=5)
     assert phone.hold_button.description == "Unhold"
     await phone.toggle_hold()
-    await asyncio.sleep(0.5)
-    assert call.status == CALL_STATUS.ESTABLISHED
+    assert await call.wait_for(CALL_STATUS.ESTABLISHED, timeout=5) == CALL_STATUS.ESTABLISHED
+    assert phone.hold_button.description == "Hold"
     await phone.hang_up()
     result = await phone.wait_until_over()
     assert result is not None and result.final_status == "FINISH"
@@ -62,12 +84,22 @@ async def test_phone_widget_call_with_keypad_hold_and_dashboard(
         "ESTABLISHED",
         "FINISH",
     ]
-    assert "FINISH 200 hangup" in phone.history[-1] or any("FINISH" in h for h in phone.history)
+    finish = f"FINISH {result.sip_code} {result.reason}"
+    assert (result.sip_code, result.reason) == (200, "hangup") and finish in phone.history
     assert phone.hangup_button.disabled and not phone.voice_button.disabled
-    assert len(phone.players.children) == 4  # sent and heard, at both ends
-    assert dashboard.model is not None and dashboard.ladder.value[:4] == b"\x89PNG"
+    # Sent and heard, at both ends: each player holds that recording's WAV.
+    players = {p.children[0].value: p.children[1].value for p in phone.players.children}
+    assert players.keys() == {"browser sent", "browser received", "phone sent", "phone received"}
+    for name, wav in players.items():
+        assert wav == Path(result.audio[name.replace(" ", "_")]).read_bytes()  # type: ignore[arg-type]
+        assert wav[:4] == b"RIFF" and len(wav) > 8000 * 2  # over a second of 8 kHz 16-bit audio
+    # After hangup the dashboard shows the call's own analysis (the model place_call built).
+    assert dashboard.model is result.model and dashboard.model is not None
+    assert [s.label for s in dashboard.model.streams] and len(dashboard.plots.children) == 3
+    assert "BYE" in [m.label for m in dashboard.model.messages]
     report = dashboard.export()
-    assert report is not None and report.exists() and "report:" in dashboard.export_link.value
+    assert report is not None and f"Call {result.call_id}" in report.read_text()
+    assert str(report) in dashboard.export_link.value
 
 
 async def ringing(stack: Stack, mobile: MobilePhoneWidget) -> tuple[PhoneWidget, asyncio.Future[Call | None]]:

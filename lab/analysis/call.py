@@ -7,6 +7,7 @@ import dataclasses
 import json
 import shutil
 import wave
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,19 @@ def sidecar(capture: Path) -> Path:
     return capture.with_suffix("")
 
 
-def analyze(capture: str | Path, cfg: LabConfig | None = None, with_pesq: bool = True) -> CallModel:
-    """The call model of any capture; for a lab call also its statuses and PESQ."""
+def analyze(
+    capture: str | Path,
+    cfg: LabConfig | None = None,
+    with_pesq: bool = True,
+    log: Mapping[str, Any] | None = None,
+) -> CallModel:
+    """The call model of any capture; for a lab call also its statuses and PESQ.
+
+    `log` is the call's own record (CallResult.log()) when the caller holds it; otherwise
+    it is read from the call.json beside the capture, if there is one."""
     cfg = cfg or LabConfig()
     capture = Path(capture)
-    log = _call_log(sidecar(capture))
+    log = _call_log(sidecar(capture)) if log is None else log
     fallback = {}
     if log.get("webrtc_codec"):
         codec = Codec(**log["webrtc_codec"])
@@ -39,7 +48,7 @@ def analyze(capture: str | Path, cfg: LabConfig | None = None, with_pesq: bool =
     return dataclasses.replace(model, events=events, pesq=pesq)
 
 
-def _call_log(folder: Path) -> dict[str, Any]:
+def _call_log(folder: Path) -> Mapping[str, Any]:
     try:
         data: dict[str, Any] = json.loads((folder / "call.json").read_text())
     except (OSError, ValueError):
@@ -47,7 +56,7 @@ def _call_log(folder: Path) -> dict[str, Any]:
     return data
 
 
-def _events(model: CallModel, log: dict[str, Any], cfg: LabConfig) -> tuple[LabEvent, ...]:
+def _events(model: CallModel, log: Mapping[str, Any], cfg: LabConfig) -> tuple[LabEvent, ...]:
     browser, gateway = cfg.browser.name, cfg.gateway.name
     events = []
     for status in log.get("statuses", []):
