@@ -77,3 +77,46 @@ class Capture:
         self.proc = None
         self.log.unlink(missing_ok=True)
         return self.path
+
+
+def stored_calls(captures: Path) -> dict[str, list[Path]]:
+    """The calls kept in captures/: call id -> its capture, report and recordings folder.
+    A call is whatever has a <id>.pcapng or a <id>/ folder; other files are not calls."""
+    calls: dict[str, list[Path]] = {}
+    if not captures.is_dir():
+        return calls
+    for path in captures.iterdir():
+        if path.is_dir() or path.suffix == ".pcapng":
+            calls.setdefault(path.name.removesuffix(".pcapng"), [])
+    for call_id in calls:
+        candidates = (captures / f"{call_id}.pcapng", captures / f"{call_id}.html", captures / call_id)
+        calls[call_id] = [p for p in candidates if p.exists()]
+    return calls
+
+
+def disk_use(paths: list[Path]) -> int:
+    """Bytes in these files and folders."""
+    return sum(
+        sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+        for p in paths
+    )
+
+
+def prune(captures: Path, keep_calls: int, keep_mb: float) -> list[str]:
+    """Remove the oldest calls until at most `keep_calls` remain and they take at most
+    `keep_mb` MB (the newest call is always kept); the removed call ids, oldest first."""
+    calls = stored_calls(captures)
+    newest_first = sorted(calls, key=lambda c: max(p.stat().st_mtime for p in calls[c]), reverse=True)
+    budget = keep_mb * 1e6
+    removed = []
+    for rank, call_id in enumerate(newest_first):
+        budget -= disk_use(calls[call_id])
+        if rank == 0 or (rank < keep_calls and budget >= 0):
+            continue
+        for path in calls[call_id]:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        removed.append(call_id)
+    return removed[::-1]

@@ -59,6 +59,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"{row['party']:<17} {row['address']:<28} {pid:>7}  {'ok' if row['healthy'] else 'not answering'}"
         )
+    for row in rows:
+        for death in row["deaths"]:
+            when = time.strftime("%H:%M:%S", time.localtime(death["t"]))
+            then = "restarted" if death["restarted"] else "left down"
+            print(f"{row['party']} (pid {death['pid']}) died at {when}: {death['how']}; {then}")
     return 0 if not up or all(r["healthy"] for r in rows) else 1
 
 
@@ -256,6 +261,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clean(args: argparse.Namespace) -> int:
+    from lab.capture import disk_use, prune, stored_calls
+
+    cfg = LabConfig()
+    keep = cfg.keep_calls if args.keep is None else args.keep
+    max_mb = cfg.keep_mb if args.max_mb is None else args.max_mb
+    removed = prune(cfg.captures_dir, keep, max_mb)
+    left = stored_calls(cfg.captures_dir)
+    size = disk_use([p for paths in left.values() for p in paths])
+    print(f"removed {len(removed)} calls; {cfg.captures_dir} keeps {len(left)} calls, {size / 1e6:.1f} MB")
+    return 0
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _megabytes(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
+
+
 def _policy(text: str) -> PhonePolicy:
     try:
         return PhonePolicy.parse(text)
@@ -314,6 +346,12 @@ def parser() -> argparse.ArgumentParser:
     report_cmd.add_argument("capture", help="pcap or pcapng file")
     report_cmd.add_argument("-o", "--output", help="HTML file (default: next to the capture)")
     report_cmd.set_defaults(func=cmd_report)
+    clean = sub.add_parser("clean", help="remove the oldest calls from captures/ (done after every call too)")
+    clean.add_argument("--keep", type=_count, help="calls to keep (default: keep_calls)")
+    clean.add_argument(
+        "--max-mb", type=_megabytes, help="MB the kept calls may take (default: keep_mb, 1000)"
+    )
+    clean.set_defaults(func=cmd_clean)
     return p
 
 

@@ -101,6 +101,10 @@ class LabConfig:
     mobile_codec: str = "GSM"  # the PSTN gateway <-> phone leg, as a mobile network would
     no_answer_timeout: float = 30.0  # s the PSTN gateway lets a phone ring before 480
     media_timeout: float = 3.0  # s without RTP after which a gateway ends the call
+    #: captures/ keeps the newest calls (capture, report, recordings) within both limits;
+    #: older ones are removed after each call and by `calllab clean`. A call is ~1 MB.
+    keep_calls: int = 200
+    keep_mb: float = 1000.0
     home: Path = HOME
 
     #: Numbers the PSTN gateway connects to the second phone; every other one rings the first.

@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,11 @@ from lab.signaling import decode, encode
 from lab.sipping import options_ping
 
 READY_TIMEOUT = 15.0  # s for the whole lab; it is ready in well under 2 s
+#: s before a party that died is started again; its next deaths wait longer
+RESTART_DELAYS = (0.2, 1.0, 3.0)
+MAX_RESTARTS = 5  # a party that dies this often is left down: it would only die again
+
+log = logging.getLogger(__name__)
 
 
 class LabError(RuntimeError):
@@ -53,6 +59,20 @@ class PartyProcess:
     log: Path
     role: str  # the party it is or is part of: the PSTN gateway's channels are one party
     proc: subprocess.Popen[bytes] | None = None
+    #: how each earlier process of this party ended: {"pid", "how", "t", "log", "restarted"}
+    deaths: list[dict[str, Any]] = field(default_factory=list)
+    keep_down: bool = False  # killed on purpose (Stack.kill): not restarted until restart()
+
+
+def how_it_ended(returncode: int) -> str:
+    """Popen's return code in words: `exit code 1`, `signal 9 (SIGKILL)`."""
+    if returncode >= 0:
+        return f"exit code {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = "unknown"
+    return f"signal {-returncode} ({name})"
 
 
 def _check_free(party: Party, host: str, port: int, kind: int) -> None:
@@ -98,6 +118,9 @@ class Stack:
         self.parties: list[PartyProcess] = []
         self.started_at: float | None = None
         self.ready_s: float | None = None
+        self._exit_watches: dict[int, int] = {}  # pid -> its pidfd, readable once it exits
+        self._restarts: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def state_path(self) -> Path:
@@ -150,7 +173,7 @@ class Stack:
         atexit.register(self.stop)
         for p in self.parties:
             p.log.write_text("")
-            p.proc = process.spawn(p.argv, p.log)
+            self._spawn(p)
         try:
             await asyncio.gather(*(self._wait_ready(p, timeout) for p in self.parties))
         except BaseException:
@@ -160,9 +183,67 @@ class Stack:
         self._write_state()
         return self
 
-    async def _wait_ready(self, p: PartyProcess, timeout: float) -> None:
+    # --- supervision: a party that dies is reaped at once, reported and started again -----
+    def _spawn(self, p: PartyProcess) -> None:
+        p.proc = process.spawn(p.argv, p.log)
+        pidfd = os.pidfd_open(p.proc.pid)
+        self._exit_watches[p.proc.pid] = pidfd
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(pidfd, self._exited, p, p.proc)
+
+    def _unwatch(self, pid: int) -> None:
+        pidfd = self._exit_watches.pop(pid, None)
+        if pidfd is None:
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(pidfd)
+        os.close(pidfd)
+
+    def _exited(self, p: PartyProcess, proc: subprocess.Popen[bytes]) -> None:
+        self._unwatch(proc.pid)
+        returncode = proc.wait()  # reaps it: no zombie
+        if p.keep_down:
+            return  # Stack.kill: the caller knows
+        restart = len(p.deaths) < MAX_RESTARTS
+        death = {
+            "pid": proc.pid,
+            "how": how_it_ended(returncode),
+            "t": time.time(),
+            "log": process.tail(p.log),
+            "restarted": restart,
+        }
+        p.deaths.append(death)
+        log.warning(
+            "%s (pid %d) died: %s; %s; last lines of %s:\n%s",
+            p.party.name,
+            proc.pid,
+            death["how"],
+            "restarting it" if restart else f"left down after {MAX_RESTARTS} restarts",
+            p.log,
+            death["log"],
+        )
+        self._write_state()
+        if restart:
+            task = asyncio.ensure_future(self._restart_after_death(p))
+            self._restarts.add(task)
+            task.add_done_callback(self._restart_done)
+
+    async def _restart_after_death(self, p: PartyProcess) -> None:
+        await asyncio.sleep(RESTART_DELAYS[min(len(p.deaths), len(RESTART_DELAYS)) - 1])
+        if p.keep_down or p not in self.parties:
+            return
+        self._spawn(p)
+        await self._wait_ready(p, READY_TIMEOUT, time.monotonic())
+        self._write_state()
+
+    def _restart_done(self, task: asyncio.Task[None]) -> None:
+        self._restarts.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("restarting a party failed: %s", task.exception())
+
+    async def _wait_ready(self, p: PartyProcess, timeout: float, since: float | None = None) -> None:
         assert p.proc is not None and self.started_at is not None
-        deadline = self.started_at + timeout
+        deadline = (since or self.started_at) + timeout
         while True:
             if p.proc.poll() is not None:
                 raise LabError(
@@ -186,19 +267,24 @@ class Stack:
         return found
 
     def kill(self, name: str) -> None:
-        """Kill a party outright (SIGKILL): a crash, as far as the others can tell."""
+        """Kill a party outright (SIGKILL): a crash, as far as the others can tell. It stays
+        down until restart(); a party that dies by itself is restarted at once."""
         for p in self.processes(name):
-            if p.proc is not None and p.proc.poll() is None:
-                process.kill_group(p.proc.pid, timeout=2)
+            p.keep_down = True
+            if p.proc is not None:
+                if p.proc.poll() is None:
+                    process.kill_group(p.proc.pid, timeout=2)
+                self._unwatch(p.proc.pid)
 
     async def restart(self, name: str, timeout: float = READY_TIMEOUT) -> None:
         """Start a party again (after kill) and wait until it answers."""
         self.kill(name)
         again = self.processes(name)
         for p in again:
-            p.proc = process.spawn(p.argv, p.log)
-        self.started_at = time.monotonic()
-        await asyncio.gather(*(self._wait_ready(p, timeout) for p in again))
+            p.keep_down = False
+            self._spawn(p)
+        since = time.monotonic()
+        await asyncio.gather(*(self._wait_ready(p, timeout, since) for p in again))
         self._write_state()
 
     def _write_state(self) -> None:
@@ -210,6 +296,7 @@ class Stack:
                     "pid": p.proc.pid if p.proc else None,
                     "address": p.party.sip_address,
                     "log": str(p.log),
+                    "deaths": p.deaths,
                 }
                 for p in self.parties
             },
@@ -218,6 +305,10 @@ class Stack:
 
     def stop(self) -> None:
         """Stop every party this stack started (by PID, whole process group), newest first."""
+        for task in self._restarts:
+            task.cancel()
+        for pid in list(self._exit_watches):
+            self._unwatch(pid)
         for p in reversed(self.parties):
             if p.proc is not None and p.proc.poll() is None:
                 process.stop_group(p.proc.pid)
@@ -272,6 +363,7 @@ async def health(cfg: LabConfig) -> list[dict[str, Any]]:
         rows.append(
             {
                 "party": party.name,
+                "deaths": entry.get("deaths", []),
                 "address": party.sip_address
                 if party is not cfg.gateway
                 else f"{party.sip_address} ws:{cfg.ws_port}",

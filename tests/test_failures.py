@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 
@@ -15,7 +18,7 @@ from lab.audio import read_wav
 from lab.client import CALL_STATUS, Session
 from lab.config import LabConfig, PhonePolicy
 from lab.scenario import LabCall, lab_account, place_call
-from lab.stack import Stack
+from lab.stack import Stack, answers
 
 pytestmark = pytest.mark.slow
 NUMBER = "+79991234567"
@@ -117,3 +120,24 @@ async def test_gateway_restarted_while_connected(lab: Stack) -> None:
         t0 = time.monotonic()
         assert await call.call.ended(timeout=5) == CALL_STATUS.FAILED and time.monotonic() - t0 < 2
         assert call.call.reason == "connection to the gateway was lost"
+
+
+async def test_a_party_that_dies_is_reaped_reported_and_restarted(lab: Stack) -> None:
+    """kill -9 from outside the lab (not Stack.kill): the supervisor reaps the process at once,
+    records how it died, starts it again, and calls work as before (no 1 s wait on a dead
+    PSTN channel)."""
+    channel = lab.processes("PSTN gateway ch1")[0]
+    assert channel.proc is not None
+    old_pid = channel.proc.pid
+    os.kill(old_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not (channel.deaths and channel.proc.pid != old_pid and await answers(lab.cfg, channel.party, 0.3)):
+        assert time.monotonic() < deadline, f"PSTN gateway ch1 not restarted: {channel.deaths}"
+        await asyncio.sleep(0.1)
+    assert not os.path.exists(f"/proc/{old_pid}"), "the dead channel was left a zombie"
+    death = channel.deaths[-1]
+    assert (death["pid"], death["how"], death["restarted"]) == (old_pid, "signal 9 (SIGKILL)", True)
+    state = json.loads(lab.state_path.read_text())
+    assert state["parties"]["PSTN gateway ch1"]["deaths"][-1]["how"] == "signal 9 (SIGKILL)"
+    result = await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)
+    assert result.ok and result.setup_ms is not None and result.setup_ms < 500, result.setup_ms
