@@ -112,15 +112,55 @@ def best_match(source: np.ndarray, received: np.ndarray, rate: int = RATE) -> Ma
     return Match(best[0], best[1] * 0.01 - first * 0.01)
 
 
+TALK_RANGE_DB = 40.0  # the talk period: where the speech envelope is within this of its peak
+SILENCE_LOG_ENERGY = -5.0  # log10 mean square of a 10 ms frame: below -50 dBFS is no sound
+
+
+def talk_period(samples: np.ndarray, rate: int = RATE) -> tuple[int, int]:
+    """First and last sample of speech in a recording (the silence before the far end's
+    audio arrived, and after the call, left out); (0, 0) when it holds no sound."""
+    env = envelope(samples, rate)
+    if len(env) == 0 or np.max(env) < SILENCE_LOG_ENERGY:
+        return 0, 0
+    active = env > np.max(env) - TALK_RANGE_DB / 10
+    step = rate // 100
+    first, last = int(np.argmax(active)), len(active) - int(np.argmax(active[::-1]))
+    return first * step, last * step
+
+
+def _aligned_source(source: np.ndarray, received: np.ndarray, rate: int) -> np.ndarray:
+    """The stretch of `source` (played in a loop) that `received` is a copy of."""
+    start = int(round(best_match(source, received, rate).lag_s * rate)) % len(source)
+    looped = np.tile(source, int(np.ceil((start + len(received)) / len(source))) + 1)
+    return looped[start : start + len(received)]
+
+
 def pesq_nb(source: np.ndarray, received: np.ndarray, rate: int = RATE) -> float:
-    """PESQ narrowband MOS-LQO of `received` against the aligned stretch of looped `source`."""
+    """PESQ narrowband MOS-LQO of what was heard of `source`, sent in a loop.
+
+    Only the talk period is scored, in whole loops of the source, each aligned on its own:
+    the jitter buffers move the delay during a call, and the silence before the first
+    packet and after the hangup is no part of the codec chain's quality. With one loop or
+    more, the median of the loops; a call shorter than one loop is scored as a whole. So a
+    5 s and a 30 s call of the same chain score alike, and alike its offline ceiling (which
+    is one loop, scored the same way).
+    """
     from pesq import pesq
 
-    match = best_match(source, received, rate)
-    start = int(round(match.lag_s * rate)) % len(source)
-    looped = np.tile(source, int(np.ceil((start + len(received)) / len(source))) + 1)
-    reference = looped[start : start + len(received)]
-    return float(pesq(rate, reference.astype(np.float32), received.astype(np.float32), "nb"))
+    first, last = talk_period(received, rate)
+    talk = received[first:last]
+    if len(talk) < rate // 4:
+        raise ValueError("PESQ: the recording holds less than 0.25 s of sound")
+    period = len(source)
+    lag = int(round(best_match(source, talk, rate).lag_s * rate)) % period
+    loops = [talk[s : s + period] for s in range((period - lag) % period, len(talk) - period + 1, period)]
+    scores = [
+        float(
+            pesq(rate, _aligned_source(source, part, rate).astype(np.float32), part.astype(np.float32), "nb")
+        )
+        for part in loops or [talk]
+    ]
+    return float(np.median(scores))
 
 
 def one_way_latency(

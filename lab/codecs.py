@@ -28,7 +28,8 @@ def _ffmpeg_round_trip(samples: np.ndarray, codec: str, rate: int, channels: int
     encoder.layout = layout
     encoder.format = (encoder.codec.audio_formats or [av.AudioFormat("s16")])[0].name
     if codec == "libopus":
-        encoder.bit_rate = 32000
+        encoder.bit_rate = 96000  # as aiortc's OpusEncoder
+        encoder.options = {"application": "voip"}
     encoder.open()
     decoder = cast(AudioCodecContext, av.CodecContext.create(codec, "r"))
     decoder.sample_rate = rate

@@ -1,8 +1,10 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from lab.audio import RATE, best_match, pesq_nb, read_wav, write_wav
+from lab.codecs import through_chain
 
 
 def test_matches_its_own_prompt_not_the_other(lab_home: Path) -> None:
@@ -27,3 +29,34 @@ def test_wav_round_trip(tmp_path: Path) -> None:
     write_wav(tmp_path / "t.wav", tone)
     back, rate = read_wav(tmp_path / "t.wav")
     assert rate == RATE and np.max(np.abs(back - tone)) < 1e-4
+
+
+def recorded_call(source: np.ndarray, seconds: float, start: int, jump_ms: int = 0) -> np.ndarray:
+    """What a far end records of `source` sent in a loop: silence until the first packet,
+    the talk (from `start` in the prompt), with the delay jumping by `jump_ms` halfway
+    (a jitter buffer growing), and silence after the hangup."""
+    talk = np.tile(source, int(seconds * RATE / len(source)) + 2)[start : start + int(seconds * RATE)]
+    half = len(talk) // 2
+    jump = np.zeros(RATE * jump_ms // 1000, dtype=np.float32)
+    before, after = np.zeros(RATE * 8 // 10, np.float32), np.zeros(RATE // 2, np.float32)
+    return np.concatenate([before, talk[:half], jump, talk[half:], after])
+
+
+@pytest.mark.parametrize(("seconds", "jump_ms"), [(5.0, 0), (30.0, 0), (30.0, 20)])
+def test_pesq_scores_the_talk_period_like_its_offline_ceiling(
+    lab_home: Path, seconds: float, jump_ms: int
+) -> None:
+    """A short and a long call of one chain score within 0.1 of the chain's offline ceiling;
+    in a long call each loop of the prompt is aligned on its own, so a delay jump costs
+    one loop, not the score."""
+    browser, _ = read_wav(lab_home / ".calllab/prompts/browser.wav")
+    coded = through_chain(browser, ["pcmu", "gsm"])
+    ceiling = pesq_nb(browser, coded)
+    heard = pesq_nb(browser, recorded_call(coded, seconds, start=9000, jump_ms=jump_ms))
+    assert abs(heard - ceiling) < 0.1, (heard, ceiling)
+
+
+def test_pesq_refuses_a_silent_recording(lab_home: Path) -> None:
+    browser, _ = read_wav(lab_home / ".calllab/prompts/browser.wav")
+    with pytest.raises(ValueError, match="less than 0.25 s of sound"):
+        pesq_nb(browser, np.zeros(RATE * 3, np.float32))

@@ -93,7 +93,9 @@ def _pesq(model: CallModel, folder: Path, cfg: LabConfig) -> tuple[Pesq, ...]:
             received, _ = read_wav(path)
         except (wave.Error, EOFError, ValueError):  # still being written (its call goes on)
             continue
-        if len(received) < 8000:
+        try:
+            heard_score = round(pesq_nb(source, received), 2)
+        except ValueError:  # nothing heard: the streams' loss and the E-model say why
             continue
         legs = hops if sender == "Browser" else [(b, a) for a, b in reversed(hops)]
         chain = tuple(s.codec.lower() for s in (_stream(model, a, b) for a, b in legs) if s is not None)
@@ -103,5 +105,5 @@ def _pesq(model: CallModel, folder: Path, cfg: LabConfig) -> tuple[Pesq, ...]:
                 ceiling = round(pesq_nb(source, through_chain(source, list(chain))), 2)
             except (KeyError, FileNotFoundError):
                 ceiling = None
-        rows.append(Pesq(f"{sender} -> {receiver}", round(pesq_nb(source, received), 2), ceiling, chain))
+        rows.append(Pesq(f"{sender} -> {receiver}", heard_score, ceiling, chain))
     return tuple(rows)
