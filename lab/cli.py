@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from lab.analysis.pcap import CaptureError
 from lab.config import LabConfig, PhonePolicy
 from lab.numbers import InvalidNumber, normalize_number
+from lab.signaling import status_text
 from lab.stack import LabError, health, read_state, running_config, start_daemon, stop_daemon
 
 if TYPE_CHECKING:
@@ -63,9 +64,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _print_status(call: Call, stream: object) -> None:
-    code = f" {call.sip_code}" if call.sip_code else ""
-    reason = f" {call.reason}" if call.reason else ""
-    print(f"{time.strftime('%H:%M:%S')} {call.status.value}{code}{reason}", file=stream, flush=True)  # type: ignore[call-overload]
+    line = status_text(call.status, call.sip_code, call.reason)
+    print(f"{time.strftime('%H:%M:%S')} {line}", file=stream, flush=True)  # type: ignore[call-overload]
 
 
 async def _call(args: argparse.Namespace) -> CallResult:
@@ -122,7 +122,8 @@ async def _dial_in(args: argparse.Namespace) -> CallResult:
 
 
 def cmd_dial_in(args: argparse.Namespace) -> int:
-    normalize_number(args.caller)
+    if args.caller is not None:
+        normalize_number(args.caller)
     return _report_call(asyncio.run(_dial_in(args)), args.json)
 
 
@@ -148,7 +149,7 @@ def _report_call(result: CallResult, as_json: bool) -> int:
         if result.setup_ms is not None:
             print(f"setup {result.setup_ms:.1f} ms")
         if result.final_status not in ("FINISH",):
-            print(f"call {result.final_status}: {result.sip_code or ''} {result.reason}".rstrip())
+            print(f"call {status_text(result.final_status, result.sip_code, result.reason)}")
         for name, path in result.audio.items():
             if path:
                 print(f"{name:<17} {path}")
@@ -298,7 +299,9 @@ def parser() -> argparse.ArgumentParser:
     )
     call.set_defaults(func=cmd_call)
     dial_in = sub.add_parser("dial-in", help="the lab's mobile phone calls the browser user, who answers")
-    dial_in.add_argument("caller", nargs="?", default="+79990000001", help="the phone's number (caller id)")
+    dial_in.add_argument(
+        "caller", nargs="?", default=None, help="the phone's number (caller id; default: the lab config's)"
+    )
     dial_in.add_argument(
         "--answer-after", type=float, default=0.5, help="the browser answers after S seconds"
     )

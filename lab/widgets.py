@@ -30,6 +30,7 @@ from lab.config import LabConfig, PhonePolicy, SipAccount
 from lab.numbers import InvalidNumber
 from lab.report import write as write_report
 from lab.scenario import CallResult, LabCall, consult
+from lab.signaling import status_text
 
 log = logging.getLogger(__name__)
 KEYS = "123456789*0#"
@@ -298,7 +299,7 @@ class PhoneWidget:
         self._say(f"consulting {self.transfer_target.value.strip()}...")
         self.consultation = await consult(self.lab_call, self.transfer_target.value.strip())
         consulted = self.consultation.call
-        self._say(f"consultation call: {consulted.status.value} {consulted.reason}".strip())
+        self._say(f"consultation call: {status_text(consulted.status, consulted.sip_code, consulted.reason)}")
         self._update_buttons()
         return self.consultation.call
 
@@ -329,10 +330,9 @@ class PhoneWidget:
 
     # --- events ---------------------------------------------------------------------------
     def _on_status(self, call: Call) -> None:
-        code = f" {call.sip_code}" if call.sip_code else ""
-        reason = f" {call.reason}" if call.reason else ""
         self._say(
-            f"{call.status.value}{code}{reason}", error=call.status in (CALL_STATUS.FAILED, CALL_STATUS.BUSY)
+            status_text(call.status, call.sip_code, call.reason),
+            error=call.status in (CALL_STATUS.FAILED, CALL_STATUS.BUSY),
         )
         self._update_buttons()
         if call.status.final and self.result is None and self.lab_call is not None:
@@ -546,8 +546,8 @@ class CallDashboard:
         self.result = result
         if self._live is not None:
             self._live.cancel()
-        title = f"<h3>Call {result.call_id} to {html.escape(result.number)}: {result.final_status}"
-        title += f" {result.sip_code or ''} {html.escape(result.reason)}</h3>"
+        status = html.escape(status_text(result.final_status, result.sip_code, result.reason))
+        title = f"<h3>Call {result.call_id} to {html.escape(result.number)}: {status}</h3>"
         if result.setup_ms is not None:
             title += f"<p>setup {result.setup_ms:.1f} ms</p>"
         if result.capture_error:
