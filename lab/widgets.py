@@ -24,10 +24,12 @@ from websockets.asyncio.client import ClientConnection
 from lab import plots
 from lab.analysis import pcap
 from lab.analysis.call import analyze
+from lab.analysis.columns import BRIEF, pesq_table, stream_table
 from lab.analysis.model import CallModel, build, lab_party_names
 from lab.client import CALL_STATUS, Call, LoginFailed, Session
 from lab.config import LabConfig, PhonePolicy, SipAccount
 from lab.numbers import InvalidNumber
+from lab.report import html_table
 from lab.report import write as write_report
 from lab.scenario import CallResult, LabCall, consult
 from lab.signaling import status_text
@@ -565,20 +567,9 @@ class CallDashboard:
         self.ladder.value = plots.png(plots.ladder(model))
         figures = [plots.jitter(model), plots.loss(model), plots.quality(model)] if model.streams else []
         self.plots.children = tuple(w.Image(value=plots.png(f), format="png") for f in figures)
-        rows = "".join(
-            f"<tr><td>{html.escape(s.label)}</td><td>{s.stats.packets}</td><td>{s.stats.lost_pct:.1f}%</td>"
-            f"<td>{s.stats.mean_jitter_ms:.2f}</td><td>{s.stats.max_jitter_ms:.2f}</td><td>{s.quality.mos:.2f}</td></tr>"
-            for s in model.streams
+        self.table.value = html_table(stream_table(model.streams, BRIEF)) + (
+            html_table(pesq_table(model)) if model.pesq else ""
         )
-        pesq = "".join(
-            f"<tr><td>PESQ {html.escape(p.direction)}</td><td colspan=4>{' > '.join(p.chain)}</td>"
-            f"<td>{p.mos_lqo:.2f} (ceiling {p.ceiling})</td></tr>"
-            for p in model.pesq
-        )
-        header = "".join(
-            f"<th>{h}</th>" for h in ("stream", "packets", "loss", "mean jitter ms", "max jitter ms", "MOS")
-        )
-        self.table.value = f"<table><tr>{header}</tr>{rows}{pesq}</table>"
 
     def export(self) -> Path | None:
         """Write the call's HTML report and link it."""
