@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import signal
 import sys
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 from lab.analysis.pcap import CaptureError
 from lab.config import LabConfig, PhonePolicy
 from lab.numbers import InvalidNumber, normalize_number
+from lab.signaling import status_text
 from lab.stack import LabError, health, read_state, running_config, start_daemon, stop_daemon
 
 if TYPE_CHECKING:
@@ -68,9 +68,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _print_status(call: Call, stream: object) -> None:
-    code = f" {call.sip_code}" if call.sip_code else ""
-    reason = f" {call.reason}" if call.reason else ""
-    print(f"{time.strftime('%H:%M:%S')} {call.status.value}{code}{reason}", file=stream, flush=True)  # type: ignore[call-overload]
+    line = status_text(call.status, call.sip_code, call.reason)
+    print(f"{time.strftime('%H:%M:%S')} {line}", file=stream, flush=True)  # type: ignore[call-overload]
 
 
 async def _call(args: argparse.Namespace) -> CallResult:
@@ -127,7 +126,8 @@ async def _dial_in(args: argparse.Namespace) -> CallResult:
 
 
 def cmd_dial_in(args: argparse.Namespace) -> int:
-    normalize_number(args.caller)
+    if args.caller is not None:
+        normalize_number(args.caller)
     return _report_call(asyncio.run(_dial_in(args)), args.json)
 
 
@@ -153,7 +153,7 @@ def _report_call(result: CallResult, as_json: bool) -> int:
         if result.setup_ms is not None:
             print(f"setup {result.setup_ms:.1f} ms")
         if result.final_status not in ("FINISH",):
-            print(f"call {result.final_status}: {result.sip_code or ''} {result.reason}".rstrip())
+            print(f"call {status_text(result.final_status, result.sip_code, result.reason)}")
         for name, path in result.audio.items():
             if path:
                 print(f"{name:<17} {path}")
@@ -166,62 +166,13 @@ def _report_call(result: CallResult, as_json: bool) -> int:
     return 0 if result.ok else 1
 
 
-def _model_json(model: CallModel) -> dict[str, object]:
-    return {
-        "source": model.source,
-        "parties": [{"name": p.name, "address": p.address} for p in model.parties],
-        "messages": [
-            {
-                "t": round(m.t, 6),
-                "src": m.src,
-                "dst": m.dst,
-                "src_party": m.src_party,
-                "dst_party": m.dst_party,
-                "label": m.label,
-                "call_id": m.call_id,
-                "transport": m.transport,
-                "retransmission": m.retransmission,
-            }
-            for m in model.messages
-        ],
-        "calls": [[model.dialogs[i].call_id for i in group] for group in model.calls],
-        "streams": [
-            {
-                "src_ip": s.src,
-                "src_port": s.src_port,
-                "dst_ip": s.dst,
-                "dst_port": s.dst_port,
-                "ssrc": s.ssrc,
-                "codec": s.codec,
-                "packets": s.stats.packets,
-                "expected": s.stats.expected,
-                "lost": s.stats.lost,
-                "lost_pct": round(s.stats.lost_pct, 3),
-                "seq_errors": s.stats.seq_errors,
-                "min_delta_ms": s.stats.min_delta_ms,
-                "mean_delta_ms": s.stats.mean_delta_ms,
-                "max_delta_ms": s.stats.max_delta_ms,
-                "min_jitter_ms": s.stats.min_jitter_ms,
-                "mean_jitter_ms": s.stats.mean_jitter_ms,
-                "max_jitter_ms": s.stats.max_jitter_ms,
-                "max_skew_ms": s.stats.max_skew_ms,
-                "r_factor": s.quality.r_factor,
-                "mos": s.quality.mos,
-            }
-            for s in model.streams
-        ],
-        "pesq": [dataclasses.asdict(p) for p in model.pesq],
-        "tcp_retransmissions": model.tcp_retransmissions,
-        "truncated": model.truncated,
-    }
-
-
 def cmd_analyze(args: argparse.Namespace) -> int:
     from lab.analysis.call import analyze
+    from lab.analysis.columns import model_json
 
     model = analyze(args.capture)
     if args.json:
-        print(json.dumps(_model_json(model), indent=2))
+        print(json.dumps(model_json(model), indent=2))
     else:
         _print_summary(model)
     if model.truncated:
@@ -234,6 +185,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _print_summary(model: CallModel) -> None:
+    from lab.analysis.columns import summary
+
     print(
         f"{model.source}: {len(model.messages)} SIP messages, {len(model.dialogs)} dialogs in "
         f"{len(model.calls)} calls, {len(model.streams)} RTP streams"
@@ -242,11 +195,7 @@ def _print_summary(model: CallModel) -> None:
         again = " (retransmission)" if m.retransmission else ""
         print(f"  {m.t:9.3f} s  {m.src_party:>22} -> {m.dst_party:<22} {m.label}{again}")
     for s in model.streams:
-        st = s.stats
-        print(
-            f"  RTP {s.label}: {st.packets} packets, lost {st.lost} ({st.lost_pct:.1f}%), "
-            f"jitter mean {st.mean_jitter_ms:.3f} max {st.max_jitter_ms:.3f} ms, MOS {s.quality.mos:.2f}"
-        )
+        print(f"  RTP {summary(s)}")
     for p in model.pesq:
         print(f"  PESQ {p.direction}: {p.mos_lqo:.2f} (ceiling {p.ceiling})")
 
@@ -330,7 +279,9 @@ def parser() -> argparse.ArgumentParser:
     )
     call.set_defaults(func=cmd_call)
     dial_in = sub.add_parser("dial-in", help="the lab's mobile phone calls the browser user, who answers")
-    dial_in.add_argument("caller", nargs="?", default="+79990000001", help="the phone's number (caller id)")
+    dial_in.add_argument(
+        "caller", nargs="?", default=None, help="the phone's number (caller id; default: the lab config's)"
+    )
     dial_in.add_argument(
         "--answer-after", type=float, default=0.5, help="the browser answers after S seconds"
     )

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,7 @@ class LabConfig:
     pstn_channel_count: int = 4  # like a 4-SIM GSM gateway; one call per channel
     phone: Party = Party("Mobile phone", "127.0.0.5", 5060, 40000)
     phone2: Party = Party("Mobile phone 2", "127.0.0.6", 5060, 41000)  # a transfer target
+    phone_number: str = "+79990000001"  # the mobile phone's own number: its caller id when it dials
     ws_port: int = 8089  # gateway's WebSocket signaling, on gateway.host
     phone_control_port: int = 8090  # the phone's control WebSocket, on phone.host
     login: str = "VKP009"
@@ -227,6 +229,12 @@ CALL_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: SIP server forwards or drops them; nothing depends on them beyond the lab.
 CALL_HEADER = "X-Calllab-Call"
 ANSWER_HEADER = "X-Calllab-Answer"
+
+
+def new_call_id(prefix: str = "") -> str:
+    """A lab call's id, e.g. 20261129-081500-3fa2c1: sorts by time, unique enough for one lab;
+    `prefix` says who started the call (the client's calls have none)."""
+    return prefix + time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 def call_dir(cfg: LabConfig, call_id: str) -> Path:

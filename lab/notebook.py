@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import html
+from collections.abc import Mapping, Sequence
 
 from IPython import get_ipython
 from IPython.display import HTML
 from matplotlib.figure import Figure
 
+from lab.analysis.columns import BRIEF, Table, stream_table
 from lab.analysis.model import CallModel
 from lab.analysis.seed import SeedStep
 from lab.config import LabConfig
 from lab.plots import png
+from lab.report import html_table
 from lab.stack import Stack, running_config
 
 _kernel_stack: Stack | None = None
@@ -47,12 +49,8 @@ def stop_lab() -> None:
 
 
 def table(header: list[str], rows: list[list[object]]) -> HTML:
-    head = "".join(f"<th style='text-align:left'>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td style='text-align:left'>{html.escape(str(c))}</td>" for c in r) + "</tr>"
-        for r in rows
-    )
-    return HTML(f"<table><tr>{head}</tr>{body}</table>")
+    """Any table, e.g. one notebook's comparison of several calls."""
+    return HTML(html_table(Table(header, [[str(c) for c in r] for r in rows])))
 
 
 def steps_table(steps: list[SeedStep]) -> HTML:
@@ -62,19 +60,13 @@ def steps_table(steps: list[SeedStep]) -> HTML:
     )
 
 
-def streams_table(model: CallModel) -> HTML:
-    return table(
-        ["stream", "packets", "lost", "mean jitter ms", "max jitter ms", "R", "MOS"],
-        [
-            [
-                s.label,
-                s.stats.packets,
-                f"{s.stats.lost} ({s.stats.lost_pct:.1f}%)",
-                f"{s.stats.mean_jitter_ms:.3f}",
-                f"{s.stats.max_jitter_ms:.3f}",
-                s.quality.r_factor,
-                s.quality.mos,
-            ]
-            for s in model.streams
-        ],
-    )
+def streams_table(
+    calls: CallModel | Mapping[str, CallModel], keys: Sequence[str] = BRIEF, by: str = "call"
+) -> HTML:
+    """The RTP streams of a call, or of several calls in one table (a first column `by` names
+    each); `keys` from lab.analysis.columns.STREAM_COLUMNS."""
+    if isinstance(calls, CallModel):
+        return HTML(html_table(stream_table(calls.streams, keys)))
+    empty = stream_table((), keys)
+    rows = [[name, *row] for name, model in calls.items() for row in stream_table(model.streams, keys).rows]
+    return HTML(html_table(Table([by, *empty.header], rows, frozenset({0} | {i + 1 for i in empty.left}))))

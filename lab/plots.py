@@ -10,6 +10,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from lab.analysis.columns import LADDER, columns
 from lab.analysis.ladder import ladder_rows
 from lab.analysis.model import CallModel, RtpStream
 
@@ -160,8 +161,8 @@ def _stream_bands(ax: Axes, model: CallModel, x: dict[str, int], times: np.ndarr
             Rectangle((xa + 0.04, y0), xb - xa - 0.08, y1 - y0, color="#a5d6a7", alpha=0.35, zorder=0, lw=0)
         )
         text = "\n".join(
-            f"{s.src_party} -> {s.dst_party}\n{s.codec}  loss {s.stats.lost_pct:.1f}%  "
-            f"jitter {s.stats.mean_jitter_ms:.1f} ms  MOS {s.quality.mos:.2f}"
+            f"{s.src_party} -> {s.dst_party}\n{s.codec}  "
+            + "  ".join(f"{c.header} {c.text(s, why=False)}" for c in columns(LADDER))
             for s in streams
         )
         middle = _quiet_spot(ys, y0, y1) + (k % 2 - 0.5) * 0.9
@@ -179,18 +180,25 @@ def _stream_bands(ax: Axes, model: CallModel, x: dict[str, int], times: np.ndarr
 
 
 def jitter(model: CallModel) -> Figure:
-    """Jitter over time per RTP stream (Wireshark's definition, ms)."""
+    """Jitter over time per RTP stream: Wireshark's, at the packets its min/mean/max count, so
+    the plot shows what the stream table says; a stream without any says why in the legend."""
     fig = Figure(figsize=(9, 3.6), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     for s in model.streams:
-        offset = s.stats.start - model.start
-        ax.plot(np.asarray(s.series.t) + offset, s.series.jitter_ms, lw=1, label=s.label)
+        counted = s.series.jitter_counted
+        why = s.stats.why_no_jitter
+        ax.plot(
+            s.series.t[counted] + (s.stats.start - model.start),
+            s.series.jitter_ms[counted],
+            lw=1,
+            label=f"{s.label} (n/a: {why})" if why else s.label,
+        )
     ax.set_xlabel("time since capture start (s)")
     ax.set_ylabel("jitter (ms)")
     ax.set_title("RTP jitter per stream")
     ax.grid(alpha=0.3)
     if model.streams:
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 

@@ -10,14 +10,15 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from lab import plots
+from lab.analysis.columns import E_MODEL, REPORT, Table, pesq_table, stream_table
 from lab.analysis.model import CallModel
 from lab.analysis.quality import MIN_JITTER_BUFFER_MS, PTIME_MS
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1400px}
 table{border-collapse:collapse;margin:0.5em 0 1.5em}
-td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}
-th{background:#eceff1}td.l,th.l{text-align:left}
+td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
+th{background:#eceff1}
 pre{background:#f5f5f5;padding:8px;font-size:12px;white-space:pre-wrap}
 img{max-width:100%}details{margin:4px 0}.fail{color:#c62828}
 """
@@ -27,21 +28,17 @@ def _png(fig: Figure) -> str:
     return '<img alt="figure" src="data:image/png;base64,' + base64.b64encode(plots.png(fig)).decode() + '">'
 
 
-def _triple(low: float, mean: float, high: float) -> str:
-    return f"{low:.3f} / {mean:.3f} / {high:.3f}"
+def html_table(table: Table) -> str:
+    """The one HTML table of the lab: the report's, the notebooks' and the dashboard's."""
 
-
-def _table(header: list[str], rows: list[list[object]], left: int = 1) -> str:
-    th = "".join(f'<th class="{"l" if i < left else ""}">{html.escape(h)}</th>' for i, h in enumerate(header))
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="{"l" if i < left else ""}">{html.escape(str(c))}</td>' for i, c in enumerate(r)
+    def cells(tag: str, texts: list[str]) -> str:
+        return "".join(
+            f'<{tag} style="text-align:{"left" if i in table.left else "right"}">{html.escape(t)}</{tag}>'
+            for i, t in enumerate(texts)
         )
-        + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{th}</tr>{body}</table>"
+
+    body = "".join(f"<tr>{cells('td', row)}</tr>" for row in table.rows)
+    return f"<table><tr>{cells('th', table.header)}</tr>{body}</table>"
 
 
 def render(model: CallModel, title: str | None = None) -> str:
@@ -59,67 +56,15 @@ def render(model: CallModel, title: str | None = None) -> str:
     parts.append(f"<p>{html.escape(summary)}</p>")
     if model.truncated:
         parts.append("<p class='fail'>The capture file is truncated: its last packet is incomplete.</p>")
-    parts.append(
-        "<h2>Parties</h2>" + _table(["party", "address"], [[p.name, p.address] for p in model.parties], 2)
-    )
+    parties = Table(["party", "address"], [[p.name, p.address] for p in model.parties], frozenset({0, 1}))
+    parts.append("<h2>Parties</h2>" + html_table(parties))
     parts.append("<h2>SIP ladder</h2>" + _png(plots.ladder(model)))
-    parts.append(
-        "<h2>RTP streams</h2>"
-        + _table(
-            [
-                "stream",
-                "source",
-                "destination",
-                "SSRC",
-                "codec",
-                "packets",
-                "expected",
-                "lost",
-                "lost %",
-                "seq errors",
-                "min/mean/max delta (ms)",
-                "min/mean/max jitter (ms)",
-                "max skew (ms)",
-                "R",
-                "MOS",
-            ],
-            [
-                [
-                    s.label,
-                    f"{s.src}:{s.src_port}",
-                    f"{s.dst}:{s.dst_port}",
-                    f"0x{s.ssrc:08X}",
-                    s.codec,
-                    s.stats.packets,
-                    s.stats.expected,
-                    s.stats.lost,
-                    f"{s.stats.lost_pct:.2f}",
-                    s.stats.seq_errors,
-                    _triple(s.stats.min_delta_ms, s.stats.mean_delta_ms, s.stats.max_delta_ms),
-                    _triple(s.stats.min_jitter_ms, s.stats.mean_jitter_ms, s.stats.max_jitter_ms),
-                    f"{s.stats.max_skew_ms:.3f}",
-                    s.quality.r_factor,
-                    s.quality.mos,
-                ]
-                for s in model.streams
-            ],
-            3,
-        )
-    )
+    parts.append("<h2>RTP streams</h2>" + html_table(stream_table(model.streams, REPORT)))
     if model.streams:
         parts.append(_png(plots.jitter(model)) + _png(plots.loss(model)))
     parts.append("<h2>Quality</h2>")
     if model.pesq:
-        parts.append(
-            _table(
-                ["direction", "codec chain", "PESQ MOS-LQO", "ceiling (same chain offline)"],
-                [
-                    [p.direction, " > ".join(p.chain), p.mos_lqo, p.ceiling if p.ceiling else "-"]
-                    for p in model.pesq
-                ],
-                2,
-            )
-        )
+        parts.append(html_table(pesq_table(model)))
     if model.streams or model.pesq:
         parts.append(_png(plots.quality(model)))
     parts.append(
@@ -130,24 +75,7 @@ def render(model: CallModel, title: str | None = None) -> str:
         "what one side's speaker heard with the prompt the other side played; the ceiling is the "
         "same prompt passed offline through the same codecs.</p>"
     )
-    parts.append(
-        _table(
-            ["stream", "Ie", "Bpl", "from", "delay (ms)", "Ie,eff", "Id"],
-            [
-                [
-                    s.label,
-                    s.quality.impairment.ie,
-                    s.quality.impairment.bpl,
-                    s.quality.impairment.source,
-                    s.quality.delay_ms,
-                    s.quality.ie_eff,
-                    s.quality.id,
-                ]
-                for s in model.streams
-            ],
-            1,
-        )
-    )
+    parts.append(html_table(stream_table(model.streams, E_MODEL)))
     parts.append("<h2>SIP messages</h2>")
     for m in model.messages:
         flag = " (retransmission)" if m.retransmission else ""

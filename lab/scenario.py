@@ -18,11 +18,19 @@ from lab.analysis.model import CallModel
 from lab.analysis.pcap import CaptureError
 from lab.capture import Capture, CaptureUnavailable, lab_filter, prune
 from lab.client import Call, CallStatus, LoginFailed, Session
-from lab.client.session import new_call_id
-from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party, PhonePolicy, SipAccount, call_dir
+from lab.config import (
+    ANSWER_HEADER,
+    CALL_HEADER,
+    LabConfig,
+    Party,
+    PhonePolicy,
+    SipAccount,
+    call_dir,
+    new_call_id,
+)
 from lab.numbers import InvalidNumber, PhoneNumber, normalize_number
 from lab.report import write as write_report
-from lab.signaling import DTMF_DIGITS
+from lab.signaling import DTMF_DIGITS, status_text
 
 RING_TIMEOUT = 60.0  # s the caller lets a phone ring before giving up
 PHONE_REPORT_TIMEOUT = 5.0  # s for the phone to file its recording after the call
@@ -65,9 +73,7 @@ class CallResult:
             {
                 "t": s["t"],
                 "party": "Browser",
-                "what": f"status {s['status']}"
-                + (f" {s['sip_code']}" if s.get("sip_code") else "")
-                + (f" {s['reason']}" if s.get("reason") else ""),
+                "what": "status " + status_text(s["status"], s.get("sip_code"), s.get("reason", "")),
             }
             for s in self.statuses
         ]
@@ -133,7 +139,7 @@ class LabCall:
     ) -> None:
         self.cfg = cfg
         self.session = session
-        self.call_id = ("dialin-" if incoming else "") + new_call_id()
+        self.call_id = new_call_id("dialin-" if incoming else "")
         self.number = number
         # Without an explicit answer the phone decides (its control socket may have set it);
         # an incoming call is answered here, so nothing is left out of its setup time.
@@ -432,7 +438,7 @@ async def _attended_transfer(lab_call: LabCall, target: str) -> dict[str, Any]:
 async def receive_call(
     cfg: LabConfig,
     *,
-    caller: str = "+79990000001",
+    caller: str | None = None,
     answer_after: float = 0.5,
     duration: float = 3.0,
     reject: int | None = None,
@@ -440,7 +446,9 @@ async def receive_call(
     report: bool = True,
 ) -> CallResult:
     """The lab's mobile phone calls the browser user (through the PSTN gateway and the SIP
-    server); the client answers after `answer_after` s and talks, or rejects with `reject`."""
+    server) from `caller` (the phone's own number unless given); the client answers after
+    `answer_after` s and talks, or rejects with `reject`."""
+    caller = caller or cfg.phone_number
     session = Session(cfg.ws_url, lab_account(cfg), host=cfg.browser.host)
     try:
         await session.connect()

@@ -23,6 +23,11 @@ class CallStatus(enum.StrEnum):
         return self in (CallStatus.FINISH, CallStatus.FAILED, CallStatus.BUSY)
 
 
+def status_text(status: str, sip_code: int | None = None, reason: str = "") -> str:
+    """A call status as people read it, e.g. "FAILED 486 Busy Here"; unknown parts left out."""
+    return " ".join(str(part) for part in (status, sip_code, reason) if part)
+
+
 DTMF_DIGITS = "0123456789*#ABCD"
 
 # client -> gateway: connect {sip}, call {call_id, callee, visible_name, sdp, headers},

@@ -23,12 +23,15 @@ from websockets.asyncio.client import ClientConnection
 
 from lab import plots
 from lab.analysis import pcap
+from lab.analysis.columns import BRIEF, pesq_table, stream_table
 from lab.analysis.model import CallModel, build, lab_party_names
 from lab.client import CALL_STATUS, Call, LoginFailed, Session
 from lab.config import LabConfig, PhonePolicy, SipAccount
 from lab.numbers import InvalidNumber, normalize_number
+from lab.report import html_table
 from lab.report import write as write_report
 from lab.scenario import CallResult, LabCall, consult
+from lab.signaling import status_text
 
 log = logging.getLogger(__name__)
 KEYS = "123456789*0#"
@@ -296,7 +299,7 @@ class PhoneWidget:
         self._say(f"consulting {self.transfer_target.value.strip()}...")
         self.consultation = await consult(self.lab_call, self.transfer_target.value.strip())
         consulted = self.consultation.call
-        self._say(f"consultation call: {consulted.status.value} {consulted.reason}".strip())
+        self._say(f"consultation call: {status_text(consulted.status, consulted.sip_code, consulted.reason)}")
         self._update_buttons()
         return self.consultation.call
 
@@ -329,10 +332,9 @@ class PhoneWidget:
 
     # --- events ---------------------------------------------------------------------------
     def _on_status(self, call: Call) -> None:
-        code = f" {call.sip_code}" if call.sip_code else ""
-        reason = f" {call.reason}" if call.reason else ""
         self._say(
-            f"{call.status.value}{code}{reason}", error=call.status in (CALL_STATUS.FAILED, CALL_STATUS.BUSY)
+            status_text(call.status, call.sip_code, call.reason),
+            error=call.status in (CALL_STATUS.FAILED, CALL_STATUS.BUSY),
         )
         self._update_buttons()
         if call.status.final:
@@ -551,8 +553,8 @@ class CallDashboard:
         self.result = result
         if self._live is not None:
             self._live.cancel()
-        title = f"<h3>Call {result.call_id} to {html.escape(result.number)}: {result.final_status}"
-        title += f" {result.sip_code or ''} {html.escape(result.reason)}</h3>"
+        status = html.escape(status_text(result.final_status, result.sip_code, result.reason))
+        title = f"<h3>Call {result.call_id} to {html.escape(result.number)}: {status}</h3>"
         if result.setup_ms is not None:
             title += f"<p>setup {result.setup_ms:.1f} ms</p>"
         if result.capture_error:
@@ -569,20 +571,9 @@ class CallDashboard:
         self.ladder.value = plots.png(plots.ladder(model))
         figures = [plots.jitter(model), plots.loss(model), plots.quality(model)] if model.streams else []
         self.plots.children = tuple(w.Image(value=plots.png(f), format="png") for f in figures)
-        rows = "".join(
-            f"<tr><td>{html.escape(s.label)}</td><td>{s.stats.packets}</td><td>{s.stats.lost_pct:.1f}%</td>"
-            f"<td>{s.stats.mean_jitter_ms:.2f}</td><td>{s.stats.max_jitter_ms:.2f}</td><td>{s.quality.mos:.2f}</td></tr>"
-            for s in model.streams
+        self.table.value = html_table(stream_table(model.streams, BRIEF)) + (
+            html_table(pesq_table(model)) if model.pesq else ""
         )
-        pesq = "".join(
-            f"<tr><td>PESQ {html.escape(p.direction)}</td><td colspan=4>{' > '.join(p.chain)}</td>"
-            f"<td>{p.mos_lqo:.2f} (ceiling {p.ceiling})</td></tr>"
-            for p in model.pesq
-        )
-        header = "".join(
-            f"<th>{h}</th>" for h in ("stream", "packets", "loss", "mean jitter ms", "max jitter ms", "MOS")
-        )
-        self.table.value = f"<table><tr>{header}</tr>{rows}{pesq}</table>"
 
     def export(self) -> Path | None:
         """Link the call's HTML report (written when the call finished, from the same model;

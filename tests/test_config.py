@@ -1,9 +1,10 @@
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
-from lab.config import LabConfig, PhonePolicy, call_dir
+from lab.config import LabConfig, PhonePolicy, call_dir, new_call_id
 
 
 def test_password_is_generated_and_never_in_repr() -> None:
@@ -63,3 +64,18 @@ def test_pstn_channels_share_the_gateways_address_on_their_own_ports() -> None:
     assert cfg.process("PSTN gateway ch2") == channels[1]
     with pytest.raises(KeyError, match="no party 'PSTN gateway ch9'; the lab runs Gateway, SIP server"):
         cfg.process("PSTN gateway ch9")
+
+
+def test_call_ids_sort_by_time_and_name_their_origin(tmp_path: Path) -> None:
+    cfg = dataclasses.replace(LabConfig(), home=tmp_path)
+    ids = {new_call_id() for _ in range(50)}
+    assert len(ids) == 50
+    assert all(re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{6}", i) for i in ids)
+    dial_in = new_call_id("dialin-")
+    assert dial_in.startswith("dialin-") and call_dir(cfg, dial_in) == tmp_path / "captures" / dial_in
+
+
+def test_the_phone_number_is_configured_once() -> None:
+    cfg = dataclasses.replace(LabConfig(), phone_number="+79990000077")
+    assert LabConfig.from_json(cfg.to_json()).phone_number == "+79990000077"
+    assert LabConfig().phone_number == "+79990000001"

@@ -15,6 +15,10 @@ does ours). min/mean/max of delta and jitter count only "regular" packets: not t
 no marker bit, neither comfort noise nor right after it, in time. The means follow
 Wireshark's running average, which divides by the packet count so far.
 Expected = last seq - first seq + 1 + 65536 * wraps; lost = expected - received.
+
+Where Wireshark counts no packet for min/mean/max (one packet; an unknown clock rate; every
+packet with the marker bit, as aiortc sends audio), it prints placeholders (-1.000 / 0.000):
+the stats keep them, as the JSON and tshark do, and say why beside them.
 """
 
 from __future__ import annotations
@@ -42,16 +46,23 @@ class RtpStats:
     max_skew_ms: float
     start: float  # arrival of the first packet, seconds (capture clock)
     end: float
+    #: Why min/mean/max delta, jitter or the skew are placeholders; "" where they are measured.
+    why_no_delta: str = ""
+    why_no_jitter: str = ""
+    why_no_skew: str = ""
 
 
 @dataclass(frozen=True)
 class RtpSeries:
-    """Per packet, for plots: seconds since the stream's first packet, jitter and delta (ms)."""
+    """Per packet, for plots: seconds since the stream's first packet, jitter and delta (ms),
+    and which packets the min/mean/max jitter count (a plot shows those, so it agrees with
+    the statistics)."""
 
     t: np.ndarray
     jitter_ms: np.ndarray
     delta_ms: np.ndarray
     seq: np.ndarray
+    jitter_counted: np.ndarray
 
 
 def _rfc3550_filter(diff: np.ndarray, block: int = 256) -> np.ndarray:
@@ -117,6 +128,28 @@ def _sequence(seq: list[int], in_time: list[bool]) -> tuple[int, int]:
     return errors, wraps
 
 
+def _why_not_counted(
+    counted: np.ndarray,
+    in_time: np.ndarray,
+    clock_known: bool,
+    regular: np.ndarray | None,
+    marker: np.ndarray,
+) -> str:
+    """Why no packet counts towards a statistic ("" when some do); `regular` for one that
+    counts regular packets only."""
+    if counted.any():
+        return ""
+    if len(counted) < 2:
+        return "a single packet"
+    if not in_time[1:].any():
+        return "every timestamp is before the first packet's"
+    reasons = [] if clock_known else ["clock rate unknown"]
+    if regular is not None and not regular.any():
+        marked = marker[1:].astype(bool).all()
+        reasons.append("every packet carries the RTP marker bit" if marked else "no regular packet")
+    return "; ".join(reasons) or "no regular packet with a known clock rate"
+
+
 def stream_stats(
     arrival: np.ndarray,
     seq: np.ndarray,
@@ -169,6 +202,7 @@ def stream_stats(
         & in_time
     )
     jittered = regular & timed
+    clock_known = bool((khz[1:] > 0).any())
     seq_list = seq.astype(np.int64).tolist()
     errors, wraps = _sequence(seq_list, in_time.tolist())
     expected = seq_list[-1] + wraps * 65536 - seq_list[0] + 1
@@ -188,8 +222,13 @@ def stream_stats(
         max_skew_ms=max_skew,
         start=float(arrival[0]),
         end=float(arrival[-1]),
+        why_no_delta=_why_not_counted(regular, in_time, True, regular, marker),
+        why_no_jitter=_why_not_counted(jittered, in_time, clock_known, regular, marker),
+        why_no_skew=_why_not_counted(timed, in_time, clock_known, None, marker),
     )
-    series = RtpSeries(t=t / 1000.0, jitter_ms=jitter, delta_ms=delta, seq=seq.copy())
-    for array in (series.t, series.jitter_ms, series.delta_ms, series.seq):
+    series = RtpSeries(
+        t=t / 1000.0, jitter_ms=jitter, delta_ms=delta, seq=seq.copy(), jitter_counted=jittered
+    )
+    for array in (series.t, series.jitter_ms, series.delta_ms, series.seq, series.jitter_counted):
         array.setflags(write=False)
     return stats, series

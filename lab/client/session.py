@@ -8,7 +8,6 @@ Everything is a coroutine on the caller's asyncio loop, so it runs inside a Jupy
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from websockets.asyncio.client import ClientConnection
 from lab import webrtc
 from lab.analysis.sip import Codec, parse_sdp
 from lab.audio import read_wav, resample
-from lab.config import CALL_ID_RE, SipAccount
+from lab.config import CALL_ID_RE, SipAccount, new_call_id
 from lab.numbers import normalize_number
 from lab.signaling import DTMF_DIGITS, CallStatus, decode, encode
 
@@ -36,10 +35,6 @@ class LoginFailed(Exception):
         super().__init__(f"login failed: {code} {reason}")
         self.code = code
         self.reason = reason
-
-
-def new_call_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 @dataclass(frozen=True)

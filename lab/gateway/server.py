@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from typing import Any
 
@@ -15,7 +14,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.server import ServerConnection
 
 from lab import webrtc
-from lab.config import CALL_HEADER, CALL_ID_RE, LabConfig, Party
+from lab.config import CALL_HEADER, CALL_ID_RE, LabConfig, Party, new_call_id
 from lab.config import SipAccount as AccountForm
 from lab.gateway.bridge import MediaBridge
 from lab.numbers import InvalidNumber, normalize_number
@@ -175,7 +174,7 @@ class ClientSession:
     def on_incoming_call(self, call: SipCall, user: str, headers: dict[str, str]) -> None:
         """A call for this client's user: it rings at the client until it answers or rejects."""
         tag = headers.get(CALL_HEADER.lower(), "")
-        call_id = tag if CALL_ID_RE.fullmatch(tag) and tag not in self.calls else new_incoming_id()
+        call_id = tag if CALL_ID_RE.fullmatch(tag) and tag not in self.calls else new_call_id("in-")
         incoming = GatewayCall(self, call_id)
         incoming.incoming = True
         incoming.sip = call
@@ -446,10 +445,6 @@ class GatewayCall:
         self.bridge.close()
         asyncio.ensure_future(self.pc.close())
         self.sip = None
-
-
-def new_incoming_id() -> str:
-    return "in-" + time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 import websockets
 from websockets.asyncio.server import ServerConnection
 
-from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party, PhonePolicy, call_dir
+from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party, PhonePolicy, call_dir, new_call_id
 from lab.numbers import normalize_number
 from lab.sip.endpoint import CallSnapshot, SipCall, SipEndpoint, WavPlayer, WavRecorder, user_of
 from lab.sip.party import run
@@ -121,9 +120,9 @@ class Phone:
             self.policy = PhonePolicy.parse(str(msg["value"]))
             return {"event": "policy", "policy": self.policy.header_value()}
         if cmd == "dial":
-            call_id = str(msg.get("call_id") or new_dial_in_id())
+            call_id = str(msg.get("call_id") or new_call_id("dialin-"))
             call_dir(self.cfg, call_id)  # ValueError for a bad one
-            own_number = normalize_number(str(msg.get("from") or OWN_NUMBER))
+            own_number = normalize_number(str(msg.get("from") or self.cfg.phone_number))
             return self._dial(normalize_user(str(msg["to"])), own_number, call_id)
         current = self.current()
         if current is None:
@@ -288,13 +287,6 @@ class Phone:
                     "events": state.events,
                 },
             )
-
-
-OWN_NUMBER = "+79990000001"  # the lab phone's own number, its caller id
-
-
-def new_dial_in_id() -> str:
-    return "dialin-" + time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
 
 
 def normalize_user(text: str) -> str:

@@ -1,0 +1,229 @@
+"""What every view shows of a call model: the RTP stream columns (name, getter, format, unit)
+that the HTML report, the notebook tables, the dashboard, the CLI summary and the JSON of
+`calllab analyze --json` all read, and that JSON itself.
+
+A statistic Wireshark could not compute (see lab/analysis/rtp.py) reads "n/a: <why>" in
+tables and text; the JSON keeps Wireshark's placeholder, as `tshark -z rtp,streams` prints it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lab.analysis.model import CallModel, RtpStream
+
+
+def _measured(s: RtpStream) -> str:
+    return ""
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # its name in the JSON
+    header: str
+    get: Callable[[RtpStream], Any]  # the value; a tuple for several in one cell (min/mean/max)
+    fmt: str = "{}"  # of each value in tables and text
+    unit: str = ""
+    left: bool = False  # text, aligned left in tables
+    why_missing: Callable[[RtpStream], str] = _measured  # why there is no value ("" when there is)
+
+    @property
+    def title(self) -> str:
+        """The table header: name and unit."""
+        return f"{self.header} ({self.unit})" if self.unit else self.header
+
+    def cell(self, s: RtpStream, why: bool = True) -> str:
+        """The value as a table shows it, or "n/a: why" (just "n/a" without `why`)."""
+        missing = self.why_missing(s)
+        if missing:
+            return f"n/a: {missing}" if why else "n/a"
+        value = self.get(s)
+        values = value if isinstance(value, tuple) else (value,)
+        return " / ".join(self.fmt.format(v) for v in values)
+
+    def text(self, s: RtpStream, why: bool = True) -> str:
+        """The value in a sentence: with its unit, or "n/a (why)"."""
+        missing = self.why_missing(s)
+        if missing:
+            return f"n/a ({missing})" if why else "n/a"
+        return f"{self.cell(s)} {self.unit}".rstrip()
+
+
+def _min_mean_max(name: str, why: Callable[[RtpStream], str]) -> tuple[Column, ...]:
+    """min_<name>_ms, mean_<name>_ms and max_<name>_ms of the stats, and <name>_ms: all three
+    in one cell."""
+
+    def stat(kind: str) -> Callable[[RtpStream], float]:
+        return lambda s: float(getattr(s.stats, f"{kind}_{name}_ms"))
+
+    parts = tuple(
+        Column(f"{kind}_{name}_ms", f"{kind} {name}", stat(kind), "{:.3f}", "ms", why_missing=why)
+        for kind in ("min", "mean", "max")
+    )
+    return (
+        *parts,
+        Column(
+            f"{name}_ms",
+            f"min/mean/max {name}",
+            lambda s: tuple(c.get(s) for c in parts),
+            "{:.3f}",
+            "ms",
+            why_missing=why,
+        ),
+    )
+
+
+STREAM_COLUMNS: dict[str, Column] = {
+    c.key: c
+    for c in (
+        Column("label", "stream", lambda s: s.label, left=True),
+        Column("source", "source", lambda s: f"{s.src}:{s.src_port}", left=True),
+        Column("destination", "destination", lambda s: f"{s.dst}:{s.dst_port}", left=True),
+        Column("src_ip", "source address", lambda s: s.src, left=True),
+        Column("src_port", "source port", lambda s: s.src_port),
+        Column("dst_ip", "destination address", lambda s: s.dst, left=True),
+        Column("dst_port", "destination port", lambda s: s.dst_port),
+        Column("ssrc", "SSRC", lambda s: s.ssrc, "0x{:08X}"),
+        Column("codec", "codec", lambda s: s.codec),
+        Column("packets", "packets", lambda s: s.stats.packets),
+        Column("expected", "expected", lambda s: s.stats.expected),
+        Column("lost", "lost", lambda s: s.stats.lost),
+        Column("lost_pct", "loss", lambda s: round(s.stats.lost_pct, 3), "{:.2f}", "%"),
+        Column("seq_errors", "seq errors", lambda s: s.stats.seq_errors),
+        *_min_mean_max("delta", lambda s: s.stats.why_no_delta),
+        *_min_mean_max("jitter", lambda s: s.stats.why_no_jitter),
+        Column(
+            "max_skew_ms",
+            "max skew",
+            lambda s: s.stats.max_skew_ms,
+            "{:.3f}",
+            "ms",
+            why_missing=lambda s: s.stats.why_no_skew,
+        ),
+        Column("r_factor", "R", lambda s: s.quality.r_factor, "{:.1f}"),
+        Column("mos", "MOS", lambda s: s.quality.mos, "{:.2f}"),
+        Column("ie", "Ie", lambda s: s.quality.impairment.ie),
+        Column("bpl", "Bpl", lambda s: s.quality.impairment.bpl),
+        Column("ie_source", "from", lambda s: s.quality.impairment.source, left=True),
+        Column("delay_ms", "delay", lambda s: s.quality.delay_ms, "{:g}", "ms"),
+        Column("ie_eff", "Ie,eff", lambda s: s.quality.ie_eff),
+        Column("id", "Id", lambda s: s.quality.id),
+    )
+}
+
+#: The views: which columns each shows, in order.
+JSON = (
+    "src_ip",
+    "src_port",
+    "dst_ip",
+    "dst_port",
+    "ssrc",
+    "codec",
+    "packets",
+    "expected",
+    "lost",
+    "lost_pct",
+    "seq_errors",
+    "min_delta_ms",
+    "mean_delta_ms",
+    "max_delta_ms",
+    "min_jitter_ms",
+    "mean_jitter_ms",
+    "max_jitter_ms",
+    "max_skew_ms",
+    "r_factor",
+    "mos",
+)
+REPORT = (
+    "label",
+    "source",
+    "destination",
+    "ssrc",
+    "codec",
+    "packets",
+    "expected",
+    "lost",
+    "lost_pct",
+    "seq_errors",
+    "delta_ms",
+    "jitter_ms",
+    "max_skew_ms",
+    "r_factor",
+    "mos",
+)
+E_MODEL = ("label", "ie", "bpl", "ie_source", "delay_ms", "ie_eff", "id")
+BRIEF = ("label", "packets", "lost", "lost_pct", "jitter_ms", "r_factor", "mos")  # notebooks, dashboard
+SUMMARY = ("packets", "lost", "lost_pct", "jitter_ms", "mos")  # `calllab analyze`, after the label
+LADDER = ("lost_pct", "mean_jitter_ms", "mos")  # on the ladder's RTP bands, after label and codec
+
+
+def columns(keys: Sequence[str]) -> list[Column]:
+    return [STREAM_COLUMNS[k] for k in keys]
+
+
+@dataclass(frozen=True)
+class Table:
+    """Cells as text, ready for any view; lab.report.html_table draws it."""
+
+    header: list[str]
+    rows: list[list[str]]
+    left: frozenset[int] = frozenset({0})  # columns of text, aligned left
+
+
+def stream_table(streams: Sequence[RtpStream], keys: Sequence[str]) -> Table:
+    cols = columns(keys)
+    return Table(
+        [c.title for c in cols],
+        [[c.cell(s) for c in cols] for s in streams],
+        frozenset(i for i, c in enumerate(cols) if c.left),
+    )
+
+
+def pesq_table(model: CallModel) -> Table:
+    return Table(
+        ["direction", "codec chain", "PESQ MOS-LQO", "ceiling (same chain offline)"],
+        [
+            [p.direction, " > ".join(p.chain), f"{p.mos_lqo:.2f}", f"{p.ceiling:.2f}" if p.ceiling else "-"]
+            for p in model.pesq
+        ],
+        frozenset({0, 1}),
+    )
+
+
+def summary(s: RtpStream, keys: Sequence[str] = SUMMARY) -> str:
+    """One line: "Browser -> Gateway opus: packets 57, lost 0, loss 0.00 %, ..."."""
+    return f"{s.label}: " + ", ".join(f"{c.header} {c.text(s)}" for c in columns(keys))
+
+
+def stream_json(s: RtpStream) -> dict[str, Any]:
+    return {c.key: c.get(s) for c in columns(JSON)}
+
+
+def model_json(model: CallModel) -> dict[str, object]:
+    """The call model as `calllab analyze --json` prints it."""
+    return {
+        "source": model.source,
+        "parties": [{"name": p.name, "address": p.address} for p in model.parties],
+        "messages": [
+            {
+                "t": round(m.t, 6),
+                "src": m.src,
+                "dst": m.dst,
+                "src_party": m.src_party,
+                "dst_party": m.dst_party,
+                "label": m.label,
+                "call_id": m.call_id,
+                "transport": m.transport,
+                "retransmission": m.retransmission,
+            }
+            for m in model.messages
+        ],
+        "calls": [[model.dialogs[i].call_id for i in group] for group in model.calls],
+        "streams": [stream_json(s) for s in model.streams],
+        "pesq": [dataclasses.asdict(p) for p in model.pesq],
+        "tcp_retransmissions": model.tcp_retransmissions,
+        "truncated": model.truncated,
+    }
