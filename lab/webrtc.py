@@ -8,13 +8,15 @@ import fractions
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aioice.ice
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, rtcrtpreceiver
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, rtcrtpreceiver, rtcrtpsender
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 
 from lab.audio import RATE, write_wav
 
@@ -30,13 +32,44 @@ def _short_jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = Fals
     return JitterBuffer(capacity=capacity, prefetch=prefetch, is_video=is_video)
 
 
+_audio_ssrcs: set[int] = set()  # this process's audio senders
+_talkspurt_started: set[int] = set()  # ... that have sent their first packet
+
+
+class _AudioMarksTalkspurts(RtpPacket):
+    """aiortc sets the marker bit on every audio packet (for it, "the last packet of a
+    frame", which is right for video). RFC 3551 section 4.1 marks only the first packet of
+    a talkspurt, and Wireshark leaves marked packets out of delta and jitter, so the
+    browser leg had no jitter at all. The lab suppresses no silence: one talkspurt, one
+    marked packet per audio stream."""
+
+    def serialize(self, *args: Any, **kwargs: Any) -> bytes:
+        if self.ssrc in _audio_ssrcs:
+            self.marker = int(self.ssrc not in _talkspurt_started)
+            _talkspurt_started.add(self.ssrc)
+        return super().serialize(*args, **kwargs)  # type: ignore[no-any-return]
+
+
+def _remember_audio_sender(init: Callable[..., None]) -> Callable[..., None]:
+    def remembering(sender: RTCRtpSender, *args: object, **kwargs: object) -> None:
+        init(sender, *args, **kwargs)
+        if sender.kind == "audio":
+            _audio_ssrcs.add(sender._ssrc)
+
+    return remembering
+
+
 def configure(host: str) -> None:
-    """Make this process's WebRTC peers use `host` only: no other interface, no STUN.
+    """Make this process's WebRTC peers use `host` only (no other interface, no STUN), hold
+    one audio packet, and mark audio talkspurts as RFC 3551 says.
 
     aioice never offers 127.0.0.1 on its own and, left alone, would offer every interface.
     """
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [host]
     rtcrtpreceiver.JitterBuffer = _short_jitter_buffer  # type: ignore[assignment,misc]
+    if rtcrtpsender.RtpPacket is not _AudioMarksTalkspurts:
+        rtcrtpsender.RtpPacket = _AudioMarksTalkspurts  # type: ignore[misc]
+        RTCRtpSender.__init__ = _remember_audio_sender(RTCRtpSender.__init__)  # type: ignore[method-assign]
 
 
 def peer_connection() -> RTCPeerConnection:

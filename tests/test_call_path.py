@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from lab.analysis.call import analyze
 from lab.audio import best_match, pesq_nb, read_wav
 from lab.config import PhonePolicy
 from lab.scenario import CallResult, place_call
@@ -52,8 +51,8 @@ async def test_call_reaches_the_phone_and_both_sides_talk(stack: Stack) -> None:
 
 async def test_every_call_leaves_a_capture_and_a_report(stack: Stack) -> None:
     result = await place_call(stack.cfg, NUMBER, duration=2.0, answer=PhonePolicy("answer", 0.3))
-    assert result.ok and result.capture and result.report, result
-    model = analyze(result.capture, stack.cfg)
+    assert result.ok and result.capture and result.report and result.model, result
+    model = result.model
     invites = [(m.src_party, m.dst_party) for m in model.messages if m.method == "INVITE" and m.is_request]
     assert invites[-3:] == [
         ("Gateway", "SIP server"),
@@ -67,6 +66,9 @@ async def test_every_call_leaves_a_capture_and_a_report(stack: Stack) -> None:
     assert {("Browser", "Gateway"), ("Gateway", "PSTN gateway"), ("PSTN gateway", "Mobile phone")} <= {
         (s.src_party, s.dst_party) for s in model.streams
     }
+    # Every leg has Wireshark's jitter: the browser leg's audio marks only its first packet.
+    for stream in model.streams:
+        assert stream.stats.why_no_jitter == "" and 0 <= stream.stats.mean_jitter_ms < 10, stream.label
     assert [e.label.split()[0] for e in model.events][-4:] == ["RING", "ESTABLISHED", "hangup()", "FINISH"]
     assert {p.direction for p in model.pesq} == {"Browser -> Mobile phone", "Mobile phone -> Browser"}
     html = Path(result.report).read_text()
