@@ -93,6 +93,9 @@ STREAM_COLUMNS: dict[str, Column] = {
         Column("lost", "lost", lambda s: s.stats.lost),
         Column("lost_pct", "loss", lambda s: round(s.stats.lost_pct, 3), "{:.2f}", "%"),
         Column("seq_errors", "seq errors", lambda s: s.stats.seq_errors),
+        Column("loss_bursts", "loss bursts", lambda s: s.bursts.bursts),
+        Column("mean_burst", "mean burst", lambda s: s.bursts.mean_length, "{:.2f}", "packets"),
+        Column("burst_ratio", "BurstR", lambda s: s.bursts.burst_ratio, "{:.2f}"),
         *_min_mean_max("delta", lambda s: s.stats.why_no_delta),
         *_min_mean_max("jitter", lambda s: s.stats.why_no_jitter),
         Column(
@@ -127,6 +130,9 @@ JSON = (
     "lost",
     "lost_pct",
     "seq_errors",
+    "loss_bursts",
+    "mean_burst",
+    "burst_ratio",
     "min_delta_ms",
     "mean_delta_ms",
     "max_delta_ms",
@@ -148,13 +154,15 @@ REPORT = (
     "lost",
     "lost_pct",
     "seq_errors",
+    "loss_bursts",
+    "mean_burst",
     "delta_ms",
     "jitter_ms",
     "max_skew_ms",
     "r_factor",
     "mos",
 )
-E_MODEL = ("label", "ie", "bpl", "ie_source", "delay_ms", "ie_eff", "id")
+E_MODEL = ("label", "ie", "bpl", "ie_source", "burst_ratio", "delay_ms", "ie_eff", "id")
 BRIEF = ("label", "packets", "lost", "lost_pct", "jitter_ms", "r_factor", "mos")  # notebooks, dashboard
 SUMMARY = ("packets", "lost", "lost_pct", "jitter_ms", "mos")  # `calllab analyze`, after the label
 LADDER = ("lost_pct", "mean_jitter_ms", "mos")  # on the ladder's RTP bands, after label and codec

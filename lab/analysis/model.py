@@ -13,7 +13,7 @@ import numpy as np
 from lab.analysis import pcap
 from lab.analysis.pcap import CaptureError, Packets
 from lab.analysis.quality import EModel, Pesq, e_model
-from lab.analysis.rtp import RtpSeries, RtpStats, stream_stats
+from lab.analysis.rtp import LossBursts, RtpSeries, RtpStats, loss_bursts, stream_stats
 from lab.analysis.sip import STATIC_PT, Codec, ParsedSip, SdpMedia, parse_sip, stream_messages
 from lab.config import CALL_HEADER, LabConfig
 
@@ -81,6 +81,7 @@ class RtpStream:
     codec: str
     clock_rate: int
     stats: RtpStats
+    bursts: LossBursts
     quality: EModel
     series: RtpSeries = field(repr=False)
 
@@ -404,6 +405,7 @@ def _rtp_streams(
         for value in np.unique(stream_pt):
             clock[stream_pt == value] = _clock(pt_map, int(value))
         stats, series = stream_stats(udp.ts[sel][rows], seq[rows], ts[rows], stream_pt, marker[rows], clock)
+        bursts = loss_bursts(series.seq)
         main_pt = int(np.bincount(stream_pt).argmax())
         codec = pt_map.get(main_pt) or STATIC_PT.get(main_pt)
         codec_name = codec.name if codec else f"PT{main_pt}"
@@ -421,7 +423,8 @@ def _rtp_streams(
                 codec=codec_name,
                 clock_rate=codec.rate if codec else 0,
                 stats=stats,
-                quality=e_model(stats, codec_name),
+                bursts=bursts,
+                quality=e_model(stats, codec_name, bursts.burst_ratio),
                 series=series,
             )
         )

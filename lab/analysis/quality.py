@@ -5,7 +5,9 @@ E-model assumptions (stated in every report):
 * default G.107 values for everything not measured (R0 - Is = 93.2, A = 0);
 * codec impairment Ie and packet-loss robustness Bpl from ITU-T G.113 Appendix I where it
   lists the codec; values marked "assumed" are the lab's estimates for codecs it does not;
-* packet-loss concealment on (Bpl "with PLC"), random loss (BurstR = 1);
+* packet-loss concealment on (Bpl "with PLC"); the burst ratio BurstR measured from the
+  stream's own loss bursts (lab.analysis.rtp.loss_bursts; 1 for random loss), in
+  Ie,eff = Ie + (95 - Ie) * Ppl / (Ppl / BurstR + Bpl) (ITU-T G.107);
 * one-way delay Ta = packetisation (ptime) + a fixed jitter buffer of max(40 ms, 2 x the
   stream's max jitter) + the network delay seen on loopback (negligible).
 """
@@ -74,10 +76,10 @@ def mos_from_r(r: float) -> float:
     return 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6
 
 
-def e_model(stats: RtpStats, codec: str) -> EModel:
+def e_model(stats: RtpStats, codec: str, burst_ratio: float = 1.0) -> EModel:
     imp = impairment_of(codec)
     ppl = max(0.0, stats.lost_pct)
-    ie_eff = imp.ie + (95 - imp.ie) * ppl / (ppl + imp.bpl)
+    ie_eff = imp.ie + (95 - imp.ie) * ppl / (ppl / burst_ratio + imp.bpl)
     delay = PTIME_MS + max(MIN_JITTER_BUFFER_MS, 2 * max(0.0, stats.max_jitter_ms))
     idd = delay_impairment(delay)
     r = 93.2 - idd - ie_eff

@@ -232,3 +232,35 @@ def stream_stats(
     for array in (series.t, series.jitter_ms, series.delta_ms, series.seq, series.jitter_counted):
         array.setflags(write=False)
     return stats, series
+
+
+@dataclass(frozen=True)
+class LossBursts:
+    """The structure of a stream's loss: runs of consecutive missing sequence numbers.
+
+    burst_ratio is G.107's BurstR, estimated as the mean burst length seen over the mean
+    burst length random loss of the same rate would give, 1 / (1 - p): 1 for random loss,
+    above 1 for bursty loss (the simple Gilbert model's 1 / (p + r))."""
+
+    bursts: int
+    lost: int
+    mean_length: float  # packets per burst; 0 without loss
+    burst_ratio: float
+
+
+def loss_bursts(seq: np.ndarray) -> LossBursts:
+    """Loss bursts from the sequence numbers received, in arrival order (16-bit, wrapping;
+    duplicates and reordering do not count as loss)."""
+    if len(seq) < 2:
+        return LossBursts(0, 0, 0.0, 1.0)
+    raw = seq.astype(np.int64)
+    wraps = np.concatenate([[0], np.cumsum(np.diff(raw) < -0x8000)])
+    present = np.unique(raw + wraps * 65536)
+    gaps = np.diff(present) - 1
+    runs = gaps[gaps > 0]
+    lost, bursts = int(runs.sum()), len(runs)
+    if not bursts:
+        return LossBursts(0, 0, 0.0, 1.0)
+    mean_length = lost / bursts
+    loss_ratio = lost / (present[-1] - present[0] + 1)
+    return LossBursts(bursts, lost, round(mean_length, 2), round(max(1.0, mean_length * (1 - loss_ratio)), 2))

@@ -22,3 +22,11 @@ def test_loss_and_codec_lower_the_score() -> None:
 def test_delay_impairment_and_mos_mapping() -> None:
     assert delay_impairment(100) == 0 and delay_impairment(300) > delay_impairment(200) > 0
     assert mos_from_r(0) == 1.0 and mos_from_r(100) == 4.5 and mos_from_r(50) == pytest.approx(2.58, abs=0.01)
+
+
+def test_bursty_loss_costs_more_than_random_loss_at_the_same_rate() -> None:
+    # G.711 with PLC at 5 % loss: Ie,eff = 95 * 5 / (5 / BurstR + 25.1).
+    random_loss, bursty = e_model(stats(5), "PCMU", 1.0), e_model(stats(5), "PCMU", 3.8)
+    assert random_loss.ie_eff == pytest.approx(95 * 5 / (5 + 25.1), abs=0.1)
+    assert bursty.ie_eff == pytest.approx(95 * 5 / (5 / 3.8 + 25.1), abs=0.1)
+    assert bursty.mos < random_loss.mos

@@ -1,4 +1,4 @@
-"""The lab's RTP statistics equal `tshark -q -z rtp,streams` on the same file."""
+"""The lab's RTP statistics equal `tshark -q -z rtp,streams` on the same file; loss bursts."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from lab.analysis.model import load
-from lab.analysis.rtp import stream_stats
+from lab.analysis.rtp import LossBursts, loss_bursts, stream_stats
 from lab.analysis.tshark import rtp_streams
+from lab.network.impairment import Impairment, Schedule
 
 from .conftest import SYNTHETIC, shared
 
@@ -77,3 +78,24 @@ def test_jitter_follows_rfc3550_on_a_known_pattern() -> None:
     assert series.jitter_ms[21] == pytest.approx(10 / 16 + (10 - 10 / 16) / 16)
     assert stats.max_delta_ms == pytest.approx(30.0) and stats.min_delta_ms == pytest.approx(10.0)
     assert series.jitter_ms.flags.writeable is False
+
+
+def received_seqs(impairment: Impairment, count: int, first: int = 0) -> np.ndarray:
+    schedule = Schedule(impairment)
+    sent = (np.arange(count) + first) % 65536
+    return np.array([s for s in sent if not schedule.fate(0.0, 172).dropped])
+
+
+def test_loss_bursts_of_random_and_gilbert_loss() -> None:
+    random_loss = loss_bursts(received_seqs(Impairment(loss=0.05, seed=1), 50_000))
+    assert random_loss.burst_ratio == pytest.approx(1.0, abs=0.05)
+    assert 0.045 < random_loss.lost / 50_000 < 0.055
+    # Simple Gilbert model, loss 5 %, mean burst 4: BurstR = 1 / (p + r) = 3.8.
+    bursty = loss_bursts(received_seqs(Impairment(loss=0.05, burst=4, seed=2), 50_000))
+    assert abs(bursty.mean_length - 4) / 4 < 0.2 and abs(bursty.burst_ratio - 3.8) / 3.8 < 0.2
+
+
+def test_loss_bursts_across_the_sequence_wrap() -> None:
+    seqs = np.array([65533, 65534, 1, 2, 3, 7, 8])  # 65535 and 0 lost, then 4-6
+    assert loss_bursts(seqs) == LossBursts(2, 5, 2.5, loss_bursts(seqs).burst_ratio)
+    assert loss_bursts(np.array([5, 6, 6, 8, 7, 9])).lost == 0  # a duplicate and a swap are no loss
