@@ -4,7 +4,11 @@ tracks both WebRTC peers (the browser-style client and the gateway) are built fr
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import fractions
+import glob
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,12 +63,24 @@ def _remember_audio_sender(init: Callable[..., None]) -> Callable[..., None]:
     return remembering
 
 
+def _ffmpeg_on_the_callers_thread() -> None:
+    """FFmpeg sizes the thread pool of each filter graph by the CPU count, so every
+    av.AudioResampler (aiortc's encoders have one, the lab's tracks one each) started 2
+    threads here and kept them for its life: the gateway grew 2 threads a call. 20 ms audio
+    frames gain nothing from threads; av_cpu_force_count(1) runs them on the caller's."""
+    bundled = glob.glob(os.path.join(os.path.dirname(av.__file__), os.pardir, "av.libs", "libavutil*"))
+    path = bundled[0] if bundled else ctypes.util.find_library("avutil")
+    if path is not None:
+        ctypes.CDLL(path).av_cpu_force_count(1)
+
+
 def configure(host: str) -> None:
     """Make this process's WebRTC peers use `host` only (no other interface, no STUN), hold
-    one audio packet, and mark audio talkspurts as RFC 3551 says.
+    one audio packet, mark audio talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
 
     aioice never offers 127.0.0.1 on its own and, left alone, would offer every interface.
     """
+    _ffmpeg_on_the_callers_thread()
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [host]
     rtcrtpreceiver.JitterBuffer = _short_jitter_buffer  # type: ignore[assignment,misc]
     if rtcrtpsender.RtpPacket is not _AudioMarksTalkspurts:
