@@ -14,8 +14,10 @@ from lab.analysis import pcap
 from lab.analysis.pcap import CaptureError, Packets
 from lab.analysis.quality import EModel, Pesq, e_model
 from lab.analysis.rtp import RtpSeries, RtpStats, stream_stats
-from lab.analysis.sip import STATIC_PT, Codec, ParsedSip, SdpMedia, parse_sip, stream_messages
+from lab.analysis.sip import stream_messages
 from lab.config import CALL_HEADER, LabConfig
+from lab.sip.message import ParsedSip, parse_sip
+from lab.sip.sdp import STATIC_PT, Codec, SdpMedia
 
 RTCP_PTS = range(72, 77)  # RTCP packet types 200-204 as the RTP PT field sees them
 
