@@ -1,4 +1,4 @@
-"""The SIP messages of a capture: in UDP datagrams, and in TCP and WebSocket byte streams."""
+"""SIP messages in a capture's TCP and WebSocket byte streams (UDP datagrams hold one each)."""
 
 from __future__ import annotations
 
