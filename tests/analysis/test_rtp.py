@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lab.analysis.model import load
-from lab.analysis.rtp import stream_stats
+from lab.analysis.rtp import decode_headers, stream_stats
 from lab.analysis.tshark import rtp_streams
 
 from .conftest import SYNTHETIC, shared
@@ -77,3 +78,19 @@ def test_jitter_follows_rfc3550_on_a_known_pattern() -> None:
     assert series.jitter_ms[21] == pytest.approx(10 / 16 + (10 - 10 / 16) / 16)
     assert stats.max_delta_ms == pytest.approx(30.0) and stats.min_delta_ms == pytest.approx(10.0)
     assert series.jitter_ms.flags.writeable is False
+
+
+def test_rtp_headers_decoded_and_what_is_not_rtp() -> None:
+    packets = [
+        struct.pack("!BBHII", 0x80, 0x80 | 111, 65535, 0xFFFFFFF0, 0xDEADBEEF) + b"opus",
+        struct.pack("!BBHII", 0x80, 200, 1, 2, 3),  # RTCP sender report
+        struct.pack("!BBHII", 0x40, 0, 1, 2, 3),  # version 1
+        b"\x80\x00short",
+    ]
+    data = np.frombuffer(b"".join(packets), dtype=np.uint8)
+    lengths = np.array([len(p) for p in packets])
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    h = decode_headers(data, offsets, lengths)
+    assert h.rtp.tolist() == [True, False, False, False]
+    assert (int(h.pt[0]), bool(h.marker[0]), int(h.seq[0])) == (111, True, 65535)
+    assert (int(h.timestamp[0]), int(h.ssrc[0])) == (0xFFFFFFF0, 0xDEADBEEF)
