@@ -5,6 +5,8 @@ TCP headers are decoded for all packets at once with numpy. What comes out:
 
 * `Udp`: one row per UDP datagram (time, addresses, ports, where its payload is);
 * `TcpSegment`s: TCP payloads, for SIP over TCP and over WebSocket (few, decoded in Python).
+
+`read` takes a whole file; `GrowingCapture` reads a file still being written, piece by piece.
 """
 
 from __future__ import annotations
@@ -110,6 +112,11 @@ class _Records:
         return Frames(
             np.frombuffer(raw, dtype=np.uint8), self.ts, self.offset, self.caplen, self.linktype, truncated
         )
+
+
+_NO_RECORDS = _Records(
+    np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), 0
+)
 
 
 class _Pcap:
@@ -233,6 +240,39 @@ def read_frames(path: str | Path) -> Frames:
     if len(records.offset) == 0 and records.stop < len(raw):
         raise CaptureError(f"{path}: damaged or cut short at byte {records.stop}, before any packet")
     return records.frames(raw, truncated=records.stop != len(raw))
+
+
+class GrowingCapture:
+    """A capture file still being written (dumpcap during a call), read as it grows: each
+    read() returns the packets whose records were completed since the last read, reading only
+    the bytes appended since. A record written in part is read again, whole, next time.
+
+    A file not there yet, or with only part of its header, reads as no packets; one that is no
+    capture raises CaptureError. Damage inside stops the reading there, as a cut does."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.frames_read = 0  # packets returned so far: the file-wide index of the next read's first
+        self._walker: _Pcap | _Pcapng | None = None
+        self._offset = 0  # where the next record starts
+
+    def read(self) -> Packets:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                raw = f.read()
+        except FileNotFoundError:
+            raw = b""
+        except OSError as exc:
+            raise CaptureError(f"{self.path}: {exc.strerror or exc}") from None
+        start = 0
+        if self._walker is None and len(raw) >= 24:
+            self._walker = _format(raw, self.path)
+            start = self._walker.header
+        records = self._walker.walk(raw, start) if self._walker is not None else _NO_RECORDS
+        self._offset += records.stop
+        self.frames_read += len(records.offset)
+        return decode(records.frames(raw, truncated=False))
 
 
 def _if_tsresol(raw: bytes, pos: int, end: int, e: str) -> float:
