@@ -175,13 +175,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         print(json.dumps(model_json(model), indent=2))
     else:
         _print_summary(model)
-    if model.truncated:
-        print(
-            f"calllab: {model.source}: the file is cut short inside its last packet (shown: all before it)",
-            file=sys.stderr,
-        )
-        return 3
-    return 0
+    return _cut_short(model)
+
+
+def _cut_short(model: CallModel) -> int:
+    """Exit 3, with one line, when the capture ends or is damaged inside a packet."""
+    if not model.truncated:
+        return 0
+    print(
+        f"calllab: {model.source}: the file is cut short or damaged inside a packet (shown: all before it)",
+        file=sys.stderr,
+    )
+    return 3
 
 
 def _print_summary(model: CallModel) -> None:
@@ -207,7 +212,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     model = analyze(args.capture)
     out = Path(args.output) if args.output else Path(args.capture).with_suffix(".html")
     print(write_report(model, out))
-    return 0
+    return _cut_short(model)
 
 
 def cmd_clean(args: argparse.Namespace) -> int:

@@ -16,9 +16,9 @@ from lab import plots, report
 from lab.analysis.columns import REPORT, columns
 from lab.analysis.ladder import ladder_rows
 from lab.analysis.model import CallModel, load
-from lab.analysis.sip import Codec
 from lab.analysis.tshark import rtp_streams
 from lab.config import LabConfig
+from lab.sip.sdp import Codec
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lab_call.pcapng"
 #: What `analyze` adds for a lab call from its call.json: the browser leg's Opus, whose SDP

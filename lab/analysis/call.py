@@ -13,9 +13,9 @@ from typing import Any
 
 from lab.analysis.model import CallModel, LabEvent, RtpStream, lab_party_names, load
 from lab.analysis.quality import Pesq
-from lab.analysis.sip import Codec
 from lab.audio import pesq_nb, read_wav
 from lab.config import LabConfig
+from lab.sip.sdp import Codec
 
 
 def sidecar(capture: Path) -> Path:

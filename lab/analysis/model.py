@@ -13,11 +13,11 @@ import numpy as np
 from lab.analysis import pcap
 from lab.analysis.pcap import CaptureError, Packets
 from lab.analysis.quality import EModel, Pesq, e_model
-from lab.analysis.rtp import LossBursts, RtpSeries, RtpStats, loss_bursts, stream_stats
-from lab.analysis.sip import STATIC_PT, Codec, ParsedSip, SdpMedia, parse_sip, stream_messages
+from lab.analysis.rtp import LossBursts, RtpSeries, RtpStats, decode_headers, loss_bursts, stream_stats
+from lab.analysis.sip import stream_messages
 from lab.config import CALL_HEADER, LabConfig
-
-RTCP_PTS = range(72, 77)  # RTCP packet types 200-204 as the RTP PT field sees them
+from lab.sip.message import ParsedSip, parse_sip
+from lab.sip.sdp import STATIC_PT, Codec, SdpMedia
 
 
 @dataclass(frozen=True)
@@ -347,13 +347,8 @@ def _rtp_streams(
     endpoints = _sdp_endpoints(messages)
     if len(udp.payload) == 0:
         return ()
-    ok = udp.length >= 12
-    p = np.where(ok, udp.payload, 0)
-    b0 = data[p]
-    b1 = data[p + 1]
-    version2 = ok & ((b0 >> 6) == 2)
-    pt_all = (b1 & 0x7F).astype(np.int64)
-    candidate = version2 & ~np.isin(pt_all, RTCP_PTS)
+    headers = decode_headers(data, udp.payload, udp.length)
+    candidate = headers.rtp.copy()
     addresses = udp.addresses
     if endpoints:
         # Like Wireshark: RTP is what flows to or from an address:port an SDP set up.
@@ -368,22 +363,8 @@ def _rtp_streams(
     sel = np.nonzero(candidate)[0]
     if len(sel) == 0:
         return ()
-    at = p[sel]
-    seq = (data[at + 2].astype(np.int64) << 8) | data[at + 3]
-    ts = (
-        (data[at + 4].astype(np.int64) << 24)
-        | (data[at + 5].astype(np.int64) << 16)
-        | (data[at + 6].astype(np.int64) << 8)
-        | data[at + 7]
-    )
-    ssrc = (
-        (data[at + 8].astype(np.int64) << 24)
-        | (data[at + 9].astype(np.int64) << 16)
-        | (data[at + 10].astype(np.int64) << 8)
-        | data[at + 11]
-    )
-    marker = (data[at + 1] >> 7).astype(bool)
-    pt = pt_all[sel]
+    seq, ts, ssrc = headers.seq[sel], headers.timestamp[sel], headers.ssrc[sel]
+    marker, pt = headers.marker[sel], headers.pt[sel]
     src, sport, dst, dport = udp.src[sel], udp.sport[sel], udp.dst[sel], udp.dport[sel]
     flow = (src << 48) | (sport << 32) | (dst << 16) | dport  # address indexes stay far below 2**15
     flows, flow_id = np.unique(flow, return_inverse=True)

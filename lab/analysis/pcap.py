@@ -5,6 +5,8 @@ TCP headers are decoded for all packets at once with numpy. What comes out:
 
 * `Udp`: one row per UDP datagram (time, addresses, ports, where its payload is);
 * `TcpSegment`s: TCP payloads, for SIP over TCP and over WebSocket (few, decoded in Python).
+
+`read` takes a whole file; `GrowingCapture` reads a file still being written, piece by piece.
 """
 
 from __future__ import annotations
@@ -83,6 +85,148 @@ def read(path: str | Path) -> Packets:
 
 # --- record walk ---------------------------------------------------------------------
 
+# A record longer than this is damage, not a packet (Wireshark's limit for ordinary link types).
+MAX_RECORD = 262144
+_PCAP_MAGIC = {  # magic -> (byte order, seconds per fraction unit)
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
+    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+}
+_PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+
+
+@dataclass(frozen=True)
+class _Records:
+    """Whole records a walk found in a buffer, and where the walk stopped: at the end of the
+    buffer, at a record it does not hold whole (still being written, or cut short), or at
+    damage."""
+
+    offset: np.ndarray
+    ts: np.ndarray
+    caplen: np.ndarray
+    linktype: np.ndarray
+    stop: int
+
+    def frames(self, raw: bytes, truncated: bool) -> Frames:
+        return Frames(
+            np.frombuffer(raw, dtype=np.uint8), self.ts, self.offset, self.caplen, self.linktype, truncated
+        )
+
+
+_NO_RECORDS = _Records(
+    np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), 0
+)
+
+
+class _Pcap:
+    """Classic pcap: a 24-byte file header, then records."""
+
+    header = 24
+
+    def __init__(self, raw: bytes, path: str | Path) -> None:
+        self.order, self.unit = _PCAP_MAGIC[raw[:4]]
+        (field,) = struct.unpack_from(self.order + "I", raw, 20)
+        # The link type field's upper bits say whether frames end in an FCS (Ethernet's
+        # trailer stays outside the IP length, so it is ignored); its reserved bits are zero.
+        if field & 0x03FF0000:
+            raise CaptureError(f"{path}: damaged pcap header (link type field {field:#010x})")
+        self.linktype = field & 0xFFFF
+
+    def walk(self, raw: bytes, pos: int) -> _Records:
+        unpack = struct.Struct(self.order + "IIII").unpack_from
+        offsets: list[int] = []
+        secs: list[int] = []
+        fracs: list[int] = []
+        lens: list[int] = []
+        end = len(raw)
+        while pos + 16 <= end:
+            sec, frac, incl, _orig = unpack(raw, pos)
+            if incl > MAX_RECORD or pos + 16 + incl > end:
+                break
+            offsets.append(pos + 16)
+            secs.append(sec)
+            fracs.append(frac)
+            lens.append(incl)
+            pos += 16 + incl
+        ts = np.asarray(secs, dtype=np.float64) + np.asarray(fracs, dtype=np.float64) * self.unit
+        return _Records(
+            offset=np.asarray(offsets, dtype=np.int64),
+            ts=ts,
+            caplen=np.asarray(lens, dtype=np.int64),
+            linktype=np.full(len(offsets), self.linktype, dtype=np.int32),
+            stop=pos,
+        )
+
+
+class _Pcapng:
+    """pcapng: blocks; a section header sets the byte order and starts a new interface list."""
+
+    header = 0  # the section header is a block like the others
+
+    def __init__(self) -> None:
+        self.order = "<"
+        self.links: list[int] = []
+        self.resolutions: list[float] = []
+
+    def walk(self, raw: bytes, pos: int) -> _Records:
+        offsets: list[int] = []
+        stamps: list[int] = []
+        lens: list[int] = []
+        link_of_packet: list[int] = []
+        res_of_packet: list[float] = []
+        end = len(raw)
+        while pos + 12 <= end:
+            (block_type,) = struct.unpack_from(self.order + "I", raw, pos)
+            if block_type == 0x0A0D0D0A:  # its byte order mark says how to read its length
+                bom = raw[pos + 8 : pos + 12]
+                if bom not in (b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d"):
+                    break
+                order = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
+            else:
+                order = self.order
+            (block_len,) = struct.unpack_from(order + "I", raw, pos + 4)
+            if block_len < 12 or block_len % 4 or pos + block_len > end:
+                break
+            if block_type == 0x0A0D0D0A:
+                self.order, self.links, self.resolutions = order, [], []
+            elif block_type == 1 and block_len >= 20:  # interface description
+                self.links.append(struct.unpack_from(order + "H", raw, pos + 8)[0])
+                self.resolutions.append(_if_tsresol(raw, pos + 16, pos + block_len - 4, order))
+            elif block_type == 6 and block_len >= 32:  # enhanced packet
+                iface, high, low, caplen = struct.unpack_from(order + "IIII", raw, pos + 8)
+                if iface >= len(self.links) or caplen > block_len - 32:
+                    break  # damage: Wireshark stops here too
+                offsets.append(pos + 28)
+                stamps.append((high << 32) | low)
+                lens.append(caplen)
+                link_of_packet.append(self.links[iface])
+                res_of_packet.append(self.resolutions[iface])
+            elif block_type == 3 and block_len >= 16:  # simple packet: no timestamp
+                (orig,) = struct.unpack_from(order + "I", raw, pos + 8)
+                offsets.append(pos + 12)
+                stamps.append(0)
+                lens.append(min(orig, block_len - 16))
+                link_of_packet.append(self.links[0] if self.links else ETHERNET)
+                res_of_packet.append(1e-6)
+            pos += block_len
+        return _Records(
+            offset=np.asarray(offsets, dtype=np.int64),
+            ts=np.asarray(stamps, dtype=np.float64) * np.asarray(res_of_packet, dtype=np.float64),
+            caplen=np.asarray(lens, dtype=np.int64),
+            linktype=np.asarray(link_of_packet, dtype=np.int32),
+            stop=pos,
+        )
+
+
+def _format(raw: bytes, path: str | Path) -> _Pcap | _Pcapng:
+    """The walker for a file that starts with `raw` (at least 24 bytes)."""
+    if raw[:4] == _PCAPNG_MAGIC:
+        return _Pcapng()
+    if raw[:4] in _PCAP_MAGIC:
+        return _Pcap(raw, path)
+    raise CaptureError(f"{path}: not a pcap or pcapng file (starts with {raw[:4].hex()})")
+
 
 def read_frames(path: str | Path) -> Frames:
     try:
@@ -91,109 +235,44 @@ def read_frames(path: str | Path) -> Frames:
         raise CaptureError(f"{path}: {exc.strerror or exc}") from None
     if len(raw) < 24:
         raise CaptureError(f"{path}: too short to be a capture ({len(raw)} bytes)")
-    magic = raw[:4]
-    if magic == b"\x0a\x0d\x0d\x0a":
-        return _read_pcapng(raw, path)
-    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        return _read_pcap(raw)
-    raise CaptureError(f"{path}: not a pcap or pcapng file (starts with {magic.hex()})")
+    walker = _format(raw, path)
+    records = walker.walk(raw, walker.header)
+    if len(records.offset) == 0 and records.stop < len(raw):
+        raise CaptureError(f"{path}: damaged or cut short at byte {records.stop}, before any packet")
+    return records.frames(raw, truncated=records.stop != len(raw))
 
 
-def _read_pcap(raw: bytes) -> Frames:
-    little = raw[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
-    nano = raw[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-    e = "<" if little else ">"
-    (linktype,) = struct.unpack_from(e + "I", raw, 20)
-    header = struct.Struct(e + "IIII")
-    offsets: list[int] = []
-    secs: list[int] = []
-    fracs: list[int] = []
-    lens: list[int] = []
-    pos, end = 24, len(raw)
-    unpack = header.unpack_from
-    truncated = False
-    while pos + 16 <= end:
-        sec, frac, incl, _orig = unpack(raw, pos)
-        if pos + 16 + incl > end:
-            truncated = True
-            break
-        offsets.append(pos + 16)
-        secs.append(sec)
-        fracs.append(frac)
-        lens.append(incl)
-        pos += 16 + incl
-    if pos != end and not truncated:
-        truncated = True
-    ts = np.asarray(secs, dtype=np.float64) + np.asarray(fracs, dtype=np.float64) / (1e9 if nano else 1e6)
-    n = len(offsets)
-    return Frames(
-        data=np.frombuffer(raw, dtype=np.uint8),
-        ts=ts,
-        offset=np.asarray(offsets, dtype=np.int64),
-        caplen=np.asarray(lens, dtype=np.int64),
-        linktype=np.full(n, linktype, dtype=np.int32),
-        truncated=truncated,
-    )
+class GrowingCapture:
+    """A capture file still being written (dumpcap during a call), read as it grows: each
+    read() returns the packets whose records were completed since the last read, reading only
+    the bytes appended since. A record written in part is read again, whole, next time.
 
+    A file not there yet, or with only part of its header, reads as no packets; one that is no
+    capture raises CaptureError. Damage inside stops the reading there, as a cut does."""
 
-def _read_pcapng(raw: bytes, path: str | Path) -> Frames:
-    offsets: list[int] = []
-    stamps: list[int] = []
-    lens: list[int] = []
-    links: list[int] = []  # per interface, this section
-    resolutions: list[float] = []
-    link_of_packet: list[int] = []
-    res_of_packet: list[float] = []
-    pos, end = 0, len(raw)
-    e = "<"
-    truncated = False
-    while pos + 12 <= end:
-        block_type = struct.unpack_from(e + "I", raw, pos)[0]
-        if block_type == 0x0A0D0D0A:  # section header: byte order, new interface list
-            bom = raw[pos + 8 : pos + 12]
-            if bom == b"\x4d\x3c\x2b\x1a":
-                e = "<"
-            elif bom == b"\x1a\x2b\x3c\x4d":
-                e = ">"
-            else:
-                raise CaptureError(f"{path}: corrupt pcapng section header at byte {pos}")
-            links, resolutions = [], []
-        (block_len,) = struct.unpack_from(e + "I", raw, pos + 4)
-        if block_len < 12 or block_len % 4 or pos + block_len > end:
-            truncated = True
-            break
-        if block_type == 1:  # interface description
-            linktype = struct.unpack_from(e + "H", raw, pos + 8)[0]
-            links.append(linktype)
-            resolutions.append(_if_tsresol(raw, pos + 16, pos + block_len - 4, e))
-        elif block_type == 6:  # enhanced packet
-            iface, high, low, caplen = struct.unpack_from(e + "IIII", raw, pos + 8)
-            if iface >= len(links):
-                raise CaptureError(f"{path}: packet on undeclared interface {iface} at byte {pos}")
-            offsets.append(pos + 28)
-            stamps.append((high << 32) | low)
-            lens.append(caplen)
-            link_of_packet.append(links[iface])
-            res_of_packet.append(resolutions[iface])
-        elif block_type == 3:  # simple packet: no timestamp
-            (orig,) = struct.unpack_from(e + "I", raw, pos + 8)
-            offsets.append(pos + 12)
-            stamps.append(0)
-            lens.append(min(orig, block_len - 16))
-            link_of_packet.append(links[0] if links else ETHERNET)
-            res_of_packet.append(1e-6)
-        pos += block_len
-    if pos != end:
-        truncated = True
-    ts = np.asarray(stamps, dtype=np.float64) * np.asarray(res_of_packet, dtype=np.float64)
-    return Frames(
-        data=np.frombuffer(raw, dtype=np.uint8),
-        ts=ts,
-        offset=np.asarray(offsets, dtype=np.int64),
-        caplen=np.asarray(lens, dtype=np.int64),
-        linktype=np.asarray(link_of_packet, dtype=np.int32),
-        truncated=truncated,
-    )
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.frames_read = 0  # packets returned so far: the file-wide index of the next read's first
+        self._walker: _Pcap | _Pcapng | None = None
+        self._offset = 0  # where the next record starts
+
+    def read(self) -> Packets:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                raw = f.read()
+        except FileNotFoundError:
+            raw = b""
+        except OSError as exc:
+            raise CaptureError(f"{self.path}: {exc.strerror or exc}") from None
+        start = 0
+        if self._walker is None and len(raw) >= 24:
+            self._walker = _format(raw, self.path)
+            start = self._walker.header
+        records = self._walker.walk(raw, start) if self._walker is not None else _NO_RECORDS
+        self._offset += records.stop
+        self.frames_read += len(records.offset)
+        return decode(records.frames(raw, truncated=False))
 
 
 def _if_tsresol(raw: bytes, pos: int, end: int, e: str) -> float:

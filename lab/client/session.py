@@ -20,11 +20,11 @@ from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.client import ClientConnection
 
 from lab import webrtc
-from lab.analysis.sip import Codec, parse_sdp
 from lab.audio import read_wav, resample
 from lab.config import CALL_ID_RE, SipAccount, new_call_id
 from lab.numbers import normalize_number
 from lab.signaling import DTMF_DIGITS, CallStatus, decode, encode
+from lab.sip.sdp import Codec, parse_sdp
 
 CONNECT_TIMEOUT = 10.0  # s, WebSocket open plus SIP registration
 OFFER_TIMEOUT = 10.0  # s, gateway's SDP answer

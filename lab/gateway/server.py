@@ -27,8 +27,8 @@ from lab.sip.endpoint import (
     SipAccount,
     SipCall,
     SipEndpoint,
-    user_of,
 )
+from lab.sip.message import user_of
 from lab.sip.party import run
 
 log = logging.getLogger("gateway")

@@ -21,7 +21,6 @@ import asyncio
 import ctypes
 import gc
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,8 @@ from typing import Protocol
 from urllib.parse import quote
 
 import pjsua2 as pj
+
+from lab.sip.message import header_params, parse_sip, uri_of
 
 log = logging.getLogger(__name__)
 
@@ -115,35 +116,6 @@ _MEDIA_STATES = {
     pj.PJSUA_CALL_MEDIA_REMOTE_HOLD: "remote_hold",
     pj.PJSUA_CALL_MEDIA_NONE: "none",
 }
-
-_HEADER_RE = re.compile(r"^([A-Za-z0-9-]+)\s*:\s*(.*?)\s*$")
-
-
-def request_user(message: str) -> str:
-    """The user part of a request line's URI: `INVITE sip:+7999@host SIP/2.0` -> `+7999`."""
-    first = message.split("\r\n", 1)[0]
-    match = re.match(r"^[A-Z]+ sips?:([^@;> ]+)@", first)
-    return match.group(1) if match else ""
-
-
-def user_of(name_addr: str) -> str:
-    """`"Alice" <sip:VKP009@127.0.0.3>;tag=x` -> `VKP009`; "" when there is no SIP URI."""
-    uri = name_addr.split("<", 1)[-1].split(">", 1)[0]
-    if not uri.startswith(("sip:", "sips:")) or "@" not in uri:
-        return ""
-    user = uri.split(":", 1)[1].split("@", 1)[0]
-    return user if all(c.isalnum() or c in "+-_.*#" for c in user) else ""
-
-
-def parse_headers(message: str) -> dict[str, str]:
-    """Header fields of a raw SIP message, lower-cased names, first occurrence wins."""
-    head = message.split("\r\n\r\n", 1)[0]
-    headers: dict[str, str] = {}
-    for line in head.split("\r\n")[1:]:
-        match = _HEADER_RE.match(line)
-        if match:
-            headers.setdefault(match.group(1).lower(), match.group(2))
-    return headers
 
 
 class SipEndpoint:
@@ -309,10 +281,9 @@ class SipAccount(pj.Account):  # type: ignore[misc]
             op.reason = f"{self.endpoint.name}: busy"
             call.answer(op)  # allowed on the pjsua thread, inside this callback
             return
-        message = prm.rdata.wholeMsg
-        self.endpoint.post(
-            self.listener.on_incoming_call, call, request_user(message), parse_headers(message)
-        )
+        invite = parse_sip(prm.rdata.wholeMsg)
+        user, headers = (invite.request_user, invite.headers) if invite else ("", {})
+        self.endpoint.post(self.listener.on_incoming_call, call, user, headers)
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802
         self.endpoint.post(self.listener.on_registration, int(prm.code), str(prm.reason))
@@ -368,16 +339,17 @@ class SipCall(pj.Call):  # type: ignore[misc]
         event = prm.e
         if event.type != pj.PJSIP_EVENT_TSX_STATE or event.body.tsxState.type != pj.PJSIP_EVENT_RX_MSG:
             return
-        message = str(event.body.tsxState.src.rdata.wholeMsg)
-        if message.startswith("SIP/2.0 2") and self.dialog_ids is None:
-            headers = parse_headers(message)
-            if headers.get("cseq", "").endswith(" INVITE"):
-                ids = (headers.get("call-id", ""), _tag(headers.get("from", "")), _tag(headers.get("to", "")))
-                self.endpoint.post(setattr, self, "dialog_ids", ids)
-        if message.startswith("BYE "):
-            match = re.search(r'text="([^"]*)"', parse_headers(message).get("reason", ""))
-            if match:
-                self.endpoint.post(setattr, self, "remote_reason", match.group(1))
+        message = parse_sip(str(event.body.tsxState.src.rdata.wholeMsg))
+        if message is None:
+            return
+        status = message.status or 0
+        if 200 <= status < 300 and message.method == "INVITE" and self.dialog_ids is None:
+            ids = (message.headers.get("call-id", ""), message.tag("from"), message.tag("to"))
+            self.endpoint.post(setattr, self, "dialog_ids", ids)
+        if message.is_request and message.method == "BYE":
+            text = header_params(message.headers.get("reason", "")).get("text")
+            if text:
+                self.endpoint.post(setattr, self, "remote_reason", text)
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
         # Listeners that take transfers implement TransferListener as well.
@@ -496,12 +468,11 @@ class SipCall(pj.Call):  # type: ignore[misc]
         and a number would be routed to whichever PSTN channel is free (RFC 5589, 7.3)."""
         if not (self._usable() and other._usable()):
             raise RuntimeError("both calls must be active")
-        contact = re.search(r"<([^>]+)>", other.getInfo().remoteContact)
-        if contact is None or other.dialog_ids is None:
+        uri = uri_of(other.getInfo().remoteContact).split(";", 1)[0]
+        if not uri or other.dialog_ids is None:
             raise RuntimeError("the consultation call must be one this party placed, and answered")
         call_id, local_tag, remote_tag = other.dialog_ids
         replaces = f"{call_id};to-tag={remote_tag};from-tag={local_tag}"
-        uri = contact.group(1).split(";", 1)[0]
         try:
             self.xfer(f"<{uri}?Replaces={quote(replaces, safe='')}>", pj.CallOpParam(True))
         except pj.Error as exc:
@@ -543,12 +514,6 @@ class SipCall(pj.Call):  # type: ignore[misc]
             return self.getAudioMedia(-1)
         except pj.Error:
             return None
-
-
-def _tag(name_addr: str) -> str:
-    """The tag parameter of a From/To value: `<sip:a@b>;tag=x1` -> `x1`."""
-    match = re.search(r";\s*tag=([^;>\s]+)", name_addr)
-    return match.group(1) if match else ""
 
 
 def _op_param(

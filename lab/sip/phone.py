@@ -24,7 +24,8 @@ from websockets.asyncio.server import ServerConnection
 
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party, PhonePolicy, call_dir, new_call_id
 from lab.numbers import normalize_number
-from lab.sip.endpoint import CallSnapshot, SipCall, SipEndpoint, WavPlayer, WavRecorder, user_of
+from lab.sip.endpoint import CallSnapshot, SipCall, SipEndpoint, WavPlayer, WavRecorder
+from lab.sip.message import user_of
 from lab.sip.party import run
 
 log = logging.getLogger("mobile-phone")

@@ -16,7 +16,8 @@ import logging
 import threading
 
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party
-from lab.sip.endpoint import CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect, user_of
+from lab.sip.endpoint import CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect
+from lab.sip.message import user_of
 from lab.sip.party import run
 
 log = logging.getLogger("pstn-gateway")

@@ -11,7 +11,7 @@ import pytest
 from lab.analysis.columns import BRIEF, JSON, REPORT, STREAM_COLUMNS, model_json, stream_table, summary
 from lab.analysis.model import load
 from lab.analysis.rtp import RtpStats, stream_stats
-from lab.analysis.sip import Codec
+from lab.sip.sdp import Codec
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "lab_call.pcapng"
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lab.analysis.model import load
-from lab.analysis.rtp import LossBursts, loss_bursts, stream_stats
+from lab.analysis.rtp import LossBursts, decode_headers, loss_bursts, stream_stats
 from lab.analysis.tshark import rtp_streams
 from lab.network.impairment import Impairment, Schedule
 
@@ -99,3 +100,19 @@ def test_loss_bursts_across_the_sequence_wrap() -> None:
     seqs = np.array([65533, 65534, 1, 2, 3, 7, 8])  # 65535 and 0 lost, then 4-6
     assert loss_bursts(seqs) == LossBursts(2, 5, 2.5, loss_bursts(seqs).burst_ratio)
     assert loss_bursts(np.array([5, 6, 6, 8, 7, 9])).lost == 0  # a duplicate and a swap are no loss
+
+
+def test_rtp_headers_decoded_and_what_is_not_rtp() -> None:
+    packets = [
+        struct.pack("!BBHII", 0x80, 0x80 | 111, 65535, 0xFFFFFFF0, 0xDEADBEEF) + b"opus",
+        struct.pack("!BBHII", 0x80, 200, 1, 2, 3),  # RTCP sender report
+        struct.pack("!BBHII", 0x40, 0, 1, 2, 3),  # version 1
+        b"\x80\x00short",
+    ]
+    data = np.frombuffer(b"".join(packets), dtype=np.uint8)
+    lengths = np.array([len(p) for p in packets])
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    h = decode_headers(data, offsets, lengths)
+    assert h.rtp.tolist() == [True, False, False, False]
+    assert (int(h.pt[0]), bool(h.marker[0]), int(h.seq[0])) == (111, True, 65535)
+    assert (int(h.timestamp[0]), int(h.ssrc[0])) == (0xFFFFFFF0, 0xDEADBEEF)

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from lab.analysis.model import load
-from lab.analysis.sip import parse_sdp, parse_sip, redact
+from lab.sip.message import parse_sip, redact
+from lab.sip.sdp import parse_sdp
 
 from .conftest import shared
 
