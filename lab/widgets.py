@@ -535,15 +535,17 @@ class CallDashboard:
 
     async def _refresh(self, capture: Path, over: asyncio.Event) -> None:
         names = lab_party_names(self.cfg)
+        growing = pcap.GrowingCapture(capture)  # reads each byte of the file once
         while not over.is_set():
             try:
                 await asyncio.wait_for(over.wait(), LIVE_REFRESH_S)
             except TimeoutError:
                 pass
             try:
-                model = build(pcap.read(capture), str(capture), names)
-            except (pcap.CaptureError, OSError):
-                continue  # dumpcap has not written the first packets yet
+                model = build(growing.read_all(), str(capture), names)
+            except pcap.CaptureError as exc:
+                self.title.value += f"<p style='color:#c62828'>live ladder: {html.escape(str(exc))}</p>"
+                return
             if model.messages and self.result is None:
                 self.model = model
                 self.ladder.value = plots.png(plots.ladder(model))
