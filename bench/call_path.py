@@ -15,8 +15,8 @@ import statistics
 import time
 from pathlib import Path
 
+from lab.analysis.ceiling import through_chain
 from lab.audio import one_way_latency, pesq_nb, read_wav
-from lab.codecs import through_chain
 from lab.config import LabConfig, PhonePolicy
 from lab.scenario import CallResult, place_call
 from lab.stack import Stack

@@ -167,8 +167,8 @@ def _report_call(result: CallResult, as_json: bool) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from lab.analysis.call import analyze
     from lab.analysis.columns import model_json
+    from lab.analysis.recorded_call import analyze
 
     model = analyze(args.capture)
     if args.json:
@@ -206,7 +206,7 @@ def _print_summary(model: CallModel) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from lab.analysis.call import analyze
+    from lab.analysis.recorded_call import analyze
     from lab.report import write as write_report
 
     model = analyze(args.capture)

@@ -8,9 +8,9 @@ from IPython import get_ipython
 from IPython.display import HTML
 from matplotlib.figure import Figure
 
+from lab.analysis.call_steps import CallStep
 from lab.analysis.columns import BRIEF, Table, stream_table
 from lab.analysis.model import CallModel
-from lab.analysis.seed import SeedStep
 from lab.config import LabConfig
 from lab.plots import png
 from lab.report import html_table
@@ -53,9 +53,9 @@ def table(header: list[str], rows: list[list[object]]) -> HTML:
     return HTML(html_table(Table(header, [[str(c) for c in r] for r in rows])))
 
 
-def steps_table(steps: list[SeedStep]) -> HTML:
+def steps_table(steps: list[CallStep]) -> HTML:
     return table(
-        ["step", "the seed says", "on this call's ladder", "time"],
+        ["step", "the product page says", "on this call's ladder", "time"],
         [[s.number, s.text, s.shown_as, f"{s.t:+.3f} s" if s.t is not None else ""] for s in steps],
     )
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import websockets
 
-from lab.analysis.call import analyze
 from lab.analysis.model import CallModel
 from lab.analysis.pcap import CaptureError
+from lab.analysis.recorded_call import analyze
 from lab.capture import Capture, CaptureUnavailable, lab_filter, prune
 from lab.client import Call, CallStatus, LoginFailed, Session
 from lab.config import (

@@ -3,8 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lab.analysis.ceiling import through_chain
 from lab.audio import RATE, best_match, pesq_nb, read_wav, write_wav
-from lab.codecs import through_chain
 
 
 def test_matches_its_own_prompt_not_the_other(lab_home: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.analysis.call import analyze
+from lab.analysis.recorded_call import analyze
 from lab.audio import best_match, read_wav
 from lab.config import PhonePolicy
 from lab.scenario import phone_command, place_call, receive_call

@@ -21,7 +21,7 @@ from lab.sip.sdp import STATIC_PT, Codec, SdpMedia
 
 
 @dataclass(frozen=True)
-class Party:
+class Participant:
     name: str
     address: str  # ip (lab parties) or ip:port
 
@@ -104,7 +104,7 @@ class LabEvent:
 class CallModel:
     source: str
     start: float  # capture clock of the first packet
-    parties: tuple[Party, ...]
+    parties: tuple[Participant, ...]
     messages: tuple[SipMessage, ...]
     dialogs: tuple[Dialog, ...]
     calls: tuple[tuple[int, ...], ...]  # dialogs correlated into calls (indexes into dialogs)
@@ -177,7 +177,7 @@ class _Parties:
 
     def __init__(self, names: dict[str, str]) -> None:
         self.names = names
-        self.seen: dict[str, Party] = {}
+        self.seen: dict[str, Participant] = {}
 
     def name(self, endpoint: str) -> str:
         host = _host(endpoint)
@@ -186,10 +186,10 @@ class _Parties:
         else:
             key, name, address = endpoint, endpoint, endpoint
         if key not in self.seen:
-            self.seen[key] = Party(name, address)
+            self.seen[key] = Participant(name, address)
         return self.seen[key].name
 
-    def ordered(self, lab_order: Iterable[str]) -> tuple[Party, ...]:
+    def ordered(self, lab_order: Iterable[str]) -> tuple[Participant, ...]:
         order = {name: i for i, name in enumerate(lab_order)}
         first_seen = list(self.seen.values())
         return tuple(sorted(first_seen, key=lambda p: (order.get(p.name, len(order)), first_seen.index(p))))

@@ -76,7 +76,7 @@ def _stream(model: CallModel, src: str, dst: str) -> RtpStream | None:
 
 
 def _pesq(model: CallModel, folder: Path, cfg: LabConfig) -> tuple[Pesq, ...]:
-    from lab.codecs import through_chain
+    from lab.analysis.ceiling import through_chain
 
     names = (cfg.browser.name, cfg.gateway.name, cfg.pstn.name, cfg.phone.name)
     hops = list(zip(names, names[1:], strict=False))

@@ -1,5 +1,5 @@
-"""The seed's 13-step call sequence ("a call from a browser to a mobile phone through a SIP
-server"), found on the ladder of a real lab call."""
+"""The 13 steps of a call as the product page documents them ("a call from a browser to a
+mobile phone through a SIP server", shared/seeds/), found on the ladder of a real lab call."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def _arrow(src: str, dst: str, label: str) -> Match:
     )
 
 
-# (step, what the seed says, which arrow shows it; the first match after the previous step)
-SEED_STEPS: tuple[tuple[int, str, Match | None], ...] = (
+# (step, what the product page says, which arrow shows it; the first match after the previous step)
+CALL_STEPS: tuple[tuple[int, str, Match | None], ...] = (
     (
         1,
         "The browser starts the call: Session.createCall(), call.call()",
@@ -45,7 +45,7 @@ SEED_STEPS: tuple[tuple[int, str, Match | None], ...] = (
 
 
 @dataclass(frozen=True)
-class SeedStep:
+class CallStep:
     number: int
     text: str
     row: int | None  # index into ladder_rows(model); None for audio or when not found
@@ -53,22 +53,22 @@ class SeedStep:
     shown_as: str
 
 
-def seed_steps(model: CallModel) -> list[SeedStep]:
+def call_steps(model: CallModel) -> list[CallStep]:
     rows = ladder_rows(model)
-    found: list[SeedStep] = []
+    found: list[CallStep] = []
     start = 0
-    for number, text, match in SEED_STEPS:
+    for number, text, match in CALL_STEPS:
         if match is None:
             streams = (
                 ", ".join(f"{s.src_party}->{s.dst_party} {s.codec}" for s in model.streams) or "no RTP seen"
             )
-            found.append(SeedStep(number, text, None, None, streams))
+            found.append(CallStep(number, text, None, None, streams))
             continue
         hit = next((i for i in range(start, len(rows)) if match(rows[i])), None)
         if hit is None:
-            found.append(SeedStep(number, text, None, None, "not in this call"))
+            found.append(CallStep(number, text, None, None, "not in this call"))
             continue
         r = rows[hit]
-        found.append(SeedStep(number, text, hit, r.t, f"{r.src} -> {r.dst}: {r.label}"))
+        found.append(CallStep(number, text, hit, r.t, f"{r.src} -> {r.dst}: {r.label}"))
         start = hit + 1
     return found
