@@ -45,6 +45,7 @@ assert browser_leg == {"opus": "opus", "pcmu": "pcmu", "pcma": "pcma"}, browser_
 """,
     "05_analyse_any_capture": """
 assert len(model.messages) > 0 and len(model.parties) >= 2
+assert invite and invite[0]["method"] == "INVITE"
 """,
 }
 

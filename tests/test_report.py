@@ -16,7 +16,7 @@ from lab import plots, report
 from lab.analysis.columns import REPORT, columns
 from lab.analysis.ladder import ladder_rows
 from lab.analysis.model import CallModel, load
-from lab.analysis.tshark import rtp_streams
+from lab.analysis.wireshark import rtp_streams
 from lab.config import LabConfig
 from lab.sip.sdp import Codec
 

@@ -11,7 +11,7 @@ import pytest
 
 from lab.analysis.model import load
 from lab.analysis.rtp import LossBursts, decode_headers, loss_bursts, stream_stats
-from lab.analysis.tshark import rtp_streams
+from lab.analysis.wireshark import rtp_streams
 from lab.network.impairment import Impairment, Schedule
 
 from .conftest import SYNTHETIC, shared

