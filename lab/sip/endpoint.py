@@ -33,6 +33,7 @@ import pjsua2 as pj
 log = logging.getLogger(__name__)
 
 MAX_CALLS = 4  # the pjsua2-python wheel is compiled with PJSUA_MAX_CALLS = 4
+MAX_ACCOUNTS = 8  # PJSUA_MAX_ACC: pjsua asserts (aborts the process) on a 9th account
 CLOCK_RATE = 8000
 FRAME_MS = 20
 SAMPLES_PER_FRAME = CLOCK_RATE * FRAME_MS // 1000
@@ -234,6 +235,9 @@ class SipEndpoint:
         auth_name: str | None = None,
         password: str | None = None,
     ) -> SipAccount:
+        """A new account; RuntimeError when the process already has MAX_ACCOUNTS."""
+        if len(self._keep) >= MAX_ACCOUNTS:
+            raise RuntimeError(f"all {MAX_ACCOUNTS} SIP accounts of this process are in use")
         cfg = pj.AccountConfig()
         cfg.idUri = f"sip:{user}@{domain}"
         if registrar:
@@ -734,6 +738,7 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
 
 
 __all__ = [
+    "MAX_ACCOUNTS",
     "MAX_CALLS",
     "CallSnapshot",
     "FramePort",
