@@ -64,7 +64,7 @@ class Dial:
 
 
 Command = AnswerCall | RejectCall | HangupCall | SetPolicy | Dial
-COMMANDS: Codec[Command] = Codec("phone command", "cmd", AnswerCall, RejectCall, HangupCall, SetPolicy, Dial)
+COMMANDS: Codec[Command] = Codec("phone", "cmd", AnswerCall, RejectCall, HangupCall, SetPolicy, Dial)
 
 
 # --- events: phone -> watchers --------------------------------------------------------------
@@ -163,7 +163,7 @@ class Refused:
 Reply = PolicySet | Dialling | Done | Refused  # the answer to a command
 Event = Hello | Ringing | Ringback | Answered | DigitReceived | Held | Resumed | Ended | Reply
 EVENTS: Codec[Event] = Codec(
-    "phone event",
+    "phone",
     "event",
     *(Hello, Ringing, Ringback, Answered, DigitReceived, Held, Resumed, Ended),
     *(PolicySet, Dialling, Done, Refused),

@@ -72,6 +72,9 @@ class CallState:
 
 
 _AUDIO_LINE = re.compile(r"^m=audio [0-9]+ [A-Z/]+ [0-9 ]+$", re.MULTILINE)
+# WebRTC cannot start without these; aiortc finds out with an assert only after the SIP
+# INVITE has gone out.
+_REQUIRED = ("a=fingerprint:", "a=ice-ufrag:", "a=ice-pwd:")
 
 
 def offer_problem(sdp: str) -> str | None:
@@ -80,6 +83,10 @@ def offer_problem(sdp: str) -> str | None:
         return "the SDP holds NUL characters"
     if not sdp.startswith("v=0"):
         return "the SDP does not start with v=0"
-    if not _AUDIO_LINE.search(sdp.replace("\r\n", "\n")):
+    lines = sdp.replace("\r\n", "\n")
+    if not _AUDIO_LINE.search(lines):
         return "the SDP has no audio m-line"
+    missing = [attr.rstrip(":") for attr in _REQUIRED if f"\n{attr}" not in lines]
+    if missing:
+        return f"the SDP has no {' and no '.join(missing)} (WebRTC needs them)"
     return None

@@ -292,7 +292,7 @@ class GatewayCall:
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg.sdp, type="offer"))
             except Exception as exc:  # aiortc says what it cannot take with asserts as well
-                problem = f"WebRTC refused the offer: {exc or type(exc).__name__}"
+                problem = f"WebRTC refused the offer: {str(exc) or type(exc).__name__}"
         if problem is not None:
             await self.fail(488, f"call.sdp: {problem}")
             return
