@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class Tasks:
@@ -20,31 +22,30 @@ class Tasks:
         self,
         owner: str,
         log: logging.Logger,
-        report: Callable[[str, Exception], Awaitable[None]] | None = None,
+        report: Callable[[str, Exception], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.owner = owner
         self.log = log
         self.report = report
-        self.running: set[asyncio.Task[None]] = set()
+        self.running: set[asyncio.Task[Any]] = set()
 
-    def start(self, work: Coroutine[Any, Any, object], what: str) -> asyncio.Task[None]:
+    def start(self, work: Coroutine[Any, Any, T], what: str, *, report: bool = True) -> asyncio.Task[T]:
         """Run `work` (described by `what`, for the log) in the background."""
-
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception as exc:
-                self.log.exception("%s: %s failed", self.owner, what)
-                if self.report is not None:
-                    try:
-                        await self.report(what, exc)
-                    except Exception:
-                        self.log.exception("%s: reporting the failure of %s failed", self.owner, what)
-
-        task = asyncio.ensure_future(guarded())
+        task = asyncio.ensure_future(work)
         self.running.add(task)
-        task.add_done_callback(self.running.discard)
+        task.add_done_callback(lambda done: self._finished(done, what, report))
         return task
+
+    def _finished(self, task: asyncio.Task[Any], what: str, report: bool) -> None:
+        self.running.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if not isinstance(exc, Exception):
+            return
+        self.log.error("%s: %s failed", self.owner, what, exc_info=exc)
+        if self.report is not None and report:  # a failed report is only logged
+            self.start(self.report(what, exc), f"reporting that {what} failed", report=False)
 
     def cancel(self) -> None:
         for task in list(self.running):

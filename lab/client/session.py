@@ -53,6 +53,7 @@ from lab.signaling import (
     TransferEvent,
     Unhold,
 )
+from lab.tasks import Tasks
 from lab.typedjson import MessageError
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class Session:
         self._reader: asyncio.Task[None] | None = None
         self._login: asyncio.Future[Connected | Failed] | None = None
         self._incoming_listeners: list[Callable[[Call], None]] = []
+        self.tasks = Tasks(f"client {account.login}", log)
         #: what incoming calls play and where they record, unless the handler says otherwise
         self.incoming_prompt: Path | None = None
         self.incoming_record_dir: Callable[[str], Path] | None = None
@@ -109,7 +111,7 @@ class Session:
         except (OSError, TimeoutError) as exc:
             raise LoginFailed(503, f"gateway at {self.url} is not reachable ({exc or 'timeout'})") from None
         self._login = asyncio.get_running_loop().create_future()
-        self._reader = asyncio.ensure_future(self._read())
+        self._reader = self.tasks.start(self._read(), "reading the gateway's messages")
         a = self.account
         form = LoginForm(
             login=a.login,
@@ -288,7 +290,7 @@ class Call:
         for cb in self._listeners.get(status, []) + self._listeners.get(None, []):
             cb(self)
         if status.final:
-            asyncio.ensure_future(self._close_media())
+            self.session.tasks.start(self._close_media(), f"call {self.call_id}: saving its media")
 
     async def call(self) -> None:
         """Start the call: the seed's call.call()."""
@@ -391,7 +393,9 @@ class Call:
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                self._drain = asyncio.ensure_future(webrtc.drain_track(track, self.heard.add))
+                self._drain = self.session.tasks.start(
+                    webrtc.drain_track(track, self.heard.add), f"call {self.call_id}: recording"
+                )
 
     def _gateway_lost(self) -> None:
         self._set(CallStatus.FAILED, None, "connection to the gateway was lost")

@@ -251,7 +251,7 @@ class GatewayCall:
         self.state = CallState()
         self.sip: SipCall | None = None
         self.pc = webrtc.peer_connection()
-        self.bridge = MediaBridge()
+        self.bridge = MediaBridge(session.tasks)
         self.far_number = ""  # the callee, or the caller of an incoming call
         self.transfer_target = ""
         self.consultation: GatewayCall | None = None  # the call an attended transfer replaces
@@ -456,7 +456,8 @@ class GatewayCall:
     def on_media_active(self, call: SipCall) -> None:
         self.bridge.attach(call)
         if self.watchdog is None:
-            self.watchdog = MediaWatchdog(call, self._media_timeout, self.session.gateway.cfg.media_timeout)
+            timeout = self.session.gateway.cfg.media_timeout
+            self.watchdog = MediaWatchdog(call, self._media_timeout, timeout, self.session.tasks)
 
     def _media_timeout(self, call: SipCall) -> None:
         self.state.end_reason = (

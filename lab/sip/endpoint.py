@@ -30,6 +30,8 @@ from urllib.parse import quote
 
 import pjsua2 as pj
 
+from lab.tasks import Tasks
+
 log = logging.getLogger(__name__)
 
 MAX_CALLS = 4  # the pjsua2-python wheel is compiled with PJSUA_MAX_CALLS = 4
@@ -573,12 +575,14 @@ class MediaWatchdog:
     """Ends a call whose far end went silent: no RTP for `timeout` seconds (not counting
     time on hold) means the other party is gone, SIP or not."""
 
-    def __init__(self, call: SipCall, on_silence: Callable[[SipCall], None], timeout: float = 3.0) -> None:
+    def __init__(
+        self, call: SipCall, on_silence: Callable[[SipCall], None], timeout: float, tasks: Tasks
+    ) -> None:
         self.call = call
         self.on_silence = on_silence
         self.timeout = timeout
         self.paused = False
-        self.task = asyncio.ensure_future(self._watch())
+        self.task = tasks.start(self._watch(), "watching the call's RTP")
 
     async def _watch(self) -> None:
         last = self.call.rx_packets()

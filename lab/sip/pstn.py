@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party
 from lab.sip.endpoint import CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect, user_of
 from lab.sip.party import run
+from lab.tasks import Tasks
 
 log = logging.getLogger("pstn-gateway")
 
@@ -71,6 +72,7 @@ class PstnGateway:
         self.legs: dict[SipCall, Leg] = {}  # every leg of this channel's call until DISCONNECTED
         self._busy = False  # carrying a call (set on the pjsua thread): guarded by _lock
         self._lock = threading.Lock()
+        self.tasks = Tasks(party.name, log)
 
     async def start(self) -> None:
         self.account = self.endpoint.account(self, user="pstn", domain=self.cfg.pstn.host)
@@ -197,7 +199,7 @@ class PstnGateway:
         if leg is None:
             return
         if leg.watchdog is None:
-            leg.watchdog = MediaWatchdog(call, self._media_timeout, self.cfg.media_timeout)
+            leg.watchdog = MediaWatchdog(call, self._media_timeout, self.cfg.media_timeout, self.tasks)
         leg.media_up = True
         other = leg.peer
         if other is None or not other.media_up:
