@@ -20,8 +20,11 @@ from lab.signaling import (
     CLIENT_MESSAGES,
     GATEWAY_MESSAGES,
     CallStatus,
+    Connect,
     Error,
+    Failed,
     GatewayMessage,
+    LoginForm,
     Ping,
     PlaceCall,
     Pong,
@@ -130,6 +133,10 @@ async def test_a_session_answers_every_bad_message_and_goes_on() -> None:
         place("v=0\x00\x00", "c3"),
         place(offer.replace("IN IP4", "IN IP9"), "c4"),
         place(no_fingerprint, "c5"),
+        CLIENT_MESSAGES.encode(
+            Connect(sip=LoginForm(login="VKP009", password="pw", domain="127.0.0.3", port=-1))
+        ),
+        CLIENT_MESSAGES.encode(Connect(sip=LoginForm(login="VKP009", password="pw", domain="127.0.0.3>;lr"))),
         CLIENT_MESSAGES.encode(Ping()),
     ]
     endpoint = SimpleNamespace(active_calls=0)
@@ -155,6 +162,10 @@ async def test_a_session_answers_every_bad_message_and_goes_on() -> None:
         ("c4", S.FAILED, 488, "call.sdp: WebRTC refused the offer: AssertionError"),
         ("c5", S.FAILED, 488, "call.sdp: the SDP has no a=fingerprint (WebRTC needs them)"),
     ]
-    assert isinstance(answers[8], Pong) and len(answers) == 9
+    assert answers[8:10] == [
+        Failed(code=400, reason="connect.sip.port: -1 is not a port (1-65535)"),
+        Failed(code=400, reason="connect.sip.domain: '127.0.0.3>;lr' is not a SIP host"),
+    ]
+    assert isinstance(answers[10], Pong) and len(answers) == 11
     assert session.calls == {}
     assert session.tasks.running == set()

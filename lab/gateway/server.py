@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import time
 
@@ -153,6 +154,10 @@ class ClientSession:
                     await call.request(msg)
 
     async def login(self, sip: LoginForm) -> None:
+        problem = form_problem(sip)
+        if problem is not None:
+            await self.send(Failed(code=400, reason=problem))
+            return
         form = AccountForm(
             login=sip.login,
             auth_name=sip.auth_name or sip.login,
@@ -470,6 +475,28 @@ class GatewayCall:
         self.bridge.close()
         self.session.tasks.start(self.pc.close(), f"call {self.call_id}: closing the peer connection")
         self.sip = None
+
+
+_HOST_RE = re.compile(r"[A-Za-z0-9.-]+")
+_USER_RE = re.compile(r"[A-Za-z0-9+_.*#-]+")
+
+
+def form_problem(sip: LoginForm) -> str | None:
+    """What is wrong with a login form, naming the field; None when it can be used."""
+    for name, value, pattern in (
+        ("login", sip.login, _USER_RE),
+        ("auth_name", sip.auth_name or sip.login, _USER_RE),
+        ("domain", sip.domain, _HOST_RE),
+        ("outbound_proxy", sip.outbound_proxy or sip.domain, _HOST_RE),
+    ):
+        if not pattern.fullmatch(value) or len(value) > 128:
+            what = "host" if pattern is _HOST_RE else "user"
+            return f"connect.sip.{name}: {value[:40]!r} is not a SIP {what}"
+    if not 1 <= sip.port <= 65535:
+        return f"connect.sip.port: {sip.port} is not a port (1-65535)"
+    if any(c in sip.password for c in "\r\n\x00"):
+        return "connect.sip.password: holds a line break or NUL"
+    return None
 
 
 def new_incoming_id() -> str:
