@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from aiortc import RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.client import ClientConnection
 
 from lab import webrtc
-from lab.analysis.sip import Codec, parse_sdp
-from lab.audio import read_wav, resample
+from lab.analysis.sip import Codec
+from lab.client.media import CallMedia
 from lab.config import CALL_ID_RE, SipAccount
 from lab.numbers import normalize_number
 from lab.signaling import (
@@ -250,7 +248,6 @@ class Call:
     started_at: float | None = None
     _listeners: dict[CallStatus | None, list[Callable[[Call], None]]] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _media_closed: asyncio.Event = field(default_factory=asyncio.Event)
     #: what the gateway reported besides statuses: DTMF from the far end, refused requests
     events: list[dict[str, Any]] = field(default_factory=list)
     dtmf_received: str = ""
@@ -263,16 +260,25 @@ class Call:
             raise ValueError(f"call id {self.call_id!r}: letters, digits, '-' and '_' only")
         if self.constraints.get("video"):
             raise NotImplementedError("video calls: the SIP side of the lab carries audio only")
-        self.pc = webrtc.peer_connection()
-        self.mic: webrtc.PromptTrack | None = None
-        self.heard = webrtc.Recording()
-        self.negotiated: Codec | None = None  # the WebRTC leg's codec, from the gateway's SDP
+        self.media = CallMedia(self.prompt, self.record_dir, self.session.tasks, f"call {self.call_id}")
         self._sdp_offer: asyncio.Future[str] = asyncio.get_event_loop().create_future()
-        self._drain: asyncio.Task[None] | None = None
 
     @property
     def id(self) -> str:
         return self.call_id
+
+    @property
+    def negotiated(self) -> Codec | None:
+        """The WebRTC leg's codec, once the SDP answer is in."""
+        return self.media.negotiated
+
+    @property
+    def mic(self) -> webrtc.PromptTrack | None:
+        return self.media.mic
+
+    @property
+    def heard(self) -> webrtc.Recording:
+        return self.media.heard
 
     def on(self, status: CallStatus | None, callback: Callable[[Call], None]) -> Call:
         """Call `callback(call)` when the call reaches `status` (None: on every status)."""
@@ -290,20 +296,13 @@ class Call:
         for cb in self._listeners.get(status, []) + self._listeners.get(None, []):
             cb(self)
         if status.final:
-            self.session.tasks.start(self._close_media(), f"call {self.call_id}: saving its media")
+            self.session.tasks.start(self.media.close(), f"call {self.call_id}: saving its media")
 
     async def call(self) -> None:
         """Start the call: the seed's call.call()."""
         self.started_at = time.time()
         self._set(CallStatus.PENDING, t=self.started_at)
-        self._attach_media()
-        if self.mic is not None:
-            self.pc.addTrack(self.mic)
-        else:
-            self.pc.addTransceiver("audio", direction="recvonly")
-
-        webrtc.prefer_codec(self.pc, self.codec)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = await self.media.offer(self.codec)
         self._sdp_answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         try:
             await self.session.send(
@@ -311,7 +310,7 @@ class Call:
                     call_id=self.call_id,
                     callee=self.callee,
                     visible_name=self.visible_name,
-                    sdp=self.pc.localDescription.sdp,
+                    sdp=offer,
                     headers=self.headers,
                 )
             )
@@ -329,10 +328,7 @@ class Call:
                 return
             raise
         if not self.status.final:  # else the peer connection is being closed already
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-            media = parse_sdp(sdp)
-            if media and media[0].codecs:
-                self.negotiated = media[0].codecs[0]
+            await self.media.take_answer(sdp)
 
     def _on_message(self, msg: Status | Sdp | Offer | DtmfEvent | TransferEvent | Error) -> None:
         match msg:
@@ -369,33 +365,13 @@ class Call:
         except TimeoutError:
             self._set(CallStatus.FAILED, None, f"gateway sent no WebRTC offer within {OFFER_TIMEOUT:g} s")
             return
-        self._attach_media()
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        if self.mic is not None:
-            self.pc.addTrack(self.mic)
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        media = parse_sdp(self.pc.localDescription.sdp)
-        if media and media[0].codecs:
-            self.negotiated = media[0].codecs[0]
-        await self.session.send(AnswerSdp(call_id=self.call_id, sdp=self.pc.localDescription.sdp))
+        answer = await self.media.answer(offer)
+        await self.session.send(AnswerSdp(call_id=self.call_id, sdp=answer))
 
     async def reject(self, code: int = 603) -> None:
         """Refuse an incoming call (603 Decline, or 486 Busy Here)."""
         self.actions.append((time.time(), f"reject({code})"))
         await self.session.send(Reject(call_id=self.call_id, code=code))
-
-    def _attach_media(self) -> None:
-        """The microphone (a prompt) and the speaker (a recording) of this call."""
-        if self.prompt is not None and self.mic is None:
-            samples, rate = read_wav(self.prompt)
-            self.mic = webrtc.PromptTrack(resample(samples, rate))
-
-        @self.pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                self._drain = self.session.tasks.start(
-                    webrtc.drain_track(track, self.heard.add), f"call {self.call_id}: recording"
-                )
 
     def _gateway_lost(self) -> None:
         self._set(CallStatus.FAILED, None, "connection to the gateway was lost")
@@ -475,24 +451,10 @@ class Call:
     async def ended(self, timeout: float) -> CallStatus:
         return await self.wait_for(CallStatus.FINISH, CallStatus.FAILED, CallStatus.BUSY, timeout=timeout)
 
-    async def _close_media(self) -> None:
-        try:
-            await self.pc.close()
-            if self._drain is not None:
-                self._drain.cancel()  # the track may never have started: do not wait on it
-                await asyncio.gather(self._drain, return_exceptions=True)
-            if self.record_dir is not None:
-                self.record_dir.mkdir(parents=True, exist_ok=True)
-                if self.mic is not None:
-                    self.mic.save(self.record_dir / "browser_sent.wav")
-                self.heard.save(self.record_dir / "browser_received.wav")
-        finally:
-            self._media_closed.set()
-
     async def media_closed(self, timeout: float = 5.0) -> None:
         """Wait until the recordings of this call are written."""
         try:
-            await asyncio.wait_for(self._media_closed.wait(), timeout)
+            await asyncio.wait_for(self.media.closed.wait(), timeout)
         except TimeoutError:
             raise TimeoutError(
                 f"call {self.call_id}: the client's media did not close within {timeout:g} s"
