@@ -452,9 +452,11 @@ class GatewayCall:
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
         self.report(self.state.sip_state(snap.state, snap.status_code, snap.reason, call.remote_reason))
-        if snap.state == "DISCONNECTED" and self.sip is not None:
-            if self.watchdog is not None:
-                self.watchdog.stop()
+        if snap.state != "DISCONNECTED":
+            return
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.sip is not None:  # else the media is closed already (the call failed, the client left)
             self.close_media()
             self.session.calls.pop(self.call_id, None)
 

@@ -5,7 +5,8 @@ reader knows the recording is complete when that file exists.
 
 Its control socket (a WebSocket on the phone's address) is the phone's screen and buttons:
 watchers get events (incoming with caller id, answered, dtmf, held, resumed, ended) and may
-send answer, reject, hangup, or set the policy for calls that do not bring their own.
+send answer, reject, hangup, dial, or set the policy for calls that do not bring their own
+(the messages: lab/phonecontrol.py).
 """
 
 from __future__ import annotations
