@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import websockets
-
 from lab.analysis.model import CallModel
 from lab.analysis.pcap import CaptureError
 from lab.analysis.recorded_call import analyze
@@ -29,6 +27,8 @@ from lab.config import (
     new_call_id,
 )
 from lab.numbers import InvalidNumber, PhoneNumber, normalize_number
+from lab.phonecontrol import Command, Dial, Dialling, HangupCall, Reply
+from lab.phonecontrol import command as control_command
 from lab.report import write as write_report
 from lab.signaling import DTMF_DIGITS, status_text
 
@@ -390,7 +390,7 @@ async def _transfer(cfg: LabConfig, call: Call, target: str | Call) -> dict[str,
     if code < 300:
         await call.ended(timeout=5)
         await asyncio.sleep(TRANSFERRED_TALK)
-        await phone_command(cfg, cfg.phone_for(number), cmd="hangup")
+        await phone_command(cfg, cfg.phone_for(number), HangupCall())
     return {"target": number, "attended": isinstance(target, Call), "code": code, "reason": reason}
 
 
@@ -458,15 +458,9 @@ async def receive_call(
         lab_call = LabCall(
             cfg, session, normalize_number(caller), incoming=True, on_status=on_status, report=report
         )
-        dial: dict[str, object] = {
-            "cmd": "dial",
-            "to": cfg.login,
-            "call_id": lab_call.call_id,
-            "from": caller,
-        }
-        reply = await phone_command(cfg, None, **dial)
-        if reply.get("event") != "dialling":
-            raise RuntimeError(f"the mobile phone did not dial: {reply.get('reason')}")
+        reply = await phone_command(cfg, None, Dial(to=cfg.login, call_id=lab_call.call_id, caller=caller))
+        if not isinstance(reply, Dialling):
+            raise RuntimeError(f"the mobile phone did not dial: {getattr(reply, 'reason', reply)}")
         call = await lab_call.wait_incoming()
         if reject is not None:
             await call.reject(reject)
@@ -481,18 +475,10 @@ async def receive_call(
         await session.disconnect()
 
 
-async def phone_command(cfg: LabConfig, phone: Party | None = None, **command: object) -> dict[str, Any]:
-    """One command to a lab phone's control socket (the first phone's unless given), and its reply."""
-    url = cfg.control_url(phone or cfg.phone)
-    try:
-        async with asyncio.timeout(PHONE_CONTROL_TIMEOUT):
-            async with websockets.connect(url) as ws:
-                await ws.recv()  # hello
-                await ws.send(json.dumps(command))
-                reply: dict[str, Any] = json.loads(await ws.recv())
-                return reply
-    except (OSError, TimeoutError) as exc:
-        raise ConnectionError(f"mobile phone at {url} does not answer: {exc}") from None
+async def phone_command(cfg: LabConfig, phone: Party | None, command: Command) -> Reply:
+    """One command to a lab phone's control socket (the first phone's unless given), and its
+    reply; ConnectionError when the phone does not answer."""
+    return await control_command(cfg.control_url(phone or cfg.phone), command, PHONE_CONTROL_TIMEOUT)
 
 
 async def _phone_report(folder: Path) -> dict[str, Any]:

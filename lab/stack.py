@@ -28,7 +28,7 @@ import websockets
 from lab import process, sipserver
 from lab.audio import ensure_prompts
 from lab.config import LabConfig, Party
-from lab.signaling import decode, encode
+from lab.signaling import CLIENT_MESSAGES, GATEWAY_MESSAGES, Ping, Pong
 from lab.sipping import options_ping
 
 READY_TIMEOUT = 15.0  # s for the whole lab; it is ready in well under 2 s
@@ -91,13 +91,16 @@ def _check_free(party: Party, host: str, port: int, kind: int) -> None:
         sock.close()
 
 
-async def gateway_ping(url: str, timeout: float = 1.0) -> dict[str, Any]:
+async def gateway_ping(url: str, timeout: float = 1.0) -> Pong:
     """The gateway's answer on its signaling socket (active_calls, media_ports); raises when
-    it does not answer."""
+    it does not answer, or answers something else."""
     async with asyncio.timeout(timeout):
         async with websockets.connect(url) as ws:
-            await ws.send(encode("ping"))
-            return decode(await ws.recv())
+            await ws.send(CLIENT_MESSAGES.encode(Ping()))
+            reply = GATEWAY_MESSAGES.decode(await ws.recv())
+    if not isinstance(reply, Pong):
+        raise ValueError(f"the gateway answered a ping with {reply.KIND!r}")
+    return reply
 
 
 async def answers(cfg: LabConfig, party: Party, timeout: float) -> bool:
@@ -107,7 +110,7 @@ async def answers(cfg: LabConfig, party: Party, timeout: float) -> bool:
             await gateway_ping(cfg.ws_url, timeout=timeout)
         else:
             await options_ping(party.host, party.sip_port, timeout=timeout)
-    except (TimeoutError, OSError, websockets.InvalidHandshake, websockets.ConnectionClosed):
+    except (TimeoutError, OSError, ValueError, websockets.InvalidHandshake, websockets.ConnectionClosed):
         return False
     return True
 

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import ipywidgets as w
-import websockets
 from IPython.display import display
-from websockets.asyncio.client import ClientConnection
 
 from lab import plots
 from lab.analysis import pcap
@@ -28,6 +25,7 @@ from lab.analysis.model import CallModel, build, lab_party_names
 from lab.client import CALL_STATUS, Call, LoginFailed, Session
 from lab.config import LabConfig, PhonePolicy, SipAccount
 from lab.numbers import InvalidNumber, normalize_number
+from lab.phonecontrol import AnswerCall, Command, HangupCall, PhoneControl, RejectCall, SetPolicy, as_dict
 from lab.report import html_table
 from lab.report import write as write_report
 from lab.scenario import CallResult, LabCall, consult
@@ -380,7 +378,7 @@ class MobilePhoneWidget:
         self.hangup_button = w.Button(description="Hang up", disabled=True)
         self.events: list[dict[str, object]] = []
         self.state = "idle"  # idle, ringing, in call
-        self._ws: ClientConnection | None = None
+        self.control = PhoneControl(cfg.phone_control_url)
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self.kernel = KernelLoop()
@@ -408,22 +406,14 @@ class MobilePhoneWidget:
         self.kernel.submit(work, show)
 
     async def connect(self, timeout: float = 5.0) -> MobilePhoneWidget:
-        try:
-            self._ws = await asyncio.wait_for(websockets.connect(self.cfg.phone_control_url), timeout)
-        except (OSError, TimeoutError) as exc:
-            raise ConnectionError(
-                f"mobile phone at {self.cfg.phone_control_url} does not answer: {exc}"
-            ) from None
+        self._on_event(as_dict(await self.control.connect(timeout)))
         self._reader = asyncio.ensure_future(self._read())
         return self
 
     async def _read(self) -> None:
-        assert self._ws is not None
-        try:
-            async for text in self._ws:
-                self._on_event(json.loads(text))
-        except websockets.ConnectionClosed:
-            self.screen.value = "<b>phone disconnected</b>"
+        async for event in self.control.events():
+            self._on_event(as_dict(event))
+        self.screen.value = "<b>phone disconnected</b>"
 
     def _on_event(self, event: dict[str, object]) -> None:
         self.events.append(event)
@@ -457,24 +447,23 @@ class MobilePhoneWidget:
         self.hangup_button.disabled = self.state != "in call"
         self._changed.set()
 
-    async def _send(self, **command: object) -> None:
-        if self._ws is None:
+    async def _send(self, command: Command) -> None:
+        if self.control.ws is None:
             await self.connect()
-        assert self._ws is not None
-        await self._ws.send(json.dumps(command))
+        await self.control.send(command)
 
     async def answer(self) -> None:
-        await self._send(cmd="answer")
+        await self._send(AnswerCall())
 
     async def reject(self) -> None:
-        await self._send(cmd="reject")
+        await self._send(RejectCall())
 
     async def hang_up(self) -> None:
-        await self._send(cmd="hangup")
+        await self._send(HangupCall())
 
     async def set_policy(self, policy: str) -> None:
         PhonePolicy.parse(policy)
-        await self._send(cmd="policy", value=policy)
+        await self._send(SetPolicy(value=policy))
 
     async def wait_for(self, state: str, timeout: float = 10.0) -> None:
         """Until the phone is idle, ringing or in call; TimeoutError names what it is."""
@@ -490,8 +479,7 @@ class MobilePhoneWidget:
                 pass
 
     async def close(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
+        await self.control.close()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
 

@@ -130,7 +130,7 @@ async def test_the_lab_serves_the_next_call_after_failures(stack: Stack) -> None
     # Every call of this module ran one after the other: the gateway lent each the same
     # media port again (a freed port, still called by the bridge clock, killed the gateway).
     pong = await gateway_ping(stack.cfg.ws_url)
-    assert (pong["active_calls"], pong["media_ports"]) == (0, 1)
+    assert (pong.active_calls, pong.media_ports) == (0, 1)
 
 
 async def test_sip_server_down_fails_fast_naming_it(stack: Stack) -> None:

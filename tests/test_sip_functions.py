@@ -11,6 +11,7 @@ import pytest
 from lab.analysis.recorded_call import analyze
 from lab.audio import best_match, read_wav
 from lab.config import PhonePolicy
+from lab.phonecontrol import SetPolicy
 from lab.scenario import phone_command, place_call, receive_call
 from lab.stack import Stack
 
@@ -131,13 +132,13 @@ async def test_blind_transfer_to_the_second_phone(stack: Stack) -> None:
 
 
 async def test_transfer_to_a_busy_phone_keeps_the_call(stack: Stack) -> None:
-    await phone_command(stack.cfg, stack.cfg.phone2, cmd="policy", value="busy")
+    await phone_command(stack.cfg, stack.cfg.phone2, SetPolicy(value="busy"))
     try:
         result = await place_call(
             stack.cfg, NUMBER, duration=2.0, answer=NOW, transfer="+79990000002", report=False
         )
     finally:
-        await phone_command(stack.cfg, stack.cfg.phone2, cmd="policy", value="after:1")
+        await phone_command(stack.cfg, stack.cfg.phone2, SetPolicy(value="after:1"))
     assert result.transfer == {
         "target": "+79990000002",
         "attended": False,
@@ -206,13 +207,13 @@ async def test_attended_transfer_joins_the_two_phones(stack: Stack) -> None:
 
 
 async def test_attended_transfer_to_a_busy_phone_resumes_the_call(stack: Stack) -> None:
-    await phone_command(stack.cfg, stack.cfg.phone2, cmd="policy", value="busy")
+    await phone_command(stack.cfg, stack.cfg.phone2, SetPolicy(value="busy"))
     try:
         result = await place_call(
             stack.cfg, NUMBER, duration=1.0, answer=NOW, transfer="+79990000002", attended=True, report=False
         )
     finally:
-        await phone_command(stack.cfg, stack.cfg.phone2, cmd="policy", value="after:1")
+        await phone_command(stack.cfg, stack.cfg.phone2, SetPolicy(value="after:1"))
     transfer = result.transfer
     assert transfer is not None
     assert (transfer["code"], transfer["reason"]) == (486, "the consultation call failed: Busy Here")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab.client import CALL_STATUS, Call
+from lab.phonecontrol import HangupCall
 from lab.scenario import phone_command
 from lab.stack import Stack
 from lab.widgets import CallDashboard, MobilePhoneWidget, PhoneWidget
@@ -146,7 +147,7 @@ async def test_transfer_button_hands_the_phone_to_the_second_phone(
     assert call.reason == "transferred to +79990000002"
     assert any(e["event"] == "transfer" and e["code"] == 200 for e in call.events)
     await asyncio.sleep(0.5)  # the phones talk
-    await phone_command(stack.cfg, stack.cfg.phone2, cmd="hangup")
+    await phone_command(stack.cfg, stack.cfg.phone2, HangupCall())
     result = await phone.wait_until_over()
     assert result is not None and result.phone["answered"] is True
 
@@ -166,7 +167,7 @@ async def test_consult_then_transfer_joins_the_two_phones(stack: Stack, mobile: 
     assert await consultation.ended(timeout=10) == CALL_STATUS.FINISH
     assert consultation.reason == f"transferred: joined to {NUMBER}"
     await asyncio.sleep(0.5)  # the phones talk
-    await phone_command(stack.cfg, stack.cfg.phone2, cmd="hangup")
+    await phone_command(stack.cfg, stack.cfg.phone2, HangupCall())
     result = await phone.wait_until_over()
     assert result is not None and result.phone["answered"] is True
 

@@ -8,6 +8,7 @@ Everything is a coroutine on the caller's asyncio loop, so it runs inside a Jupy
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,16 +16,44 @@ from pathlib import Path
 from typing import Any
 
 import websockets
-from aiortc import RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.client import ClientConnection
 
 from lab import webrtc
-from lab.audio import read_wav, resample
+from lab.client.media import CallMedia
 from lab.config import CALL_ID_RE, SipAccount, new_call_id
 from lab.numbers import normalize_number
-from lab.signaling import DTMF_DIGITS, CallStatus, decode, encode
-from lab.sip.sdp import Codec, parse_sdp
+from lab.signaling import (
+    CLIENT_MESSAGES,
+    DTMF_DIGITS,
+    GATEWAY_MESSAGES,
+    Answer,
+    AnswerSdp,
+    CallStatus,
+    ClientMessage,
+    Connect,
+    Connected,
+    DtmfEvent,
+    Error,
+    Failed,
+    Hangup,
+    Hold,
+    Incoming,
+    LoginForm,
+    Offer,
+    PlaceCall,
+    Reject,
+    Sdp,
+    SendDtmf,
+    Status,
+    Transfer,
+    TransferEvent,
+    Unhold,
+)
+from lab.sip.sdp import Codec
+from lab.tasks import Tasks
+from lab.typedjson import MessageError
+
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0  # s, WebSocket open plus SIP registration
 OFFER_TIMEOUT = 10.0  # s, gateway's SDP answer
@@ -55,8 +84,9 @@ class Session:
         self.ws: ClientConnection | None = None
         self.calls: dict[str, Call] = {}
         self._reader: asyncio.Task[None] | None = None
-        self._login: asyncio.Future[dict[str, Any]] | None = None
+        self._login: asyncio.Future[Connected | Failed] | None = None
         self._incoming_listeners: list[Callable[[Call], None]] = []
+        self.tasks = Tasks(f"client {account.login}", log)
         #: what incoming calls play and where they record, unless the handler says otherwise
         self.incoming_prompt: Path | None = None
         self.incoming_record_dir: Callable[[str], Path] | None = None
@@ -74,21 +104,17 @@ class Session:
         except (OSError, TimeoutError) as exc:
             raise LoginFailed(503, f"gateway at {self.url} is not reachable ({exc or 'timeout'})") from None
         self._login = asyncio.get_running_loop().create_future()
-        self._reader = asyncio.ensure_future(self._read())
+        self._reader = self.tasks.start(self._read(), "reading the gateway's messages")
         a = self.account
-        await self.ws.send(
-            encode(
-                "connect",
-                sip={
-                    "login": a.login,
-                    "auth_name": a.auth_name,
-                    "password": a.password,
-                    "domain": a.domain,
-                    "outbound_proxy": a.outbound_proxy,
-                    "port": a.port,
-                },
-            )
+        form = LoginForm(
+            login=a.login,
+            auth_name=a.auth_name,
+            password=a.password,
+            domain=a.domain,
+            outbound_proxy=a.outbound_proxy,
+            port=a.port,
         )
+        await self.send(Connect(sip=form))
         try:
             reply = await asyncio.wait_for(self._login, timeout)
         except TimeoutError:
@@ -96,35 +122,39 @@ class Session:
             raise LoginFailed(
                 408, f"gateway at {self.url} did not confirm the login within {timeout:g} s"
             ) from None
-        if reply["type"] != "connected":
+        if isinstance(reply, Failed):
             await self.disconnect()
-            raise LoginFailed(int(reply.get("code") or 500), str(reply.get("reason")))
+            raise LoginFailed(reply.code, reply.reason)
 
     async def _read(self) -> None:
         assert self.ws is not None
         try:
             async for text in self.ws:
-                msg = decode(text)
-                kind = msg["type"]
-                if kind in ("connected", "failed") and self._login and not self._login.done():
-                    self._login.set_result(msg)
-                elif kind == "incoming":
-                    self._incoming(msg)
-                elif kind in ("status", "sdp", "offer", "event", "error") and msg.get("call_id"):
-                    call = self.calls.get(str(msg.get("call_id")))
-                    if call:
-                        call._on_message(msg)
+                try:
+                    msg = GATEWAY_MESSAGES.decode(text)
+                except MessageError as exc:
+                    log.warning("ignored a message from the gateway: %s", exc)
+                    continue
+                match msg:
+                    case Connected() | Failed() if self._login and not self._login.done():
+                        self._login.set_result(msg)
+                    case Incoming():
+                        self._incoming(msg)
+                    case Status() | Sdp() | Offer() | DtmfEvent() | TransferEvent() | Error() if msg.call_id:
+                        call = self.calls.get(msg.call_id)
+                        if call:
+                            call._on_message(msg)
         except websockets.ConnectionClosed:
             pass
         finally:
             for call in list(self.calls.values()):
                 call._gateway_lost()
 
-    def _incoming(self, msg: dict[str, Any]) -> None:
-        call_id = str(msg["call_id"])
+    def _incoming(self, msg: Incoming) -> None:
+        call_id = msg.call_id
         call = Call(
             self,
-            callee=str(msg.get("caller") or "unknown"),
+            callee=msg.caller or "unknown",
             visible_name=self.account.login,
             constraints={"audio": True, "video": False},
             codec="opus",
@@ -171,10 +201,10 @@ class Session:
 
     createCall = create_call  # noqa: N815 - the seed's WebSDK spelling
 
-    async def send(self, kind: str, **fields: Any) -> None:
+    async def send(self, msg: ClientMessage) -> None:
         if self.ws is None:
             raise ConnectionError("session is not connected")
-        await self.ws.send(encode(kind, **fields))
+        await self.ws.send(CLIENT_MESSAGES.encode(msg))
 
     async def disconnect(self) -> None:
         if self.ws is not None:
@@ -213,7 +243,6 @@ class Call:
     started_at: float | None = None
     _listeners: dict[CallStatus | None, list[Callable[[Call], None]]] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _media_closed: asyncio.Event = field(default_factory=asyncio.Event)
     #: what the gateway reported besides statuses: DTMF from the far end, refused requests
     events: list[dict[str, Any]] = field(default_factory=list)
     dtmf_received: str = ""
@@ -226,16 +255,25 @@ class Call:
             raise ValueError(f"call id {self.call_id!r}: letters, digits, '-' and '_' only")
         if self.constraints.get("video"):
             raise NotImplementedError("video calls: the SIP side of the lab carries audio only")
-        self.pc = webrtc.peer_connection()
-        self.mic: webrtc.PromptTrack | None = None
-        self.heard = webrtc.Recording()
-        self.negotiated: Codec | None = None  # the WebRTC leg's codec, from the gateway's SDP
+        self.media = CallMedia(self.prompt, self.record_dir, self.session.tasks, f"call {self.call_id}")
         self._sdp_offer: asyncio.Future[str] = asyncio.get_event_loop().create_future()
-        self._drain: asyncio.Task[None] | None = None
 
     @property
     def id(self) -> str:
         return self.call_id
+
+    @property
+    def negotiated(self) -> Codec | None:
+        """The WebRTC leg's codec, once the SDP answer is in."""
+        return self.media.negotiated
+
+    @property
+    def mic(self) -> webrtc.PromptTrack | None:
+        return self.media.mic
+
+    @property
+    def heard(self) -> webrtc.Recording:
+        return self.media.heard
 
     def on(self, status: CallStatus | None, callback: Callable[[Call], None]) -> Call:
         """Call `callback(call)` when the call reaches `status` (None: on every status)."""
@@ -253,29 +291,23 @@ class Call:
         for cb in self._listeners.get(status, []) + self._listeners.get(None, []):
             cb(self)
         if status.final:
-            asyncio.ensure_future(self._close_media())
+            self.session.tasks.start(self.media.close(), f"call {self.call_id}: saving its media")
 
     async def call(self) -> None:
         """Start the call: the seed's call.call()."""
         self.started_at = time.time()
         self._set(CallStatus.PENDING, t=self.started_at)
-        self._attach_media()
-        if self.mic is not None:
-            self.pc.addTrack(self.mic)
-        else:
-            self.pc.addTransceiver("audio", direction="recvonly")
-
-        webrtc.prefer_codec(self.pc, self.codec)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = await self.media.offer(self.codec)
         self._sdp_answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         try:
             await self.session.send(
-                "call",
-                call_id=self.call_id,
-                callee=self.callee,
-                visible_name=self.visible_name,
-                sdp=self.pc.localDescription.sdp,
-                headers=self.headers,
+                PlaceCall(
+                    call_id=self.call_id,
+                    callee=self.callee,
+                    visible_name=self.visible_name,
+                    sdp=offer,
+                    headers=self.headers,
+                )
             )
             sdp = await asyncio.wait_for(self._sdp_answer, OFFER_TIMEOUT)
         except TimeoutError:
@@ -291,34 +323,29 @@ class Call:
                 return
             raise
         if not self.status.final:  # else the peer connection is being closed already
-            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-            media = parse_sdp(sdp)
-            if media and media[0].codecs:
-                self.negotiated = media[0].codecs[0]
+            await self.media.take_answer(sdp)
 
-    def _on_message(self, msg: dict[str, Any]) -> None:
-        if msg["type"] == "offer":
-            if not self._sdp_offer.done():
-                self._sdp_offer.set_result(str(msg["sdp"]))
-            return
-        if msg["type"] == "sdp":
-            if not self._sdp_answer.done():
-                self._sdp_answer.set_result(str(msg["sdp"]))
-            return
-        if msg["type"] in ("event", "error"):
-            event = {k: v for k, v in msg.items() if k not in ("type", "call_id")}
-            event["event"] = msg.get("event", "error")
-            self.events.append(event)
-            if event["event"] == "dtmf":
-                self.dtmf_received += str(msg.get("digit", ""))
-            for cb in self._event_listeners:
-                cb(self, event)
-            self._changed.set()
-            return
-        status = CallStatus(msg["status"])
-        self._set(status, msg.get("sip_code"), str(msg.get("reason") or ""), msg.get("t"))
-        if status.final and hasattr(self, "_sdp_answer") and not self._sdp_answer.done():
-            self._sdp_answer.cancel()
+    def _on_message(self, msg: Status | Sdp | Offer | DtmfEvent | TransferEvent | Error) -> None:
+        match msg:
+            case Offer(sdp=sdp):
+                if not self._sdp_offer.done():
+                    self._sdp_offer.set_result(sdp)
+            case Sdp(sdp=sdp):
+                if not self._sdp_answer.done():
+                    self._sdp_answer.set_result(sdp)
+            case Status(status=status):
+                self._set(status, msg.sip_code, msg.reason, msg.t)
+                if status.final and hasattr(self, "_sdp_answer") and not self._sdp_answer.done():
+                    self._sdp_answer.cancel()
+            case DtmfEvent() | TransferEvent() | Error():
+                event = {"event": "error"} | GATEWAY_MESSAGES.fields(msg)
+                del event["call_id"]
+                self.events.append(event)
+                if isinstance(msg, DtmfEvent):
+                    self.dtmf_received += msg.digit
+                for cb in self._event_listeners:
+                    cb(self, event)
+                self._changed.set()
 
     async def answer(self) -> None:
         """Answer an incoming call: the gateway offers WebRTC audio, the call is ESTABLISHED
@@ -327,37 +354,19 @@ class Call:
             raise RuntimeError(f"call {self.call_id}: only a ringing incoming call can be answered")
         self.started_at = time.time()
         self.actions.append((self.started_at, "answer()"))
-        await self.session.send("answer", call_id=self.call_id)
+        await self.session.send(Answer(call_id=self.call_id))
         try:
             offer = await asyncio.wait_for(self._sdp_offer, OFFER_TIMEOUT)
         except TimeoutError:
             self._set(CallStatus.FAILED, None, f"gateway sent no WebRTC offer within {OFFER_TIMEOUT:g} s")
             return
-        self._attach_media()
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        if self.mic is not None:
-            self.pc.addTrack(self.mic)
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        media = parse_sdp(self.pc.localDescription.sdp)
-        if media and media[0].codecs:
-            self.negotiated = media[0].codecs[0]
-        await self.session.send("answer_sdp", call_id=self.call_id, sdp=self.pc.localDescription.sdp)
+        answer = await self.media.answer(offer)
+        await self.session.send(AnswerSdp(call_id=self.call_id, sdp=answer))
 
     async def reject(self, code: int = 603) -> None:
         """Refuse an incoming call (603 Decline, or 486 Busy Here)."""
         self.actions.append((time.time(), f"reject({code})"))
-        await self.session.send("reject", call_id=self.call_id, code=code)
-
-    def _attach_media(self) -> None:
-        """The microphone (a prompt) and the speaker (a recording) of this call."""
-        if self.prompt is not None and self.mic is None:
-            samples, rate = read_wav(self.prompt)
-            self.mic = webrtc.PromptTrack(resample(samples, rate))
-
-        @self.pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
-                self._drain = asyncio.ensure_future(webrtc.drain_track(track, self.heard.add))
+        await self.session.send(Reject(call_id=self.call_id, code=code))
 
     def _gateway_lost(self) -> None:
         self._set(CallStatus.FAILED, None, "connection to the gateway was lost")
@@ -374,7 +383,7 @@ class Call:
         if not digits or any(d not in DTMF_DIGITS for d in digits):
             raise ValueError(f"DTMF digits must be among {DTMF_DIGITS}, not {digits!r}")
         self.actions.append((time.time(), f"DTMF {digits} ({method})"))
-        await self.session.send("dtmf", call_id=self.call_id, digits=digits, method=method)
+        await self.session.send(SendDtmf(call_id=self.call_id, digits=digits, method=method))
 
     async def transfer(self, target: str | Call) -> None:
         """Transfer the far end; progress arrives as "transfer" events (the NOTIFY codes).
@@ -389,21 +398,21 @@ class Call:
                     "attended transfer: the consultation call must be another call of this session"
                 )
             self.actions.append((time.time(), f"transfer(call to {target.callee})"))
-            await self.session.send("transfer", call_id=self.call_id, replaces=target.call_id)
+            await self.session.send(Transfer(call_id=self.call_id, replaces=target.call_id))
             return
         number = normalize_number(target)
         self.actions.append((time.time(), f"transfer({number})"))
-        await self.session.send("transfer", call_id=self.call_id, target=number)
+        await self.session.send(Transfer(call_id=self.call_id, target=number))
 
     async def hold(self) -> None:
         """re-INVITE with a=sendonly through the chain; the status becomes HOLD."""
         self.actions.append((time.time(), "hold()"))
-        await self.session.send("hold", call_id=self.call_id)
+        await self.session.send(Hold(call_id=self.call_id))
 
     async def unhold(self) -> None:
         """re-INVITE with a=sendrecv; the status goes back to ESTABLISHED."""
         self.actions.append((time.time(), "unhold()"))
-        await self.session.send("unhold", call_id=self.call_id)
+        await self.session.send(Unhold(call_id=self.call_id))
 
     async def hangup(self) -> None:
         """The seed's call.hangup(): CANCEL while ringing, BYE once established."""
@@ -411,7 +420,7 @@ class Call:
             return
         self.actions.append((time.time(), "hangup()"))
         try:
-            await self.session.send("hangup", call_id=self.call_id)
+            await self.session.send(Hangup(call_id=self.call_id))
         except (ConnectionError, websockets.ConnectionClosed):
             self._gateway_lost()
 
@@ -437,24 +446,10 @@ class Call:
     async def ended(self, timeout: float) -> CallStatus:
         return await self.wait_for(CallStatus.FINISH, CallStatus.FAILED, CallStatus.BUSY, timeout=timeout)
 
-    async def _close_media(self) -> None:
-        try:
-            await self.pc.close()
-            if self._drain is not None:
-                self._drain.cancel()  # the track may never have started: do not wait on it
-                await asyncio.gather(self._drain, return_exceptions=True)
-            if self.record_dir is not None:
-                self.record_dir.mkdir(parents=True, exist_ok=True)
-                if self.mic is not None:
-                    self.mic.save(self.record_dir / "browser_sent.wav")
-                self.heard.save(self.record_dir / "browser_received.wav")
-        finally:
-            self._media_closed.set()
-
     async def media_closed(self, timeout: float = 5.0) -> None:
         """Wait until the recordings of this call are written."""
         try:
-            await asyncio.wait_for(self._media_closed.wait(), timeout)
+            await asyncio.wait_for(self.media.closed.wait(), timeout)
         except TimeoutError:
             raise TimeoutError(
                 f"call {self.call_id}: the client's media did not close within {timeout:g} s"

@@ -13,6 +13,7 @@ import threading
 from aiortc.mediastreams import MediaStreamTrack
 
 from lab.sip.endpoint import FramePort, SipCall, connect
+from lab.tasks import Tasks
 from lab.webrtc import QueueTrack, drain_track
 
 FRAME_BYTES = FramePort.FRAME_BYTES
@@ -51,8 +52,9 @@ class PcmFifo:
 
 
 class MediaBridge:
-    def __init__(self) -> None:
+    def __init__(self, tasks: Tasks) -> None:
         self.loop = asyncio.get_running_loop()
+        self.tasks = tasks
         self.to_browser = QueueTrack()
         self.to_sip = PcmFifo()
         self.port: FramePort | None = None
@@ -60,7 +62,7 @@ class MediaBridge:
 
     def browser_track(self, track: MediaStreamTrack) -> None:
         """The audio track the browser sends."""
-        self._drain = asyncio.ensure_future(drain_track(track, self.to_sip.push))
+        self._drain = self.tasks.start(drain_track(track, self.to_sip.push), "taking the browser's audio")
 
     def attach(self, call: SipCall) -> None:
         """Called when the SIP call's audio is active."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from typing import Any
 
 import websockets
 from aiortc import RTCSessionDescription
@@ -17,8 +17,38 @@ from lab import webrtc
 from lab.config import CALL_HEADER, CALL_ID_RE, LabConfig, Party, new_call_id
 from lab.config import SipAccount as AccountForm
 from lab.gateway.bridge import MediaBridge
+from lab.gateway.callstate import CallState, Report, offer_problem
 from lab.numbers import InvalidNumber, normalize_number
-from lab.signaling import DTMF_DIGITS, CallStatus, decode, encode
+from lab.signaling import (
+    CLIENT_MESSAGES,
+    DTMF_DIGITS,
+    GATEWAY_MESSAGES,
+    Answer,
+    AnswerSdp,
+    CallStatus,
+    ClientMessage,
+    Connect,
+    Connected,
+    DtmfEvent,
+    Error,
+    Failed,
+    GatewayMessage,
+    Hangup,
+    Hold,
+    Incoming,
+    LoginForm,
+    Offer,
+    Ping,
+    PlaceCall,
+    Pong,
+    Reject,
+    Sdp,
+    SendDtmf,
+    Status,
+    Transfer,
+    TransferEvent,
+    Unhold,
+)
 from lab.sip.endpoint import (
     MAX_CALLS,
     CallSnapshot,
@@ -30,12 +60,13 @@ from lab.sip.endpoint import (
 )
 from lab.sip.message import user_of
 from lab.sip.party import run
+from lab.tasks import Tasks
+from lab.typedjson import MessageError
 
 log = logging.getLogger("gateway")
 
 REGISTER_TIMEOUT = 6.0  # s; pjsip's own would be 32 s
 INFO_DTMF_SPACING = 0.08  # s between SIP INFO digits
-_BUSY_CODES = {486, 600}
 _FORWARDED_HEADER_PREFIX = "X-Calllab-"
 
 
@@ -78,60 +109,69 @@ class ClientSession:
         self.account: SipAccount | None = None
         self.registered: asyncio.Future[tuple[int, str]] | None = None
         self.calls: dict[str, GatewayCall] = {}
+        self.tasks = Tasks(f"client {ws.remote_address}", log, self._report_failure)
 
-    async def send(self, kind: str, **fields: Any) -> None:
+    async def send(self, msg: GatewayMessage) -> None:
         try:
-            await self.ws.send(encode(kind, **fields))
+            await self.ws.send(GATEWAY_MESSAGES.encode(msg))
         except websockets.ConnectionClosed:
             pass
+
+    def post(self, msg: GatewayMessage) -> None:
+        """Send from a callback that cannot await."""
+        self.tasks.start(self.send(msg), f"sending {msg.KIND}")
+
+    async def _report_failure(self, what: str, exc: Exception) -> None:
+        await self.send(Error(reason=f"gateway: {what} failed: {exc}"))
 
     async def run(self) -> None:
         async for text in self.ws:
             try:
-                msg = decode(text)
+                msg = CLIENT_MESSAGES.decode(text)
+            except MessageError as exc:
+                await self.send(Error(reason=f"bad message: {exc}"))
+                continue
+            try:
                 await self.dispatch(msg)
-            except (ValueError, KeyError, TypeError) as exc:
-                await self.send("error", reason=f"bad message: {exc}")
+            except Exception as exc:  # one bad request must not end the session (nor the gateway)
+                log.exception("%s: %s failed", self.tasks.owner, msg.KIND)
+                await self.send(Error(call_id=getattr(msg, "call_id", None), reason=f"{msg.KIND}: {exc}"))
 
-    async def dispatch(self, msg: dict[str, Any]) -> None:
-        kind = msg["type"]
-        if kind == "ping":
-            await self.send("pong", active_calls=self.endpoint.active_calls, media_ports=FramePort.made())
-        elif kind == "connect":
-            await self.login(msg["sip"])
-        elif kind == "call":
-            await self.start_call(msg)
-        elif kind in ("hangup", "dtmf", "hold", "unhold", "transfer", "answer", "answer_sdp", "reject"):
-            call = self.calls.get(str(msg["call_id"]))
-            if call is None:
-                await self.send("error", reason=f"no call {msg['call_id']!r}")
-            elif kind == "hangup":
-                call.hangup()
-            elif kind == "answer":
-                await call.accept()
-            elif kind == "answer_sdp":
-                await call.complete(str(msg["sdp"]))
-            elif kind == "reject":
-                call.reject(int(msg.get("code") or 603))
-            else:
-                await call.control(kind, msg)
-        else:
-            await self.send("error", reason=f"unknown message type {kind!r}")
+    async def dispatch(self, msg: ClientMessage) -> None:
+        match msg:
+            case Ping():
+                await self.send(Pong(active_calls=self.endpoint.active_calls, media_ports=FramePort.made()))
+            case Connect(sip=form):
+                await self.login(form)
+            case PlaceCall():
+                await self.start_call(msg)
+            case _:
+                call = self.calls.get(msg.call_id)
+                if call is None:
+                    await self.send(Error(reason=f"no call {msg.call_id!r}"))
+                else:
+                    await call.request(msg)
 
-    async def login(self, sip: dict[str, Any]) -> None:
+    async def login(self, sip: LoginForm) -> None:
+        problem = form_problem(sip)
+        if problem is not None:
+            await self.send(Failed(code=400, reason=problem))
+            return
         form = AccountForm(
-            login=str(sip["login"]),
-            auth_name=str(sip.get("auth_name") or sip["login"]),
-            password=str(sip["password"]),
-            domain=str(sip["domain"]),
-            outbound_proxy=str(sip.get("outbound_proxy") or sip["domain"]),
-            port=int(sip.get("port") or 5060),
+            login=sip.login,
+            auth_name=sip.auth_name or sip.login,
+            password=sip.password,
+            domain=sip.domain,
+            outbound_proxy=sip.outbound_proxy or sip.domain,
+            port=sip.port,
         )
         if self.account is not None:
             self.endpoint.remove_account(self.account)
+            self.account = None
         self.form = form
         self.registered = asyncio.get_running_loop().create_future()
         server = f"{form.outbound_proxy}:{form.port}"
+        self.tasks.owner = f"client {form.login}"
         log.info("login %s@%s via %s", form.login, form.domain, server)
         try:
             self.account = self.endpoint.account(
@@ -143,8 +183,11 @@ class ClientSession:
                 auth_name=form.auth_name,
                 password=form.password,
             )
+        except RuntimeError as exc:  # the process's account table is full
+            await self.send(Failed(code=503, reason=f"gateway busy: {exc}; try again later"))
+            return
         except Exception as exc:
-            await self.send("failed", code=500, reason=f"gateway cannot create the SIP account: {exc}")
+            await self.send(Failed(code=500, reason=f"gateway cannot create the SIP account: {exc}"))
             return
         try:
             code, reason = await asyncio.wait_for(self.registered, REGISTER_TIMEOUT)
@@ -154,14 +197,14 @@ class ClientSession:
                 f"SIP server {server} did not answer the REGISTER within {REGISTER_TIMEOUT:g} s",
             )
         if 200 <= code < 300:
-            await self.send("connected", login=form.login, domain=form.domain)
+            await self.send(Connected(login=form.login, domain=form.domain))
             return
         if code in (401, 403, 407):
             reason = f"authentication failed ({code} {reason})"
         self.endpoint.remove_account(self.account)
         self.account = None
         log.info("login %s failed: %s %s", form.login, code, reason)
-        await self.send("failed", code=code, reason=reason)
+        await self.send(Failed(code=code, reason=reason))
 
     # AccountListener
     def on_registration(self, code: int, reason: str) -> None:
@@ -176,21 +219,20 @@ class ClientSession:
         tag = headers.get(CALL_HEADER.lower(), "")
         call_id = tag if CALL_ID_RE.fullmatch(tag) and tag not in self.calls else new_call_id("in-")
         incoming = GatewayCall(self, call_id)
-        incoming.incoming = True
+        incoming.state.incoming = True
         incoming.sip = call
         incoming.far_number = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
         call.listener = incoming
         self.calls[call_id] = incoming
         call.answer_with(180, "Ringing")
-        asyncio.ensure_future(self.send("incoming", call_id=call_id, caller=incoming.far_number, callee=user))
+        self.post(Incoming(call_id=call_id, caller=incoming.far_number, callee=user))
 
-    async def start_call(self, msg: dict[str, Any]) -> None:
-        call_id = str(msg["call_id"])
-        if not CALL_ID_RE.fullmatch(call_id) or call_id in self.calls:
-            await self.send("error", reason=f"bad or duplicate call id {call_id!r}")
+    async def start_call(self, msg: PlaceCall) -> None:
+        if not CALL_ID_RE.fullmatch(msg.call_id) or msg.call_id in self.calls:
+            await self.send(Error(reason=f"bad or duplicate call id {msg.call_id!r}"))
             return
-        call = GatewayCall(self, call_id)
-        self.calls[call_id] = call
+        call = GatewayCall(self, msg.call_id)
+        self.calls[msg.call_id] = call
         await call.start(msg)
 
     async def close(self) -> None:
@@ -204,54 +246,64 @@ class ClientSession:
 
 
 class GatewayCall:
-    """One browser call: WebRTC leg to the client, SIP leg to the SIP server."""
+    """One browser call: WebRTC leg to the client, SIP leg to the SIP server. What it tells
+    the client is decided by its CallState; this class does the I/O."""
 
     def __init__(self, session: ClientSession, call_id: str) -> None:
         self.session = session
         self.call_id = call_id
+        self.state = CallState()
         self.sip: SipCall | None = None
         self.pc = webrtc.peer_connection()
-        self.bridge = MediaBridge()
-        self.established = False
-        self.on_hold = False
-        self.hangup_requested = False
-        self.end_reason = ""  # set when the gateway itself ends the call
-        self.incoming = False  # someone called the client (its "incoming" message was the ring)
+        self.bridge = MediaBridge(session.tasks)
         self.far_number = ""  # the callee, or the caller of an incoming call
         self.transfer_target = ""
         self.consultation: GatewayCall | None = None  # the call an attended transfer replaces
         self.watchdog: MediaWatchdog | None = None
-        self.ended = False
 
-    async def status(self, status: CallStatus, code: int | None = None, reason: str = "") -> None:
-        await self.session.send(
-            "status", call_id=self.call_id, status=status.value, sip_code=code, reason=reason, t=time.time()
+    def report(self, report: Report | None) -> None:
+        if report is not None:
+            self.session.post(self._status(report))
+
+    def _status(self, report: Report) -> Status:
+        return Status(
+            call_id=self.call_id,
+            status=report.status,
+            sip_code=report.code,
+            reason=report.reason,
+            t=time.time(),
         )
 
     async def fail(self, code: int, reason: str) -> None:
-        self.ended = True
-        await self.status(CallStatus.FAILED, code, reason)
+        await self.session.send(self._status(self.state.fail(code, reason)))
         self.close_media()
         self.session.calls.pop(self.call_id, None)
 
-    async def start(self, msg: dict[str, Any]) -> None:
+    async def start(self, msg: PlaceCall) -> None:
         form, account = self.session.form, self.session.account
         if form is None or account is None:
             await self.fail(403, "not logged in: connect with a SIP account first")
             return
         try:
-            callee = normalize_number(str(msg["callee"]))
+            callee = normalize_number(msg.callee)
         except InvalidNumber as exc:
             await self.fail(484, str(exc))
             return
         self.far_number = callee
-
-        self._take_browser_audio()
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=str(msg["sdp"]), type="offer"))
+        problem = offer_problem(msg.sdp)
+        if problem is None:
+            self._take_browser_audio()
+            try:
+                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg.sdp, type="offer"))
+            except Exception as exc:  # aiortc says what it cannot take with asserts as well
+                problem = f"WebRTC refused the offer: {str(exc) or type(exc).__name__}"
+        if problem is not None:
+            await self.fail(488, f"call.sdp: {problem}")
+            return
         headers = {
-            str(k): str(v)
-            for k, v in (msg.get("headers") or {}).items()
-            if str(k).startswith(_FORWARDED_HEADER_PREFIX) and "\r" not in str(v) and "\n" not in str(v)
+            k: v
+            for k, v in msg.headers.items()
+            if k.startswith(_FORWARDED_HEADER_PREFIX) and "\r" not in v and "\n" not in v
         }
         if self.session.endpoint.active_calls >= MAX_CALLS:  # checked and taken with no await between
             await self.fail(
@@ -266,11 +318,11 @@ class GatewayCall:
         except RuntimeError as exc:
             await self.fail(500, f"gateway could not send the INVITE: {exc}")
             return
-        await self.status(CallStatus.TRYING)
+        await self.session.send(self._status(Report(CallStatus.TRYING)))
         self.pc.addTrack(self.bridge.to_browser)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        await self.session.send("sdp", call_id=self.call_id, sdp=self.pc.localDescription.sdp)
+        await self.session.send(Sdp(call_id=self.call_id, sdp=self.pc.localDescription.sdp))
 
     def _take_browser_audio(self) -> None:
         @self.pc.on("track")
@@ -278,12 +330,26 @@ class GatewayCall:
             if track.kind == "audio":
                 self.bridge.browser_track(track)
 
+    async def request(self, msg: ClientMessage) -> None:
+        """A request from the client about this call."""
+        match msg:
+            case Hangup():
+                self.hangup()
+            case Answer():
+                await self.accept()
+            case AnswerSdp(sdp=sdp):
+                await self.complete(sdp)
+            case Reject(code=code):
+                self.reject(code)
+            case SendDtmf() | Transfer() | Hold() | Unhold():
+                await self.control(msg)
+
     async def accept(self) -> None:
         """The client answers an incoming call: offer it WebRTC audio first."""
         self._take_browser_audio()
         self.pc.addTrack(self.bridge.to_browser)
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        await self.session.send("offer", call_id=self.call_id, sdp=self.pc.localDescription.sdp)
+        await self.session.send(Offer(call_id=self.call_id, sdp=self.pc.localDescription.sdp))
 
     async def complete(self, sdp: str) -> None:
         """The client's SDP answer: the WebRTC leg is set, so answer the SIP call (200)."""
@@ -292,77 +358,72 @@ class GatewayCall:
             self.sip.answer_with(200, "OK")
 
     def reject(self, code: int) -> None:
-        self.hangup_requested = True
-        self.end_reason = "rejected"
+        self.state.hangup_requested = True
+        self.state.end_reason = "rejected"
         if self.sip is not None:
             self.sip.answer_with(code if 400 <= code < 700 else 603, "Decline" if code == 603 else "")
 
     def hangup(self) -> None:
-        self.hangup_requested = True
+        self.state.hangup_requested = True
         if self.sip is not None:
             self.sip.hangup_with()
 
-    async def control(self, kind: str, msg: dict[str, Any]) -> None:
-        """DTMF, hold and unhold from the client, carried out on the SIP leg."""
-        if self.sip is None or not self.established:
-            await self.session.send(
-                "error", call_id=self.call_id, reason=f"{kind}: the call is not established"
-            )
+    async def control(self, msg: SendDtmf | Transfer | Hold | Unhold) -> None:
+        """DTMF, transfer, hold and unhold from the client, carried out on the SIP leg."""
+        if self.sip is None or not self.state.established:
+            await self.error(f"{msg.KIND}: the call is not established")
             return
         try:
-            if kind == "dtmf":
-                digits = str(msg.get("digits", ""))
-                if not digits or any(d not in DTMF_DIGITS for d in digits):
-                    raise RuntimeError(f"DTMF digits must be among {DTMF_DIGITS}, not {digits!r}")
-                if msg.get("method") == "info":
-                    asyncio.ensure_future(self._send_info_digits(digits))
-                else:
-                    self.sip.send_dtmf(digits, "rfc4733")
-            elif kind == "transfer" and msg.get("replaces"):
-                self._transfer_to_call(str(msg["replaces"]))
-            elif kind == "transfer":
-                target = normalize_number(str(msg.get("target", "")))
-                assert self.session.form is not None
-                self.transfer_target = target
-                self.sip.transfer(f"sip:{target}@{self.session.form.domain}")
-            elif kind == "hold":
-                self.sip.hold()
-            else:
-                self.sip.unhold()
+            match msg:
+                case SendDtmf(digits=digits, method=method):
+                    if not digits or any(d not in DTMF_DIGITS for d in digits):
+                        raise RuntimeError(f"DTMF digits must be among {DTMF_DIGITS}, not {digits!r}")
+                    if method == "info":
+                        self.session.tasks.start(self._send_info_digits(digits), f"call {self.call_id}: INFO")
+                    else:
+                        self.sip.send_dtmf(digits, "rfc4733")
+                case Transfer(replaces=str(other_id)):
+                    self._transfer_to_call(other_id)
+                case Transfer(target=target):
+                    number = normalize_number(target or "")
+                    assert self.session.form is not None
+                    self.transfer_target = number
+                    self.sip.transfer(f"sip:{number}@{self.session.form.domain}")
+                case Hold():
+                    self.sip.hold()
+                case Unhold():
+                    self.sip.unhold()
         except (RuntimeError, InvalidNumber) as exc:
-            await self.session.send("error", call_id=self.call_id, reason=f"{kind}: {exc}")
+            await self.error(f"{msg.KIND}: {exc}")
+
+    async def error(self, reason: str) -> None:
+        await self.session.send(Error(call_id=self.call_id, reason=reason))
 
     def _transfer_to_call(self, other_id: str) -> None:
         """Attended transfer: REFER our far end to the consultation call's, with Replaces."""
         assert self.sip is not None
         other = self.session.calls.get(other_id)
-        if other is None or other is self or other.sip is None or not other.established:
+        if other is None or other is self or other.sip is None or not other.state.established:
             raise RuntimeError(f"no established call {other_id!r} on this session to transfer to")
         self.transfer_target = other.far_number
         self.sip.transfer_replacing(other.sip)
         self.consultation = other
         # The far end of the consultation call gets an INVITE with Replaces and hangs up
         # that call (BYE), usually before our final NOTIFY: it must not read "remote hangup".
-        other.end_reason = f"transferred: joined to {self.far_number}"
+        other.state.end_reason = f"transferred: joined to {self.far_number}"
 
     def on_transfer_status(self, call: SipCall, code: int, reason: str, final: bool) -> None:
         """NOTIFY from the far end about our REFER: success ends our leg, failure keeps it."""
-        asyncio.ensure_future(
-            self.session.send(
-                "event",
-                call_id=self.call_id,
-                event="transfer",
-                target=self.transfer_target,
-                code=code,
-                reason=reason,
-                final=final,
+        self.session.post(
+            TransferEvent(
+                call_id=self.call_id, target=self.transfer_target, code=code, reason=reason, final=final
             )
         )
         if final and 200 <= code < 300:
-            self.end_reason = f"transferred to {self.transfer_target}"
+            self.state.end_reason = f"transferred to {self.transfer_target}"
             call.hangup_with()
         elif final and self.consultation is not None:
-            self.consultation.end_reason = ""  # the transfer failed: it goes on as it was
+            self.consultation.state.end_reason = ""  # the transfer failed: it goes on as it was
         if final:
             self.consultation = None
 
@@ -370,81 +431,73 @@ class GatewayCall:
         """One INFO per digit, spaced: sent all at once they overtake each other in the SIP
         server's parallel workers and the far end refuses the ones whose CSeq went backwards."""
         for digit in digits:
-            if self.sip is None or self.ended:
+            if self.sip is None or self.state.ended:
                 return
             try:
                 self.sip.send_dtmf(digit, "info")
             except RuntimeError as exc:
-                await self.session.send("error", call_id=self.call_id, reason=f"dtmf: {exc}")
+                await self.error(f"dtmf: {exc}")
                 return
             await asyncio.sleep(INFO_DTMF_SPACING)
 
+    # CallListener
     def on_media_state(self, call: SipCall, state: str) -> None:
-        if self.ended or not self.established:
-            return
-        if self.watchdog is not None:
+        if self.watchdog is not None and self.state.established and not self.state.ended:
             self.watchdog.paused = state != "active"
-        if state in ("local_hold", "remote_hold") and not self.on_hold:
-            self.on_hold = True
-            reason = "on hold" if state == "local_hold" else "held by the far end"
-            asyncio.ensure_future(self.status(CallStatus.HOLD, None, reason))
-        elif state == "active" and self.on_hold:
-            self.on_hold = False
-            asyncio.ensure_future(self.status(CallStatus.ESTABLISHED, None, "resumed"))
+        self.report(self.state.media_state(state))
 
     def on_dtmf(self, call: SipCall, digit: str, method: str) -> None:
-        asyncio.ensure_future(
-            self.session.send("event", call_id=self.call_id, event="dtmf", digit=digit, method=method)
-        )
+        self.session.post(DtmfEvent(call_id=self.call_id, digit=digit, method=method))
 
-    # CallListener
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
-        asyncio.ensure_future(self._on_state(call, snap))
-
-    async def _on_state(self, sip: SipCall, snap: CallSnapshot) -> None:
-        if self.ended:
+        self.report(self.state.sip_state(snap.state, snap.status_code, snap.reason, call.remote_reason))
+        if snap.state != "DISCONNECTED":
             return
-        if snap.state == "EARLY" and snap.status_code in (180, 183) and not self.incoming:
-            await self.status(CallStatus.RING, snap.status_code, snap.reason)
-        elif snap.state == "CONFIRMED" and not self.established:
-            self.established = True
-            await self.status(CallStatus.ESTABLISHED, 200, snap.reason)
-        elif snap.state == "DISCONNECTED":
-            self.ended = True
-            if self.watchdog is not None:
-                self.watchdog.stop()
-            if self.established:
-                remote = (
-                    f"remote hangup ({sip.remote_reason})" if sip and sip.remote_reason else "remote hangup"
-                )
-                who = self.end_reason or ("hangup" if self.hangup_requested else remote)
-                await self.status(CallStatus.FINISH, snap.status_code, who)
-            elif snap.status_code in _BUSY_CODES:
-                await self.status(CallStatus.BUSY, snap.status_code, snap.reason)
-            elif self.hangup_requested:
-                how = self.end_reason or "cancelled"
-                await self.status(CallStatus.FAILED, snap.status_code, f"{how} ({snap.reason})")
-            else:
-                await self.status(CallStatus.FAILED, snap.status_code, snap.reason)
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.sip is not None:  # else the media is closed already (the call failed, the client left)
             self.close_media()
             self.session.calls.pop(self.call_id, None)
 
     def on_media_active(self, call: SipCall) -> None:
         self.bridge.attach(call)
         if self.watchdog is None:
-            self.watchdog = MediaWatchdog(call, self._media_timeout, self.session.gateway.cfg.media_timeout)
+            timeout = self.session.gateway.cfg.media_timeout
+            self.watchdog = MediaWatchdog(call, self._media_timeout, timeout, self.session.tasks)
 
     def _media_timeout(self, call: SipCall) -> None:
-        self.end_reason = (
+        self.state.end_reason = (
             f"media timeout: no RTP from the SIP side for {self.session.gateway.cfg.media_timeout:g} s"
         )
-        log.warning("call %s: %s", self.call_id, self.end_reason)
+        log.warning("call %s: %s", self.call_id, self.state.end_reason)
         call.hangup_with()
 
     def close_media(self) -> None:
         self.bridge.close()
-        asyncio.ensure_future(self.pc.close())
+        self.session.tasks.start(self.pc.close(), f"call {self.call_id}: closing the peer connection")
         self.sip = None
+
+
+_HOST_RE = re.compile(r"[A-Za-z0-9.-]+")
+_USER_RE = re.compile(r"[A-Za-z0-9+_.*#-]+")
+
+
+def form_problem(sip: LoginForm) -> str | None:
+    """What is wrong with a login form, naming the field; None when it can be used."""
+    for name, value, pattern in (
+        ("login", sip.login, _USER_RE),
+        ("auth_name", sip.auth_name or sip.login, _USER_RE),
+        ("domain", sip.domain, _HOST_RE),
+        ("outbound_proxy", sip.outbound_proxy or sip.domain, _HOST_RE),
+    ):
+        if not pattern.fullmatch(value) or len(value) > 128:
+            what = "host" if pattern is _HOST_RE else "user"
+            return f"connect.sip.{name}: {value[:40]!r} is not a SIP {what}"
+    if not 1 <= sip.port <= 65535:
+        return f"connect.sip.port: {sip.port} is not a port (1-65535)"
+    if any(c in sip.password for c in "\r\n\x00"):
+        return "connect.sip.password: holds a line break or NUL"
+    return None
 
 
 def main() -> None:

@@ -30,10 +30,12 @@ from urllib.parse import quote
 import pjsua2 as pj
 
 from lab.sip.message import header_params, parse_sip, uri_of
+from lab.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
 MAX_CALLS = 4  # the pjsua2-python wheel is compiled with PJSUA_MAX_CALLS = 4
+MAX_ACCOUNTS = 8  # PJSUA_MAX_ACC: pjsua asserts (aborts the process) on a 9th account
 CLOCK_RATE = 8000
 FRAME_MS = 20
 SAMPLES_PER_FRAME = CLOCK_RATE * FRAME_MS // 1000
@@ -206,6 +208,9 @@ class SipEndpoint:
         auth_name: str | None = None,
         password: str | None = None,
     ) -> SipAccount:
+        """A new account; RuntimeError when the process already has MAX_ACCOUNTS."""
+        if len(self._keep) >= MAX_ACCOUNTS:
+            raise RuntimeError(f"all {MAX_ACCOUNTS} SIP accounts of this process are in use")
         cfg = pj.AccountConfig()
         cfg.idUri = f"sip:{user}@{domain}"
         if registrar:
@@ -534,12 +539,14 @@ class MediaWatchdog:
     """Ends a call whose far end went silent: no RTP for `timeout` seconds (not counting
     time on hold) means the other party is gone, SIP or not."""
 
-    def __init__(self, call: SipCall, on_silence: Callable[[SipCall], None], timeout: float = 3.0) -> None:
+    def __init__(
+        self, call: SipCall, on_silence: Callable[[SipCall], None], timeout: float, tasks: Tasks
+    ) -> None:
         self.call = call
         self.on_silence = on_silence
         self.timeout = timeout
         self.paused = False
-        self.task = asyncio.ensure_future(self._watch())
+        self.task = tasks.start(self._watch(), "watching the call's RTP")
 
     async def _watch(self) -> None:
         last = self.call.rx_packets()
@@ -699,6 +706,7 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
 
 
 __all__ = [
+    "MAX_ACCOUNTS",
     "MAX_CALLS",
     "CallSnapshot",
     "FramePort",

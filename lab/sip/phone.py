@@ -5,7 +5,8 @@ reader knows the recording is complete when that file exists.
 
 Its control socket (a WebSocket on the phone's address) is the phone's screen and buttons:
 watchers get events (incoming with caller id, answered, dtmf, held, resumed, ended) and may
-send answer, reject, hangup, or set the policy for calls that do not bring their own.
+send answer, reject, hangup, dial, or set the policy for calls that do not bring their own
+(the messages: lab/phonecontrol.py).
 """
 
 from __future__ import annotations
@@ -19,14 +20,34 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import websockets
-from websockets.asyncio.server import ServerConnection
-
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party, PhonePolicy, call_dir, new_call_id
 from lab.numbers import normalize_number
+from lab.phonecontrol import (
+    AnswerCall,
+    Answered,
+    Command,
+    ControlServer,
+    Dial,
+    Dialling,
+    DigitReceived,
+    Done,
+    Ended,
+    HangupCall,
+    Held,
+    Hello,
+    PolicySet,
+    Refused,
+    RejectCall,
+    Reply,
+    Resumed,
+    Ringback,
+    Ringing,
+    SetPolicy,
+)
 from lab.sip.endpoint import CallSnapshot, SipCall, SipEndpoint, WavPlayer, WavRecorder
 from lab.sip.message import user_of
 from lab.sip.party import run
+from lab.tasks import Tasks
 
 log = logging.getLogger("mobile-phone")
 
@@ -69,12 +90,15 @@ class Phone:
         self.party = party
         self.prompt = cfg.prompts_dir / "phone.wav"
         self.calls: dict[SipCall, PhoneCall] = {}
-        self.watchers: set[ServerConnection] = set()
         self.policy: PhonePolicy | None = None  # set from the control socket
+        self.tasks = Tasks(party.name, log)
+        self.control = ControlServer(
+            party.host, cfg.phone_control_port, self._hello, self._command, self.tasks
+        )
 
     async def start(self) -> None:
         self.account = self.endpoint.account(self, user="phone", domain=self.party.host)
-        self.control = await websockets.serve(self._control, self.party.host, self.cfg.phone_control_port)
+        await self.control.start()
 
     async def stop(self) -> None:
         self.control.close()
@@ -83,61 +107,36 @@ class Phone:
         self.calls.clear()
 
     # --- the control socket -----------------------------------------------------------------
-    def broadcast(self, event: str, **details: object) -> None:
-        message = json.dumps({"event": event, **details})
-        for ws in list(self.watchers):
-            asyncio.ensure_future(_send_quietly(ws, message))
-
     def current(self) -> tuple[SipCall, PhoneCall] | None:
         """The newest call: the one the phone's buttons act on."""
         return next(reversed(self.calls.items()), None)
 
-    async def _control(self, ws: ServerConnection) -> None:
-        self.watchers.add(ws)
-        try:
-            await ws.send(
-                json.dumps(
-                    {
-                        "event": "hello",
-                        "policy": (self.policy or self.cfg.phone_policy).header_value(),
-                        "calls": len(self.calls),
-                    }
-                )
-            )
-            async for text in ws:
-                try:
-                    reply = self._command(json.loads(text))
-                except (ValueError, KeyError, TypeError) as exc:
-                    reply = {"event": "error", "reason": str(exc)}
-                await ws.send(json.dumps(reply))
-        except websockets.ConnectionClosed:
-            pass
-        finally:
-            self.watchers.discard(ws)
+    def _hello(self) -> Hello:
+        return Hello(policy=(self.policy or self.cfg.phone_policy).header_value(), calls=len(self.calls))
 
-    def _command(self, msg: dict[str, object]) -> dict[str, object]:
-        cmd = str(msg["cmd"])
-        if cmd == "policy":
-            self.policy = PhonePolicy.parse(str(msg["value"]))
-            return {"event": "policy", "policy": self.policy.header_value()}
-        if cmd == "dial":
-            call_id = str(msg.get("call_id") or new_call_id("dialin-"))
+    def _command(self, cmd: Command) -> Reply:
+        """Carry out a command from the control socket; ValueError for a bad value."""
+        if isinstance(cmd, SetPolicy):
+            self.policy = PhonePolicy.parse(cmd.value)
+            return PolicySet(policy=self.policy.header_value())
+        if isinstance(cmd, Dial):
+            call_id = cmd.call_id or new_call_id("dialin-")
             call_dir(self.cfg, call_id)  # ValueError for a bad one
-            own_number = normalize_number(str(msg.get("from") or self.cfg.phone_number))
-            return self._dial(normalize_user(str(msg["to"])), own_number, call_id)
+            own_number = normalize_number(cmd.caller or self.cfg.phone_number)
+            return self._dial(normalize_user(cmd.to), own_number, call_id)
         current = self.current()
         if current is None:
-            return {"event": "error", "reason": f"{cmd}: no call"}
+            return Refused(reason=f"{cmd.KIND}: no call")
         call, state = current
-        if cmd == "answer" and not state.answered:
+        if isinstance(cmd, AnswerCall) and not state.answered:
             self._answer(call, state)
-        elif cmd == "reject" and not state.answered:
+        elif isinstance(cmd, RejectCall) and not state.answered:
             call.answer_with(603, "Decline")
-        elif cmd == "hangup":
+        elif isinstance(cmd, HangupCall):
             call.hangup_with()
         else:
-            return {"event": "error", "reason": f"{cmd}: not possible now"}
-        return {"event": "done", "cmd": cmd}
+            return Refused(reason=f"{cmd.KIND}: not possible now")
+        return Done(cmd=cmd.KIND)
 
     # AccountListener
     def on_registration(self, code: int, reason: str) -> None:
@@ -165,8 +164,8 @@ class Phone:
         state = PhoneCall(user, call_id, policy, caller=caller)
         self.calls[call] = state
         log.info("incoming call to %s, call id %s, policy %s", user, call_id, policy.header_value())
-        self.broadcast(
-            "incoming", number=user, caller=state.caller, call_id=call_id, policy=policy.header_value()
+        self.control.broadcast(
+            Ringing(number=user, caller=state.caller, call_id=call_id, policy=policy.header_value())
         )
         if policy.action == "busy":
             call.answer_with(486, "Busy Here")
@@ -176,9 +175,11 @@ class Phone:
             call.answer_with(180, "Ringing")
             state.rang_at = time.time()
             if policy.action == "answer":
-                state.answer_task = asyncio.ensure_future(self._answer_later(call, policy.answer_after))
+                state.answer_task = self.tasks.start(
+                    self._answer_later(call, policy.answer_after), f"answering {user}"
+                )
 
-    def _dial(self, to: str, own_number: str, call_id: str) -> dict[str, object]:
+    def _dial(self, to: str, own_number: str, call_id: str) -> Reply:
         """Call a user of the SIP server, through the mobile network (the PSTN gateway)."""
         call = SipCall(self.endpoint, self.account)
         call.listener = self
@@ -186,11 +187,11 @@ class Phone:
         try:
             call.dial(f"sip:{to}@{self.cfg.pstn.sip_address}", headers)
         except RuntimeError as exc:
-            return {"event": "error", "reason": f"dial {to}: {exc}"}
+            return Refused(reason=f"dial {to}: {exc}")
         self.calls[call] = PhoneCall(
             to, call_id, PhonePolicy("answer", 0.0), caller=own_number, outgoing=True
         )
-        return {"event": "dialling", "to": to, "call_id": call_id}
+        return Dialling(to=to, call_id=call_id)
 
     async def _answer_later(self, call: SipCall, delay: float) -> None:
         await asyncio.sleep(delay)
@@ -201,7 +202,7 @@ class Phone:
         state.answered = True
         state.answered_at = time.time()
         call.answer_with(200, "OK")
-        self.broadcast("answered", number=state.number, caller=state.caller)
+        self.control.broadcast(Answered(number=state.number, caller=state.caller))
 
     # CallListener
     def on_media_active(self, call: SipCall) -> None:
@@ -229,35 +230,35 @@ class Phone:
         if state == "remote_hold" and not phone_call.held:
             phone_call.held = True
             phone_call.note("held")
-            self.broadcast("held")
+            self.control.broadcast(Held())
         elif state == "active" and phone_call.held:
             phone_call.held = False
             phone_call.note("resumed")
-            self.broadcast("resumed")
+            self.control.broadcast(Resumed())
 
     def on_dtmf(self, call: SipCall, digit: str, method: str) -> None:
         phone_call = self.calls.get(call)
         if phone_call is not None:
             phone_call.dtmf += digit
             phone_call.note("dtmf", digit=digit, method=method)
-            self.broadcast("dtmf", digit=digit, method=method, digits=phone_call.dtmf)
+            self.control.broadcast(DigitReceived(digit=digit, method=method, digits=phone_call.dtmf))
             log.info("DTMF %s (%s)", digit, method)
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
         state = self.calls.get(call)
         if state is not None and state.outgoing and snap.state == "EARLY":
-            self.broadcast("ringback", to=state.number)
+            self.control.broadcast(Ringback(to=state.number))
         if state is not None and state.outgoing and snap.state == "CONFIRMED" and not state.answered:
             state.answered = True
-            self.broadcast("answered", number=state.number, caller=state.caller)
+            self.control.broadcast(Answered(number=state.number, caller=state.caller))
         if state is None or snap.state != "DISCONNECTED":
             return
         del self.calls[call]
         if state.answer_task:
             state.answer_task.cancel()
         state.player = None
-        self.broadcast("ended", code=snap.status_code, reason=snap.reason, number=state.number)
-        asyncio.ensure_future(self._file_report(state, snap))
+        self.control.broadcast(Ended(code=snap.status_code, reason=snap.reason, number=state.number))
+        self.tasks.start(self._file_report(state, snap), f"filing the report of {state.call_id}")
 
     async def _file_report(self, state: PhoneCall, snap: CallSnapshot) -> None:
         """Write phone.json once the recording is complete: readers wait for that file."""
@@ -295,13 +296,6 @@ def normalize_user(text: str) -> str:
     if not text or len(text) > 64 or not all(c.isalnum() or c in "+-_.*#" for c in text):
         raise ValueError(f"{text[:40]!r} is not a SIP user or number")
     return text
-
-
-async def _send_quietly(ws: ServerConnection, message: str) -> None:
-    try:
-        await ws.send(message)
-    except websockets.ConnectionClosed:
-        pass
 
 
 def main() -> None:

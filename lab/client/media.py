@@ -1,0 +1,89 @@
+"""The WebRTC side of one client call: the peer connection, its microphone (a prompt played
+into the call) and its speaker (a recording of what comes back), saved when it closes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiortc import RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from lab import webrtc
+from lab.audio import read_wav, resample
+from lab.sip.sdp import Codec, parse_sdp
+from lab.tasks import Tasks
+
+
+class CallMedia:
+    def __init__(self, prompt: Path | None, record_dir: Path | None, tasks: Tasks, name: str) -> None:
+        self.prompt = prompt
+        self.record_dir = record_dir
+        self.tasks = tasks
+        self.name = name  # "call <id>", for the log
+        self.pc = webrtc.peer_connection()
+        self.mic: webrtc.PromptTrack | None = None
+        self.heard = webrtc.Recording()
+        self.negotiated: Codec | None = None  # the WebRTC leg's codec, from the answer's SDP
+        self.closed = asyncio.Event()
+        self._drain: asyncio.Task[None] | None = None
+
+    def _attach(self) -> None:
+        """The microphone and the speaker."""
+        if self.prompt is not None and self.mic is None:
+            samples, rate = read_wav(self.prompt)
+            self.mic = webrtc.PromptTrack(resample(samples, rate))
+
+        @self.pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                self._drain = self.tasks.start(
+                    webrtc.drain_track(track, self.heard.add), f"{self.name}: recording"
+                )
+
+    def _negotiated(self, answer: str) -> None:
+        media = parse_sdp(answer)
+        if media and media[0].codecs:
+            self.negotiated = media[0].codecs[0]
+
+    async def offer(self, codec: str) -> str:
+        """The SDP offer of an outgoing call, offering only `codec`."""
+        self._attach()
+        if self.mic is not None:
+            self.pc.addTrack(self.mic)
+        else:
+            self.pc.addTransceiver("audio", direction="recvonly")
+        webrtc.prefer_codec(self.pc, codec)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        sdp: str = self.pc.localDescription.sdp
+        return sdp
+
+    async def take_answer(self, sdp: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        self._negotiated(sdp)
+
+    async def answer(self, offer: str) -> str:
+        """The SDP answer to the gateway's offer for an incoming call."""
+        self._attach()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        if self.mic is not None:
+            self.pc.addTrack(self.mic)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        sdp: str = self.pc.localDescription.sdp
+        self._negotiated(sdp)
+        return sdp
+
+    async def close(self) -> None:
+        """Close the connection and save what was sent and heard to record_dir."""
+        try:
+            await self.pc.close()
+            if self._drain is not None:
+                self._drain.cancel()  # the track may never have started: do not wait on it
+                await asyncio.gather(self._drain, return_exceptions=True)
+            if self.record_dir is not None:
+                self.record_dir.mkdir(parents=True, exist_ok=True)
+                if self.mic is not None:
+                    self.mic.save(self.record_dir / "browser_sent.wav")
+                self.heard.save(self.record_dir / "browser_received.wav")
+        finally:
+            self.closed.set()
