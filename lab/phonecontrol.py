@@ -10,7 +10,8 @@ watcher. On connecting, a watcher gets Hello.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -63,8 +64,20 @@ class Dial:
     caller: str | None = field(default=None, metadata=wire("from"))
 
 
-Command = AnswerCall | RejectCall | HangupCall | SetPolicy | Dial
-COMMANDS: Codec[Command] = Codec("phone", "cmd", AnswerCall, RejectCall, HangupCall, SetPolicy, Dial)
+@dataclass(frozen=True, kw_only=True)
+class AwaitReport:
+    """Reply Filed once the phone has filed its report of call `call_id` (phone.json, written
+    when the recording is final), at once if it has; Refused after `timeout` s."""
+
+    KIND: ClassVar[str] = "report"
+    call_id: str
+    timeout: float = 5.0
+
+
+Command = AnswerCall | RejectCall | HangupCall | SetPolicy | Dial | AwaitReport
+COMMANDS: Codec[Command] = Codec(
+    "phone", "cmd", AnswerCall, RejectCall, HangupCall, SetPolicy, Dial, AwaitReport
+)
 
 
 # --- events: phone -> watchers --------------------------------------------------------------
@@ -153,6 +166,15 @@ class Done:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Filed:
+    """Reply to AwaitReport: where the phone's report of the call is."""
+
+    KIND: ClassVar[str] = "filed"
+    call_id: str
+    path: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Refused:
     """Reply to a command the phone cannot carry out (or cannot read)."""
 
@@ -160,13 +182,13 @@ class Refused:
     reason: str
 
 
-Reply = PolicySet | Dialling | Done | Refused  # the answer to a command
+Reply = PolicySet | Dialling | Done | Filed | Refused  # the answer to a command
 Event = Hello | Ringing | Ringback | Answered | DigitReceived | Held | Resumed | Ended | Reply
 EVENTS: Codec[Event] = Codec(
     "phone",
     "event",
     *(Hello, Ringing, Ringback, Answered, DigitReceived, Held, Resumed, Ended),
-    *(PolicySet, Dialling, Done, Refused),
+    *(PolicySet, Dialling, Done, Filed, Refused),
 )
 
 
@@ -222,7 +244,7 @@ async def command(url: str, cmd: Command, timeout: float = CONTROL_TIMEOUT) -> R
         async with asyncio.timeout(timeout):
             await control.send(cmd)
             async for event in control.events():
-                if isinstance(event, PolicySet | Dialling | Done | Refused):
+                if isinstance(event, PolicySet | Dialling | Done | Filed | Refused):
                     return event
         raise ConnectionError(f"mobile phone at {url} closed the socket without a reply")
     except (OSError, TimeoutError, websockets.ConnectionClosed) as exc:
@@ -240,7 +262,7 @@ class ControlServer:
         host: str,
         port: int,
         hello: Callable[[], Hello],
-        handle: Callable[[Command], Reply],
+        handle: Callable[[Command], Reply | Awaitable[Reply]],
         tasks: Tasks,
     ) -> None:
         self.host, self.port = host, port
@@ -266,7 +288,8 @@ class ControlServer:
             await ws.send(EVENTS.encode(self.hello()))
             async for text in ws:
                 try:
-                    reply = self.handle(COMMANDS.decode(text))
+                    handled = self.handle(COMMANDS.decode(text))
+                    reply = await handled if inspect.isawaitable(handled) else handled
                 except ValueError as exc:  # MessageError, or a value the phone refuses
                     reply = Refused(reason=str(exc))
                 await ws.send(EVENTS.encode(reply))

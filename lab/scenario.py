@@ -27,7 +27,7 @@ from lab.config import (
     new_call_id,
 )
 from lab.numbers import InvalidNumber, PhoneNumber, normalize_number
-from lab.phonecontrol import Command, Dial, Dialling, HangupCall, Reply
+from lab.phonecontrol import AwaitReport, Command, Dial, Dialling, Filed, HangupCall, Reply
 from lab.phonecontrol import command as control_command
 from lab.report import write as write_report
 from lab.signaling import DTMF_DIGITS, status_text
@@ -147,6 +147,7 @@ class LabCall:
         headers = {CALL_HEADER: self.call_id}
         if answer is not None:
             headers[ANSWER_HEADER] = answer.header_value()
+        self.incoming = incoming
         self.folder = call_dir(cfg, self.call_id)
         self.want_report = report
         self.recorder: Capture | None = None
@@ -235,7 +236,9 @@ class LabCall:
         else:
             result = self._result()
         if any(s["status"] == CallStatus.ESTABLISHED.value for s in result.statuses):
-            result.phone = await _phone_report(self.folder)  # its recording is complete then
+            # The phone the number reaches files the report; the one that dialled, for a dial-in.
+            phone = self.cfg.phone if self.incoming else self.cfg.phone_for(self.number)
+            result.phone = await _phone_report(self.cfg, phone, self.call_id)
             if result.setup_ms is not None and result.phone.get("answer_delay") is not None:
                 # What the phone really waited before answering, not what was asked of it.
                 result.setup_ms = round(
@@ -475,21 +478,23 @@ async def receive_call(
         await session.disconnect()
 
 
-async def phone_command(cfg: LabConfig, phone: Party | None, command: Command) -> Reply:
+async def phone_command(
+    cfg: LabConfig, phone: Party | None, command: Command, timeout: float = PHONE_CONTROL_TIMEOUT
+) -> Reply:
     """One command to a lab phone's control socket (the first phone's unless given), and its
-    reply; ConnectionError when the phone does not answer."""
-    return await control_command(cfg.control_url(phone or cfg.phone), command, PHONE_CONTROL_TIMEOUT)
+    reply; ConnectionError when the phone does not answer within `timeout` s."""
+    return await control_command(cfg.control_url(phone or cfg.phone), command, timeout)
 
 
-async def _phone_report(folder: Path) -> dict[str, Any]:
-    """What the lab's phone filed about the call (its recording is complete once it exists)."""
-    path = folder / "phone.json"
-    deadline = time.monotonic() + PHONE_REPORT_TIMEOUT
-    while not path.exists():
-        if time.monotonic() > deadline:
-            return {
-                "error": f"the mobile phone filed no report in {folder} within {PHONE_REPORT_TIMEOUT:g} s"
-            }
-        await asyncio.sleep(0.05)
-    report: dict[str, Any] = json.loads(path.read_text())
+async def _phone_report(cfg: LabConfig, phone: Party, call_id: str) -> dict[str, Any]:
+    """What the lab phone that had the call filed about it, once it has (its recording is
+    complete then): the phone tells when, no polling."""
+    try:
+        waiting = AwaitReport(call_id=call_id, timeout=PHONE_REPORT_TIMEOUT)
+        reply = await phone_command(cfg, phone, waiting, PHONE_REPORT_TIMEOUT + 1)
+    except ConnectionError as exc:
+        return {"error": str(exc)}
+    if not isinstance(reply, Filed):
+        return {"error": getattr(reply, "reason", str(reply))}
+    report: dict[str, Any] = json.loads(Path(reply.path).read_text())
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 
 import websockets
 
@@ -56,5 +57,38 @@ async def test_commands_get_their_replies_and_watchers_get_events() -> None:
         ringing = await asyncio.wait_for(anext(events), 2)
         assert ringing == pc.Ringing(number="+7916", caller="VKP009", call_id="c1", policy="manual")
         await watcher.close()
+    finally:
+        server.close()
+
+
+async def test_await_report_is_answered_when_the_report_is_filed() -> None:
+    filed = asyncio.Event()
+
+    async def wait_for_report(call_id: str) -> pc.Reply:
+        await filed.wait()
+        return pc.Filed(call_id=call_id, path=f"/captures/{call_id}/phone.json")
+
+    def handle(cmd: pc.Command) -> pc.Reply | Awaitable[pc.Reply]:
+        assert isinstance(cmd, pc.AwaitReport)
+        return wait_for_report(cmd.call_id)
+
+    server = pc.ControlServer(
+        "127.0.0.1",
+        0,
+        lambda: pc.Hello(policy="after:1", calls=0),
+        handle,
+        Tasks("phone", logging.getLogger("t")),
+    )
+    await server.start()
+    url = f"ws://127.0.0.1:{next(iter(server.server.sockets)).getsockname()[1]}/"
+    try:
+        waiting = asyncio.ensure_future(pc.command(url, pc.AwaitReport(call_id="c7")))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # the reply waits for the filing, not for a poll
+        filed.set()
+        assert await asyncio.wait_for(waiting, 2) == pc.Filed(call_id="c7", path="/captures/c7/phone.json")
+        assert pc.COMMANDS.decode('{"cmd": "report", "call_id": "c7"}') == pc.AwaitReport(
+            call_id="c7", timeout=5.0
+        )
     finally:
         server.close()

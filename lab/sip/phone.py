@@ -12,11 +12,13 @@ send answer, reject, hangup, dial, or set the policy for calls that do not bring
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
 import shutil
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from lab.numbers import normalize_number
 from lab.phonecontrol import (
     AnswerCall,
     Answered,
+    AwaitReport,
     Command,
     ControlServer,
     Dial,
@@ -32,6 +35,7 @@ from lab.phonecontrol import (
     DigitReceived,
     Done,
     Ended,
+    Filed,
     HangupCall,
     Held,
     Hello,
@@ -48,6 +52,9 @@ from lab.sip.endpoint import CallSnapshot, SipCall, SipEndpoint, WavPlayer, WavR
 from lab.sip.message import user_of
 from lab.sip.party import run
 from lab.tasks import Tasks
+
+MAX_REPORT_WAIT = 30.0  # s an AwaitReport may hold its control connection
+FILED_KEPT = 256  # calls whose filing the phone remembers
 
 log = logging.getLogger("mobile-phone")
 
@@ -91,6 +98,8 @@ class Phone:
         self.prompt = cfg.prompts_dir / "phone.wav"
         self.calls: dict[SipCall, PhoneCall] = {}
         self.policy: PhonePolicy | None = None  # set from the control socket
+        #: call id -> set once its report (phone.json) is filed; the newest FILED_KEPT
+        self.filed: collections.OrderedDict[str, asyncio.Event] = collections.OrderedDict()
         self.tasks = Tasks(party.name, log)
         self.control = ControlServer(
             party.host, cfg.phone_control_port, self._hello, self._command, self.tasks
@@ -114,8 +123,11 @@ class Phone:
     def _hello(self) -> Hello:
         return Hello(policy=(self.policy or self.cfg.phone_policy).header_value(), calls=len(self.calls))
 
-    def _command(self, cmd: Command) -> Reply:
+    def _command(self, cmd: Command) -> Reply | Awaitable[Reply]:
         """Carry out a command from the control socket; ValueError for a bad value."""
+        if isinstance(cmd, AwaitReport):
+            call_dir(self.cfg, cmd.call_id)  # ValueError for a bad one
+            return self._await_report(cmd.call_id, min(cmd.timeout, MAX_REPORT_WAIT))
         if isinstance(cmd, SetPolicy):
             self.policy = PhonePolicy.parse(cmd.value)
             return PolicySet(policy=self.policy.header_value())
@@ -137,6 +149,20 @@ class Phone:
         else:
             return Refused(reason=f"{cmd.KIND}: not possible now")
         return Done(cmd=cmd.KIND)
+
+    def _filed_event(self, call_id: str) -> asyncio.Event:
+        if call_id not in self.filed:
+            self.filed[call_id] = asyncio.Event()
+            while len(self.filed) > FILED_KEPT:
+                self.filed.popitem(last=False)
+        return self.filed[call_id]
+
+    async def _await_report(self, call_id: str, timeout: float) -> Reply:
+        try:
+            await asyncio.wait_for(self._filed_event(call_id).wait(), timeout)
+        except TimeoutError:
+            return Refused(reason=f"{self.party.name} filed no report of {call_id} within {timeout:g} s")
+        return Filed(call_id=call_id, path=str(call_dir(self.cfg, call_id) / "phone.json"))
 
     # AccountListener
     def on_registration(self, code: int, reason: str) -> None:
@@ -289,6 +315,7 @@ class Phone:
                     "events": state.events,
                 },
             )
+            self._filed_event(state.call_id).set()
 
 
 def normalize_user(text: str) -> str:
