@@ -10,6 +10,8 @@ pyshark's JSON mode, so the call model never goes through pyshark.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +78,19 @@ def parse_rtp_streams(text: str) -> list[TsharkStream]:
 def layer_fields(path: str | Path, display_filter: str, layer: str, limit: int = 20) -> list[dict[str, str]]:
     """Every field Wireshark's dissector for `layer` (sip, sdp, rtp, rtcp, ...) shows, for
     the first `limit` packets that match the Wireshark `display_filter`: one dict a packet,
-    field name (pyshark's spelling: `call_id` for sip.Call-ID) to its text."""
-    capture = pyshark.FileCapture(str(path), display_filter=display_filter, keep_packets=False)
+    field name (pyshark's spelling: `call_id` for sip.Call-ID) to its text.
+
+    pyshark drives tshark from an event loop of its own, which cannot run on a thread whose
+    loop already runs (a notebook's): it runs on a thread of its own."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pyshark") as pool:
+        return pool.submit(_layer_fields, path, display_filter, layer, limit).result()
+
+
+def _layer_fields(path: str | Path, display_filter: str, layer: str, limit: int) -> list[dict[str, str]]:
+    loop = asyncio.new_event_loop()
+    capture = pyshark.FileCapture(
+        str(path), display_filter=display_filter, keep_packets=False, eventloop=loop
+    )
     rows: list[dict[str, str]] = []
     try:
         for packet in capture:
@@ -88,4 +101,5 @@ def layer_fields(path: str | Path, display_filter: str, layer: str, limit: int =
                 break
     finally:
         capture.close()
+        loop.close()
     return rows

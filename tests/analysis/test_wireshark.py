@@ -17,3 +17,9 @@ def test_wireshark_dissects_the_same_invites_as_the_model() -> None:
         (m.call_id, m.start_line.split()[1]) for m in invites
     ]
     assert layer_fields(capture, 'sip.Method == "INVITE"', "sip", limit=1)[0]["method"] == "INVITE"
+
+
+async def test_pyshark_runs_where_an_event_loop_already_runs() -> None:
+    """As in a notebook cell: pyshark's own loop must not meet the running one."""
+    rows = layer_fields(FIXTURES / "lab_call.pcapng", 'sip.Method == "BYE"', "sip", limit=1)
+    assert [r["method"] for r in rows] == ["BYE"]
