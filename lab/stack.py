@@ -29,7 +29,7 @@ from lab import process, sipserver
 from lab.audio import ensure_prompts
 from lab.config import LabConfig, Party
 from lab.signaling import CLIENT_MESSAGES, GATEWAY_MESSAGES, Ping, Pong
-from lab.sipping import options_ping
+from lab.sip.options import options_ping
 
 READY_TIMEOUT = 15.0  # s for the whole lab; it is ready in well under 2 s
 #: s before a party that died is started again; its next deaths wait longer

@@ -14,8 +14,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.server import ServerConnection
 
 from lab import webrtc
-from lab.config import CALL_HEADER, CALL_ID_RE, LabConfig, Party, new_call_id
-from lab.config import SipAccount as AccountForm
+from lab.config import CALL_HEADER, CALL_ID_RE, LabConfig, Party, SipAccount, new_call_id
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
 from lab.numbers import InvalidNumber, normalize_number
@@ -54,7 +53,7 @@ from lab.sip.endpoint import (
     CallSnapshot,
     FramePort,
     MediaWatchdog,
-    SipAccount,
+    PjsuaAccount,
     SipCall,
     SipEndpoint,
 )
@@ -105,8 +104,8 @@ class ClientSession:
         self.gateway = gateway
         self.endpoint = gateway.endpoint
         self.ws = ws
-        self.form: AccountForm | None = None
-        self.account: SipAccount | None = None
+        self.form: SipAccount | None = None
+        self.account: PjsuaAccount | None = None
         self.registered: asyncio.Future[tuple[int, str]] | None = None
         self.calls: dict[str, GatewayCall] = {}
         self.tasks = Tasks(f"client {ws.remote_address}", log, self._report_failure)
@@ -157,7 +156,7 @@ class ClientSession:
         if problem is not None:
             await self.send(Failed(code=400, reason=problem))
             return
-        form = AccountForm(
+        form = SipAccount(
             login=sip.login,
             auth_name=sip.auth_name or sip.login,
             password=sip.password,

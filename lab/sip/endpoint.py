@@ -207,7 +207,7 @@ class SipEndpoint:
         proxy: str | None = None,
         auth_name: str | None = None,
         password: str | None = None,
-    ) -> SipAccount:
+    ) -> PjsuaAccount:
         """A new account; RuntimeError when the process already has MAX_ACCOUNTS."""
         if len(self._keep) >= MAX_ACCOUNTS:
             raise RuntimeError(f"all {MAX_ACCOUNTS} SIP accounts of this process are in use")
@@ -228,15 +228,15 @@ class SipEndpoint:
         cfg.natConfig.sdpNatRewriteUse = False
         cfg.natConfig.contactRewriteUse = False
         cfg.natConfig.viaRewriteUse = False
-        acc = SipAccount(self, listener)
+        acc = PjsuaAccount(self, listener)
         acc.create(cfg)
         self._keep.append(acc)
         return acc
 
-    def account_by_id(self, acc_id: int) -> SipAccount | None:
-        return next((a for a in self._keep if isinstance(a, SipAccount) and a.getId() == acc_id), None)
+    def account_by_id(self, acc_id: int) -> PjsuaAccount | None:
+        return next((a for a in self._keep if isinstance(a, PjsuaAccount) and a.getId() == acc_id), None)
 
-    def remove_account(self, acc: SipAccount) -> None:
+    def remove_account(self, acc: PjsuaAccount) -> None:
         if acc in self._keep:
             self._keep.remove(acc)
             acc.shutdown()
@@ -250,7 +250,7 @@ class SipEndpoint:
         self._calls.clear()
         FramePort._made.clear()
         for acc in self._keep:
-            if isinstance(acc, SipAccount):
+            if isinstance(acc, PjsuaAccount):
                 acc.shutdown()
         self._keep.clear()
         gc.collect()
@@ -268,7 +268,7 @@ class SipEndpoint:
         return len(self._calls)
 
 
-class SipAccount(pj.Account):  # type: ignore[misc]
+class PjsuaAccount(pj.Account):  # type: ignore[misc]
     def __init__(self, endpoint: SipEndpoint, listener: AccountListener) -> None:
         super().__init__()
         self.endpoint = endpoint
@@ -301,7 +301,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
     alive first, because pjsua asserts (aborting the process) on a dead call.
     """
 
-    def __init__(self, endpoint: SipEndpoint, acc: SipAccount, call_id: int = -1) -> None:
+    def __init__(self, endpoint: SipEndpoint, acc: PjsuaAccount, call_id: int = -1) -> None:
         if call_id == -1:
             super().__init__(acc)
         else:
@@ -710,7 +710,7 @@ __all__ = [
     "MAX_CALLS",
     "CallSnapshot",
     "FramePort",
-    "SipAccount",
+    "PjsuaAccount",
     "SipCall",
     "SipEndpoint",
     "WavPlayer",
