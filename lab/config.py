@@ -191,6 +191,10 @@ class LabConfig:
             return self
         return dataclasses.replace(self, password=secrets.token_urlsafe(12))
 
+    def name_at(self, host: str) -> str:
+        """The party at a lab address ("PSTN gateway" for any of its channels), or the address."""
+        return next((p.name for p in self.parties if p.host == host), host)
+
     def policy_for(self, number: str) -> PhonePolicy:
         text = self.number_policies.get(number)
         return PhonePolicy.parse(text) if text else self.phone_policy

@@ -85,9 +85,15 @@ class CallResult:
 
     @property
     def ok(self) -> bool:
-        """Established, then finished normally."""
+        """Established, then finished normally: not by a FINISH with an error code (408 after
+        a media timeout)."""
         seen = {s["status"] for s in self.statuses}
-        return self.final_status == CallStatus.FINISH.value and CallStatus.ESTABLISHED.value in seen
+        normal_end = self.sip_code is None or self.sip_code < 400
+        return (
+            self.final_status == CallStatus.FINISH.value
+            and CallStatus.ESTABLISHED.value in seen
+            and normal_end
+        )
 
     def log(self) -> dict[str, Any]:
         """What call.json holds: everything but the model (which is built from it)."""

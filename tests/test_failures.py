@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -102,6 +103,17 @@ async def test_phone_killed_mid_call_ends_it_by_media_timeout(lab: Stack) -> Non
         t0 = time.monotonic()
         assert await call.call.ended(timeout=10) == CALL_STATUS.FINISH and time.monotonic() - t0 < 6
         assert call.call.reason == "remote hangup (PSTN gateway: no RTP from Mobile phone for 2 s)"
+        assert call.call.sip_code == 408
+        assert not (await call.finish()).ok  # `calllab call` exits 1: not a normal end
+
+
+async def test_pstn_gateway_killed_mid_call_the_gateway_names_it(lab: Stack) -> None:
+    async with killed_mid_call(lab, "PSTN gateway") as call:
+        assert await call.call.ended(timeout=10) == CALL_STATUS.FINISH and call.call.sip_code == 408
+        assert re.fullmatch(
+            r"media timeout: no RTP from PSTN gateway \(127\.0\.0\.4:3\d{4}\) for 2 s", call.call.reason
+        ), call.call.reason
+        assert not (await call.finish()).ok
 
 
 async def test_sip_server_killed_mid_call_media_goes_on(lab: Stack) -> None:

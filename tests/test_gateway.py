@@ -50,6 +50,22 @@ def test_an_outgoing_call_rings_talks_holds_and_ends_by_the_far_end() -> None:
     assert call.media_state("active") is None
 
 
+def test_a_call_broken_by_lost_media_finishes_with_408() -> None:
+    # The far end's BYE says why (Reason: SIP;cause=408;text="..."): the FINISH carries it.
+    far = CallState(established=True)
+    lost = far.sip_state("DISCONNECTED", 200, "OK", "PSTN gateway: no RTP from Mobile phone for 3 s", 408)
+    assert lost == Report(S.FINISH, 408, "remote hangup (PSTN gateway: no RTP from Mobile phone for 3 s)")
+    # The gateway's own watchdog ended it.
+    own = CallState(established=True, end_reason="media timeout: no RTP from PSTN gateway", end_code=408)
+    assert own.sip_state("DISCONNECTED", 200, "OK") == Report(
+        S.FINISH, 408, "media timeout: no RTP from PSTN gateway"
+    )
+    normal = CallState(established=True)
+    assert normal.sip_state("DISCONNECTED", 200, "OK", "bye", 200) == Report(
+        S.FINISH, 200, "remote hangup (bye)"
+    )
+
+
 def test_how_a_call_ends_says_who_ended_it() -> None:
     busy = CallState()
     assert busy.sip_state("DISCONNECTED", 486, "Busy Here") == Report(S.BUSY, 486, "Busy Here")

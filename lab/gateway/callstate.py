@@ -28,10 +28,15 @@ class CallState:
     ended: bool = False
     hangup_requested: bool = False
     end_reason: str = ""  # set when the gateway itself ends the call (transfer, timeout, reject)
+    end_code: int | None = None  # ... and the code its FINISH carries when not the SIP one
 
-    def sip_state(self, state: str, code: int, reason: str, remote_reason: str = "") -> Report | None:
+    def sip_state(
+        self, state: str, code: int, reason: str, remote_reason: str = "", remote_cause: int | None = None
+    ) -> Report | None:
         """A SIP call state (EARLY, CONFIRMED, DISCONNECTED, ...) with its last status code;
-        `remote_reason` is the text of the far end's BYE Reason header, if any."""
+        `remote_reason` and `remote_cause` are the far end's BYE Reason header, if any: a
+        FINISH carries its cause (408 when the far end lost the media), so a client can
+        tell a normal end (200) from a broken call."""
         if self.ended:
             return None
         if state == "EARLY" and code in (180, 183) and not self.incoming:
@@ -45,7 +50,7 @@ class CallState:
         if self.established:
             remote = f"remote hangup ({remote_reason})" if remote_reason else "remote hangup"
             who = self.end_reason or ("hangup" if self.hangup_requested else remote)
-            return Report(CallStatus.FINISH, code, who)
+            return Report(CallStatus.FINISH, self.end_code or remote_cause or code, who)
         if code in _BUSY_CODES:
             return Report(CallStatus.BUSY, code, reason)
         if self.hangup_requested:

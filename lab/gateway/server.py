@@ -50,6 +50,7 @@ from lab.signaling import (
 )
 from lab.sip.endpoint import (
     MAX_CALLS,
+    MEDIA_TIMEOUT_CAUSE,
     CallSnapshot,
     FramePort,
     MediaWatchdog,
@@ -449,7 +450,11 @@ class GatewayCall:
         self.session.post(DtmfEvent(call_id=self.call_id, digit=digit, method=method))
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
-        self.report(self.state.sip_state(snap.state, snap.status_code, snap.reason, call.remote_reason))
+        self.report(
+            self.state.sip_state(
+                snap.state, snap.status_code, snap.reason, call.remote_reason, call.remote_cause
+            )
+        )
         if snap.state != "DISCONNECTED":
             return
         if self.watchdog is not None:
@@ -465,11 +470,13 @@ class GatewayCall:
             self.watchdog = MediaWatchdog(call, self._media_timeout, timeout, self.session.tasks)
 
     def _media_timeout(self, call: SipCall) -> None:
-        self.state.end_reason = (
-            f"media timeout: no RTP from the SIP side for {self.session.gateway.cfg.media_timeout:g} s"
-        )
+        cfg = self.session.gateway.cfg
+        where = call.remote_rtp_address()
+        silent = f"{cfg.name_at(where.rsplit(':', 1)[0])} ({where})" if where else "the SIP side"
+        self.state.end_reason = f"media timeout: no RTP from {silent} for {cfg.media_timeout:g} s"
+        self.state.end_code = MEDIA_TIMEOUT_CAUSE
         log.warning("call %s: %s", self.call_id, self.state.end_reason)
-        call.hangup_with()
+        call.hangup_with(cause=self.state.end_reason, cause_code=MEDIA_TIMEOUT_CAUSE)
 
     def close_media(self) -> None:
         self.bridge.close()

@@ -312,6 +312,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
         self.last_code = 0
         self.last_reason = ""
         self.remote_reason = ""  # the Reason header of the far end's BYE, if it gave one
+        self.remote_cause: int | None = None  # ... and its cause (RFC 3326: a SIP code)
         #: (Call-ID, local tag, remote tag) from the 2xx to our INVITE: pjsua2's CallInfo has no tags
         self.dialog_ids: tuple[str, str, str] | None = None
         endpoint._adopt(self)
@@ -352,9 +353,11 @@ class SipCall(pj.Call):  # type: ignore[misc]
             ids = (message.headers.get("call-id", ""), message.tag("from"), message.tag("to"))
             self.endpoint.post(setattr, self, "dialog_ids", ids)
         if message.is_request and message.method == "BYE":
-            text = header_params(message.headers.get("reason", "")).get("text")
-            if text:
-                self.endpoint.post(setattr, self, "remote_reason", text)
+            reason = header_params(message.headers.get("reason", ""))
+            if reason.get("text"):
+                self.endpoint.post(setattr, self, "remote_reason", reason["text"])
+            if reason.get("cause", "").isdigit():
+                self.endpoint.post(setattr, self, "remote_cause", int(reason["cause"]))
 
     def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
         # Listeners that take transfers implement TransferListener as well.
@@ -433,12 +436,14 @@ class SipCall(pj.Call):  # type: ignore[misc]
         except pj.Error as exc:
             log.warning("answer %d: %s", code, exc.info())
 
-    def hangup_with(self, code: int = 0, reason: str = "", cause: str = "") -> None:
-        """Final response `code` while ringing, else BYE; `cause` goes in a Reason header."""
+    def hangup_with(self, code: int = 0, reason: str = "", cause: str = "", cause_code: int = 200) -> None:
+        """Final response `code` while ringing, else BYE; `cause` goes in a Reason header
+        with the SIP code `cause_code` (RFC 3326): 200 for a normal end."""
         if not self._usable():
             return
         text = cause.replace('"', "'")
-        prm = _op_param(code, reason, {"Reason": f'SIP;cause=200;text="{text}"'} if cause else None)
+        header = {"Reason": f'SIP;cause={cause_code};text="{text}"'} if cause else None
+        prm = _op_param(code, reason, header)
         try:
             self.hangup(prm)
         except pj.Error as exc:
@@ -501,6 +506,17 @@ class SipCall(pj.Call):  # type: ignore[misc]
             except pj.Error as exc:
                 raise RuntimeError(exc.info()) from None
 
+    def remote_rtp_address(self) -> str | None:
+        """Where the audio stream sends its RTP ("127.0.0.4:30000"), while there is one."""
+        if not self._usable():
+            return None
+        try:
+            info = self.getInfo()  # keep it referenced: its media vector dies with it
+            index = next(i for i, m in enumerate(info.media) if m.type == pj.PJMEDIA_TYPE_AUDIO)
+            return str(self.getStreamInfo(index).remoteRtpAddress)
+        except (StopIteration, pj.Error):
+            return None
+
     def rx_packets(self) -> int | None:
         """RTP packets received on the audio stream so far; None without an audio stream."""
         if not self._usable():
@@ -533,6 +549,11 @@ def _op_param(
         hdr.hName, hdr.hValue = name, value
         prm.txOption.headers.append(hdr)
     return prm
+
+
+#: The Reason cause (a SIP code, RFC 3326) of a BYE sent because the far end's RTP stopped,
+#: and the code of the FINISH the client gets for it: 408 Request Timeout.
+MEDIA_TIMEOUT_CAUSE = 408
 
 
 class MediaWatchdog:

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party
-from lab.sip.endpoint import CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect
+from lab.sip.endpoint import MEDIA_TIMEOUT_CAUSE, CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect
 from lab.sip.message import user_of
 from lab.sip.party import run
 from lab.tasks import Tasks
@@ -193,7 +193,7 @@ class PstnGateway:
         log.warning("%s; ending the call", cause)
         call.hangup_with()
         if other is not None:
-            other.call.hangup_with(cause=cause)
+            other.call.hangup_with(cause=cause, cause_code=MEDIA_TIMEOUT_CAUSE)
 
     def on_media_active(self, call: SipCall) -> None:
         leg = self.legs.get(call)
