@@ -13,6 +13,7 @@ import html
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import ipywidgets as w
@@ -73,15 +74,24 @@ class KernelLoop:
             self.loop.call_soon_threadsafe(start)
 
 
-class PhoneWidget:
-    """The seed's Phone: Log in (login, auth name, password, domain, outbound proxy, port),
-    a number, Voice call / Video call, a keypad (DTMF), Hangup, Hold and Transfer. Transfer
-    alone is blind; Consult first (hold, call the target) makes it attended."""
+@dataclass(frozen=True)
+class PhoneState:
+    """What the Phone's buttons depend on."""
 
-    def __init__(self, cfg: LabConfig, *, dashboard: CallDashboard | None = None) -> None:
-        self.cfg = cfg
-        self.dashboard = dashboard
-        defaults = cfg.account()
+    logged_in: bool = False
+    in_call: bool = False  # dialling, ringing, talking or held
+    talking: bool = False  # established or held: keys, Hold, Transfer, Consult work
+    on_hold: bool = False
+    consulting: bool = False  # an attended transfer's consultation call is up
+
+
+class PhoneForm:
+    """The seed's Phone UI as widgets, and nothing else: the login form (login, auth name,
+    password, domain, outbound proxy, port), the number, Voice call / Video call, the keypad,
+    Hangup, Hold, the transfer field with Consult and Transfer, the status line and the
+    players. PhoneWidget gives the buttons their work; enable() says which a state allows."""
+
+    def __init__(self, defaults: SipAccount) -> None:
         layout = w.Layout(width="320px")
         self.login = w.Text(value=defaults.login, description="login", layout=layout)
         self.auth_name = w.Text(value=defaults.auth_name, description="auth. name", layout=layout)
@@ -108,24 +118,7 @@ class PhoneWidget:
         self.consult_button = w.Button(description="Consult")
         self.status = w.HTML("<b>not logged in</b>")
         self.players = w.VBox()
-        self.session: Session | None = None
-        self.lab_call: LabCall | None = None
-        self.consultation: LabCall | None = None  # the call an attended transfer goes to
-        self.result: CallResult | None = None
-        self.history: list[str] = []
-        self.kernel = KernelLoop()
-
-        self.login_button.on_click(lambda _: self._run(self.log_in))
-        self.voice_button.on_click(lambda _: self._run(self.voice_call))
-        self.video_button.on_click(
-            lambda _: self._say("Video call: the SIP side of the lab carries audio only")
-        )
-        self.hangup_button.on_click(lambda _: self._run(self.hang_up))
-        self.hold_button.on_click(lambda _: self._run(self.toggle_hold))
-        self.transfer_button.on_click(lambda _: self._run(self.transfer))
-        self.consult_button.on_click(lambda _: self._run(self.consult))
-        for key, button in self.keys.items():
-            button.on_click(lambda _, k=key: self._run(lambda: self.press(k)))
+        self.history: list[str] = []  # every line the status showed
         keypad = w.GridBox(list(self.keys.values()), layout=w.Layout(grid_template_columns="repeat(3, 52px)"))
         form = w.VBox(
             [
@@ -148,7 +141,70 @@ class PhoneWidget:
             ]
         )
         self.widget = w.VBox([w.HTML("<h3>Phone</h3>"), w.HBox([form, dial]), self.status, self.players])
-        self._update_buttons()
+        self.enable(PhoneState())
+
+    def enable(self, state: PhoneState) -> None:
+        """Each button is usable only when it makes sense."""
+        self.login_button.disabled = state.in_call
+        self.voice_button.disabled = self.video_button.disabled = not state.logged_in or state.in_call
+        self.hangup_button.disabled = not state.in_call
+        for button in self.keys.values():
+            button.disabled = not state.talking
+        self.hold_button.disabled = self.transfer_button.disabled = not state.talking
+        self.hold_button.description = "Unhold" if state.on_hold else "Hold"
+        self.consult_button.disabled = not state.talking or state.consulting
+
+    def say(self, text: str, error: bool = False) -> None:
+        self.history.append(text)
+        colour = "#c62828" if error else "#1b5e20"
+        self.status.value = f"<b style='color:{colour}'>{html.escape(text)}</b>"
+
+    def account(self, default_password: str) -> SipAccount:
+        """The login form's account; an empty password field means the lab account's."""
+        return SipAccount(
+            login=self.login.value.strip(),
+            auth_name=self.auth_name.value.strip() or self.login.value.strip(),
+            password=self.password.value or default_password,
+            domain=self.domain.value.strip(),
+            outbound_proxy=self.outbound_proxy.value.strip(),
+            port=int(self.port.value),
+        )
+
+    def show_recordings(self, audio: dict[str, str | None]) -> None:
+        self.players.children = tuple(
+            w.VBox([w.Label(name.replace("_", " ")), w.Audio.from_file(path, autoplay=False, loop=False)])
+            for name, path in audio.items()
+            if path
+        )
+
+
+class PhoneWidget:
+    """The seed's Phone at work: log in, dial, the keypad's DTMF, Hangup, Hold and Transfer
+    (alone blind; after Consult, which holds the call and calls the target, attended). Each
+    button's work is a method here, so notebooks and tests drive the very same objects."""
+
+    def __init__(self, cfg: LabConfig, *, dashboard: CallDashboard | None = None) -> None:
+        self.cfg = cfg
+        self.dashboard = dashboard
+        self.form = PhoneForm(cfg.account())
+        self.session: Session | None = None
+        self.lab_call: LabCall | None = None
+        self.consultation: LabCall | None = None  # the call an attended transfer goes to
+        self.result: CallResult | None = None
+        self.kernel = KernelLoop()
+        form = self.form
+        form.login_button.on_click(lambda _: self._run(self.log_in))
+        form.voice_button.on_click(lambda _: self._run(self.voice_call))
+        form.video_button.on_click(
+            lambda _: form.say("Video call: the SIP side of the lab carries audio only")
+        )
+        form.hangup_button.on_click(lambda _: self._run(self.hang_up))
+        form.hold_button.on_click(lambda _: self._run(self.toggle_hold))
+        form.transfer_button.on_click(lambda _: self._run(self.transfer))
+        form.consult_button.on_click(lambda _: self._run(self.consult))
+        for key, button in form.keys.items():
+            button.on_click(lambda _, k=key: self._run(lambda: self.press(k)))
+        self.widget = form.widget
 
     def _ipython_display_(self) -> None:
         display(self.widget)
@@ -162,30 +218,21 @@ class PhoneWidget:
     def in_call(self) -> bool:
         return self.call is not None and not self.call.status.final
 
+    def state(self) -> PhoneState:
+        status = self.call.status if self.call is not None else None
+        return PhoneState(
+            logged_in=self.session is not None,
+            in_call=self.in_call,
+            talking=self.in_call and status in (CALL_STATUS.ESTABLISHED, CALL_STATUS.HOLD),
+            on_hold=status == CALL_STATUS.HOLD,
+            consulting=self._consulting,
+        )
+
     def _update_buttons(self) -> None:
-        logged_in = self.session is not None
-        established = (
-            self.in_call
-            and self.call is not None
-            and self.call.status in (CALL_STATUS.ESTABLISHED, CALL_STATUS.HOLD)
-        )
-        self.login_button.disabled = self.in_call
-        self.voice_button.disabled = not logged_in or self.in_call
-        self.video_button.disabled = not logged_in or self.in_call
-        self.hangup_button.disabled = not self.in_call
-        for button in self.keys.values():
-            button.disabled = not established
-        self.hold_button.disabled = not established
-        self.hold_button.description = (
-            "Unhold" if self.call and self.call.status == CALL_STATUS.HOLD else "Hold"
-        )
-        self.transfer_button.disabled = not established
-        self.consult_button.disabled = not established or self._consulting
+        self.form.enable(self.state())
 
     def _say(self, text: str, error: bool = False) -> None:
-        self.history.append(text)
-        colour = "#c62828" if error else "#1b5e20"
-        self.status.value = f"<b style='color:{colour}'>{html.escape(text)}</b>"
+        self.form.say(text, error)
 
     def _run(self, work: Callable[[], Awaitable[object]]) -> None:
         """A click's work, on the kernel's loop; errors go to the status line."""
@@ -199,22 +246,12 @@ class PhoneWidget:
         self.kernel.submit(then_update, lambda exc: self._say(f"error: {exc}", error=True))
 
     # --- actions (what each button does) --------------------------------------------------
-    def account(self) -> SipAccount:
-        return SipAccount(
-            login=self.login.value.strip(),
-            auth_name=self.auth_name.value.strip() or self.login.value.strip(),
-            password=self.password.value or self.cfg.password,
-            domain=self.domain.value.strip(),
-            outbound_proxy=self.outbound_proxy.value.strip(),
-            port=int(self.port.value),
-        )
-
     async def log_in(self) -> bool:
         if self.session is not None:
             await self.session.disconnect()
             self.session = None
-        account = self.account()
-        self.password.value = ""  # never left in the widget state a saved notebook keeps
+        account = self.form.account(self.cfg.password)
+        self.form.password.value = ""  # never left in the widget state a saved notebook keeps
         self._say(
             f"logging in as {account.login}@{account.domain} via {account.outbound_proxy}:{account.port}..."
         )
@@ -239,9 +276,9 @@ class PhoneWidget:
             self._say("log in first", error=True)
             return None
         if number is not None:
-            self.number.value = number
+            self.form.number.value = number
         try:
-            dialled = normalize_number(self.number.value)
+            dialled = normalize_number(self.form.number.value)
         except InvalidNumber as exc:
             self._say(str(exc), error=True)
             return None
@@ -249,7 +286,7 @@ class PhoneWidget:
             self.cfg, self.session, dialled, answer=answer, codec=codec, on_status=self._on_status
         )
         self.result = None
-        self.players.children = ()
+        self.form.players.children = ()
         if self.dashboard is not None:
             self.dashboard.follow(
                 f"Call {self.lab_call.call_id} to {dialled}", self.lab_call.capture_path, self.lab_call.over
@@ -293,9 +330,9 @@ class PhoneWidget:
         if self.lab_call is None or self.call is None:
             return None
         if target is not None:
-            self.transfer_target.value = target
-        self._say(f"consulting {self.transfer_target.value.strip()}...")
-        self.consultation = await consult(self.lab_call, self.transfer_target.value.strip())
+            self.form.transfer_target.value = target
+        self._say(f"consulting {self.form.transfer_target.value.strip()}...")
+        self.consultation = await consult(self.lab_call, self.form.transfer_target.value.strip())
         consulted = self.consultation.call
         self._say(f"consultation call: {status_text(consulted.status, consulted.sip_code, consulted.reason)}")
         self._update_buttons()
@@ -311,9 +348,9 @@ class PhoneWidget:
             self._say(f"transferring to {self.consultation.number} (attended)...")
             return
         if target is not None:
-            self.transfer_target.value = target
-        await self.call.transfer(self.transfer_target.value.strip())
-        self._say(f"transferring to {self.transfer_target.value.strip()}...")
+            self.form.transfer_target.value = target
+        await self.call.transfer(self.form.transfer_target.value.strip())
+        self._say(f"transferring to {self.form.transfer_target.value.strip()}...")
 
     async def wait_until_over(self, timeout: float = 30.0) -> CallResult | None:
         """The call's result once it is over and filed; TimeoutError says where it stuck."""
@@ -353,11 +390,7 @@ class PhoneWidget:
         if self.lab_call is not lab_call or self.result is result:
             return
         self.result = result
-        self.players.children = tuple(
-            w.VBox([w.Label(name.replace("_", " ")), w.Audio.from_file(path, autoplay=False, loop=False)])
-            for name, path in result.audio.items()
-            if path
-        )
+        self.form.show_recordings(result.audio)
         if self.dashboard is not None:
             self.dashboard.show_result(result)
 

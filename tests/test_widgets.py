@@ -50,13 +50,17 @@ async def test_phone_widget_call_with_keypad_hold_and_dashboard(
     await mobile.set_policy("after:0.3")
     dashboard = CallDashboard(stack.cfg)
     phone = PhoneWidget(stack.cfg, dashboard=dashboard)
-    assert phone.voice_button.disabled and phone.hangup_button.disabled  # nothing before login
+    assert phone.form.voice_button.disabled and phone.form.hangup_button.disabled  # nothing before login
     assert await phone.log_in()
-    assert phone.password.value == "" and "logged in as VKP009" in phone.status.value
-    assert not phone.voice_button.disabled and phone.hangup_button.disabled
+    assert phone.form.password.value == "" and "logged in as VKP009" in phone.form.status.value
+    assert not phone.form.voice_button.disabled and phone.form.hangup_button.disabled
     call = await phone.voice_call(NUMBER)
     assert call is not None and call.status == CALL_STATUS.ESTABLISHED
-    assert not phone.hangup_button.disabled and phone.voice_button.disabled and phone.login_button.disabled
+    assert (
+        not phone.form.hangup_button.disabled
+        and phone.form.voice_button.disabled
+        and phone.form.login_button.disabled
+    )
     await phone.press("5")
     await phone.press("#")
     await eventually(lambda: "<b>5#</b>" in mobile.digits.value, "the phone shows the digits 5#")
@@ -69,10 +73,10 @@ async def test_phone_widget_call_with_keypad_hold_and_dashboard(
     assert ("Mobile phone", "PSTN gateway", "200 OK") in live[invite:]
     await phone.toggle_hold()
     await call.wait_for(CALL_STATUS.HOLD, timeout=5)
-    assert phone.hold_button.description == "Unhold"
+    assert phone.form.hold_button.description == "Unhold"
     await phone.toggle_hold()
     assert await call.wait_for(CALL_STATUS.ESTABLISHED, timeout=5) == CALL_STATUS.ESTABLISHED
-    assert phone.hold_button.description == "Hold"
+    assert phone.form.hold_button.description == "Hold"
     await phone.hang_up()
     result = await phone.wait_until_over()
     assert result is not None and result.final_status == "FINISH"
@@ -86,10 +90,10 @@ async def test_phone_widget_call_with_keypad_hold_and_dashboard(
         "FINISH",
     ]
     finish = f"FINISH {result.sip_code} {result.reason}"
-    assert (result.sip_code, result.reason) == (200, "hangup") and finish in phone.history
-    assert phone.hangup_button.disabled and not phone.voice_button.disabled
+    assert (result.sip_code, result.reason) == (200, "hangup") and finish in phone.form.history
+    assert phone.form.hangup_button.disabled and not phone.form.voice_button.disabled
     # Sent and heard, at both ends: each player holds that recording's WAV.
-    players = {p.children[0].value: p.children[1].value for p in phone.players.children}
+    players = {p.children[0].value: p.children[1].value for p in phone.form.players.children}
     assert players.keys() == {"browser sent", "browser received", "phone sent", "phone received"}
     for name, wav in players.items():
         assert wav == Path(result.audio[name.replace(" ", "_")]).read_bytes()  # type: ignore[arg-type]
@@ -130,7 +134,7 @@ async def test_mobile_phone_rejects(stack: Stack, mobile: MobilePhoneWidget) -> 
     await mobile.reject()
     call = await dialling
     assert call is not None and (call.status, call.sip_code) == (CALL_STATUS.FAILED, 603)
-    assert "FAILED 603" in phone.status.value
+    assert "FAILED 603" in phone.form.status.value
 
 
 async def test_transfer_button_hands_the_phone_to_the_second_phone(
@@ -138,10 +142,10 @@ async def test_transfer_button_hands_the_phone_to_the_second_phone(
 ) -> None:
     await mobile.set_policy("after:0.2")
     phone = PhoneWidget(stack.cfg)
-    assert phone.transfer_button.disabled
+    assert phone.form.transfer_button.disabled
     assert await phone.log_in()
     call = await phone.voice_call(NUMBER)
-    assert call is not None and not phone.transfer_button.disabled
+    assert call is not None and not phone.form.transfer_button.disabled
     await phone.transfer("+79990000002")
     assert await call.ended(timeout=10) == CALL_STATUS.FINISH
     assert call.reason == "transferred to +79990000002"
@@ -157,10 +161,10 @@ async def test_consult_then_transfer_joins_the_two_phones(stack: Stack, mobile: 
     phone = PhoneWidget(stack.cfg)
     assert await phone.log_in()
     call = await phone.voice_call(NUMBER)
-    assert call is not None and not phone.consult_button.disabled
+    assert call is not None and not phone.form.consult_button.disabled
     consultation = await phone.consult("+79990000002")
     assert consultation is not None and consultation.status == CALL_STATUS.ESTABLISHED
-    assert call.status == CALL_STATUS.HOLD and phone.consult_button.disabled
+    assert call.status == CALL_STATUS.HOLD and phone.form.consult_button.disabled
     await phone.transfer()
     assert await call.ended(timeout=10) == CALL_STATUS.FINISH
     assert call.reason == "transferred to +79990000002"
@@ -174,15 +178,22 @@ async def test_consult_then_transfer_joins_the_two_phones(stack: Stack, mobile: 
 
 async def test_wrong_password_in_the_login_form(stack: Stack) -> None:
     phone = PhoneWidget(stack.cfg)
-    phone.password.value = "wrong-password"
+    phone.form.password.value = "wrong-password"
     assert not await phone.log_in()
-    assert "login failed: 403" in phone.status.value and phone.voice_button.disabled
-    assert phone.password.value == "" and "wrong-password" not in " ".join(phone.history)
+    assert "login failed: 403" in phone.form.status.value and phone.form.voice_button.disabled
+    assert phone.form.password.value == "" and "wrong-password" not in " ".join(phone.form.history)
 
 
 def test_phone_widget_has_the_seed_phone_ui(stack: Stack) -> None:
     phone = PhoneWidget(stack.cfg)
-    fields = [phone.login, phone.auth_name, phone.password, phone.domain, phone.outbound_proxy, phone.port]
+    fields = [
+        phone.form.login,
+        phone.form.auth_name,
+        phone.form.password,
+        phone.form.domain,
+        phone.form.outbound_proxy,
+        phone.form.port,
+    ]
     assert [f.description for f in fields] == [
         "login",
         "auth. name",
@@ -191,18 +202,18 @@ def test_phone_widget_has_the_seed_phone_ui(stack: Stack) -> None:
         "outbound proxy",
         "port",
     ]
-    assert phone.password.value == "" and stack.cfg.password not in repr(phone.widget)
-    assert "".join(phone.keys) == "123456789*0#"
+    assert phone.form.password.value == "" and stack.cfg.password not in repr(phone.widget)
+    assert "".join(phone.form.keys) == "123456789*0#"
     labels = {
         b.description
         for b in (
-            phone.voice_button,
-            phone.video_button,
-            phone.hangup_button,
-            phone.hold_button,
-            phone.transfer_button,
-            phone.consult_button,
-            phone.login_button,
+            phone.form.voice_button,
+            phone.form.video_button,
+            phone.form.hangup_button,
+            phone.form.hold_button,
+            phone.form.transfer_button,
+            phone.form.consult_button,
+            phone.form.login_button,
         )
     }
     assert labels == {"Voice call", "Video call", "Hangup", "Hold", "Transfer", "Consult", "Log in"}

@@ -1,0 +1,43 @@
+"""The Phone's buttons: which a state allows, without a lab or a kernel."""
+
+from __future__ import annotations
+
+from lab.config import LabConfig
+from lab.widgets import PhoneForm, PhoneState
+
+
+def usable(form: PhoneForm) -> set[str]:
+    buttons = {
+        "login": form.login_button,
+        "voice": form.voice_button,
+        "video": form.video_button,
+        "hangup": form.hangup_button,
+        "hold": form.hold_button,
+        "transfer": form.transfer_button,
+        "consult": form.consult_button,
+        **{f"key {k}": b for k, b in form.keys.items()},
+    }
+    return {name for name, button in buttons.items() if not button.disabled}
+
+
+def test_each_state_allows_only_what_makes_sense() -> None:
+    form = PhoneForm(LabConfig().account())
+    keys = {f"key {k}" for k in "123456789*0#"}
+    assert usable(form) == {"login"}  # before login
+    form.enable(PhoneState(logged_in=True))
+    assert usable(form) == {"login", "voice", "video"}
+    form.enable(PhoneState(logged_in=True, in_call=True))  # dialling or ringing
+    assert usable(form) == {"hangup"}
+    form.enable(PhoneState(logged_in=True, in_call=True, talking=True))
+    assert usable(form) == {"hangup", "hold", "transfer", "consult"} | keys
+    form.enable(PhoneState(logged_in=True, in_call=True, talking=True, on_hold=True, consulting=True))
+    assert usable(form) == {"hangup", "hold", "transfer"} | keys and form.hold_button.description == "Unhold"
+
+
+def test_the_form_gives_the_account_and_keeps_what_it_said() -> None:
+    form = PhoneForm(LabConfig().account())
+    form.auth_name.value = ""
+    account = form.account("lab-password")
+    assert (account.login, account.auth_name, account.password) == ("VKP009", "VKP009", "lab-password")
+    form.say("FAILED 486 Busy Here", error=True)
+    assert form.history == ["FAILED 486 Busy Here"] and "#c62828" in form.status.value
