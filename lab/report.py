@@ -58,7 +58,13 @@ def render(model: CallModel, title: str | None = None) -> str:
         parts.append("<p class='fail'>The capture file is truncated: its last packet is incomplete.</p>")
     parties = Table(["party", "address"], [[p.name, p.address] for p in model.parties], frozenset({0, 1}))
     parts.append("<h2>Parties</h2>" + html_table(parties))
-    parts.append("<h2>SIP ladder</h2>" + _png(plots.ladder(model)))
+    if model.messages:
+        parts.append("<h2>SIP ladder</h2>" + _png(plots.ladder(model)))
+    else:
+        parts.append(
+            "<h2>SIP ladder</h2><p>No SIP in this capture: the RTP streams below were found as "
+            "Wireshark's RTP heuristic finds them (UDP flows whose every packet is RTP).</p>"
+        )
     parts.append("<h2>RTP streams</h2>" + html_table(stream_table(model.streams, REPORT)))
     if model.streams:
         parts.append(_png(plots.jitter(model)) + _png(plots.loss(model)))

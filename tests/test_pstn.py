@@ -32,8 +32,8 @@ class FakeCall:
     def answer_with(self, code: int, reason: str = "") -> None:
         self.did.append(("answer", code))
 
-    def hangup_with(self, code: int = 0, reason: str = "", cause: str = "") -> None:
-        self.did.append(("hangup", code, cause))
+    def hangup_with(self, code: int = 0, reason: str = "", cause: str = "", cause_code: int = 200) -> None:
+        self.did.append(("hangup", code, cause, cause_code) if cause else ("hangup", code, cause))
 
     def hold(self) -> None:
         self.did.append(("hold",))
@@ -153,4 +153,5 @@ async def test_silent_far_end_ends_both_legs_naming_it() -> None:
     await asyncio.sleep(CFG.media_timeout + 0.8)
     assert b.did[-1] == ("hangup", 0, "")
     phone = CFG.phone_for("+79161234567").name
-    assert a.did[-1] == ("hangup", 0, f"PSTN gateway: no RTP from {phone} for {CFG.media_timeout:g} s")
+    silent = f"PSTN gateway: no RTP from {phone} for {CFG.media_timeout:g} s"
+    assert a.did[-1] == ("hangup", 0, silent, 408)  # Reason: SIP;cause=408

@@ -129,14 +129,16 @@ def lab_party_names(cfg: LabConfig | None = None) -> dict[str, str]:
 def load(
     path: str | Path, names: dict[str, str] | None = None, fallback_pts: dict[int, Codec] | None = None
 ) -> CallModel:
-    """The call model of a capture file; CaptureError when it cannot be read or holds no SIP.
+    """The call model of a capture file; CaptureError when it cannot be read or holds neither
+    SIP nor RTP. RTP with no SIP (a media server's capture, a mirror port on the RTP VLAN) is
+    found as tshark's RTP heuristic finds it: streams and their statistics, no ladder.
 
     fallback_pts names payload types on RTP flows no SDP in the capture describes (the lab's
     WebRTC leg, whose SDP travels over the client's WebSocket)."""
     packets = pcap.read(path)
     model = build(packets, str(path), lab_party_names() if names is None else names, fallback_pts or {})
-    if not model.messages:
-        raise CaptureError(f"{path}: no SIP messages in {len(packets.frames.ts)} packets")
+    if not model.messages and not model.streams:
+        raise CaptureError(f"{path}: no SIP messages and no RTP in {len(packets.frames.ts)} packets")
     return model
 
 

@@ -11,8 +11,10 @@ import pytest
 
 from lab.analysis.model import load
 from lab.analysis.rtp import LossBursts, decode_headers, loss_bursts, stream_stats
+from lab.analysis.synth import SynthStream, write_pcap
 from lab.analysis.wireshark import rtp_streams
 from lab.network.impairment import Impairment, Schedule
+from lab.report import render
 
 from .conftest import SYNTHETIC, shared
 
@@ -41,6 +43,20 @@ def test_generated_calls_equal_tshark(synthetic: dict[str, Path], name: str) -> 
 
 def test_rtp_without_sdp_equals_tshark_heuristic(synthetic: dict[str, Path]) -> None:
     assert assert_equal_to_tshark(synthetic["no_sdp_in_capture"], heuristic=True) == 1
+
+
+def test_rtp_with_no_sip_at_all_is_analysed_as_tshark_heuristic_does(tmp_path: Path) -> None:
+    """A media server's capture, or a mirror port on the RTP VLAN: streams, no ladder."""
+    a, b = "10.1.1.1", "10.1.1.2"
+    path = write_pcap(
+        tmp_path / "rtp_only.pcap",
+        SynthStream(a, 4000, b, 5000, 0x1111, lost=frozenset({5, 6, 7}), jitter_ms=2).datagrams(0.0)
+        + SynthStream(b, 5000, a, 4000, 0x2222, seed=4).datagrams(0.0),
+    )
+    assert assert_equal_to_tshark(path, heuristic=True) == 2
+    model = load(path, names={})
+    assert model.messages == () and "No SIP in this capture" in render(model)
+    assert [s.bursts.bursts for s in model.streams if s.ssrc == 0x1111] == [1]
 
 
 def test_real_g711a_call_with_comfort_noise_equals_tshark() -> None:
