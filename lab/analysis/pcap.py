@@ -325,25 +325,72 @@ def _u32(data: np.ndarray, at: np.ndarray) -> np.ndarray:
     return (_u16(data, at) << 16) | _u16(data, at + 2)
 
 
+_VLAN_TAGS = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad (QinQ), and the older QinQ tag
+_IP_TYPES = (0x0800, 0x86DD)
+_GRE = 47
+_MAX_TUNNELS = 3
+
+
+def _ethernet_payload(data: np.ndarray, at: np.ndarray, caplen_end: np.ndarray) -> np.ndarray:
+    """Offset of what an Ethernet frame at `at` carries, past up to two VLAN tags; -1 when
+    that is not IP."""
+    ethertype = _u16(data, np.minimum(at + 12, len(data) - 2))
+    l2 = np.full(len(at), 14, dtype=np.int64)
+    for _ in range(2):
+        tagged = np.isin(ethertype, _VLAN_TAGS) & (at + l2 + 6 <= caplen_end)
+        if not tagged.any():
+            break
+        ethertype[tagged] = _u16(data, at[tagged] + l2[tagged] + 2)
+        l2[tagged] += 4
+    return np.where(np.isin(ethertype, _IP_TYPES) & (at + l2 < caplen_end), at + l2, -1)
+
+
+def _through_gre(data: np.ndarray, ip: int, end: int) -> int:
+    """The inner IP header of a GRE packet whose outer IPv4 header is at `ip` (plain GRE,
+    transparent Ethernet bridging, ERSPAN types I, II and III), or -1."""
+    at = ip + (int(data[ip]) & 0x0F) * 4
+    if at + 4 > end:
+        return -1
+    flags, proto = int(_u16(data, np.array([at]))[0]), int(_u16(data, np.array([at + 2]))[0])
+    inner = at + 4 + 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
+    if proto in _IP_TYPES:
+        return inner
+    if proto == 0x6558:  # transparent Ethernet bridging
+        ethernet = inner
+    elif proto == 0x88BE:  # ERSPAN type II has an 8-byte header; type I (no sequence number) none
+        ethernet = inner + 8 if flags & 0x1000 else inner
+    elif proto == 0x22EB and inner + 12 <= end:  # ERSPAN type III: 12 bytes, +8 with its O flag
+        ethernet = inner + 12 + (8 if int(data[inner + 11]) & 0x01 else 0)
+    else:
+        return -1
+    if ethernet + 14 > end:
+        return -1
+    return int(_ethernet_payload(data, np.array([ethernet]), np.array([end]))[0])
+
+
 def _network_offsets(f: Frames) -> tuple[np.ndarray, np.ndarray]:
-    """Offset of the IP header of each frame and its version (4, 6, or 0: not IP)."""
+    """Offset of the IP header of each frame and its version (4, 6, or 0: not IP). Link
+    layers: Ethernet with VLAN/QinQ tags, Linux cooked (v1, v2), raw IP, BSD loopback; IPv4
+    GRE tunnels (mirror ports: ERSPAN I/II/III, transparent Ethernet, plain GRE) are opened."""
     data, off, n = f.data, f.offset, len(f.offset)
+    end = off + f.caplen
     ip = np.full(n, -1, dtype=np.int64)
     for linktype in np.unique(f.linktype):
         sel = np.nonzero(f.linktype == linktype)[0]
         if linktype == ETHERNET:
             sel = sel[f.caplen[sel] >= 14]
-            ethertype = _u16(data, off[sel] + 12)
-            l2 = np.full(len(sel), 14, dtype=np.int64)
-            vlan = ethertype == 0x8100
-            if vlan.any():
-                ethertype[vlan] = _u16(data, off[sel[vlan]] + 16)
-                l2[vlan] = 18
-            ok = (ethertype == 0x0800) | (ethertype == 0x86DD)
-            ip[sel[ok]] = off[sel[ok]] + l2[ok]
+            ip[sel] = _ethernet_payload(data, off[sel], end[sel])
         elif int(linktype) in _L2_FIXED:
             ip[sel] = off[sel] + _L2_FIXED[int(linktype)]
-    usable = (ip >= 0) & (ip < off + f.caplen)
+    for _ in range(_MAX_TUNNELS):
+        usable = (ip >= 0) & (ip + 20 <= end)
+        gre = np.nonzero(usable & (data[np.where(usable, ip, 0)] >> 4 == 4))[0]
+        gre = gre[data[ip[gre] + 9] == _GRE]
+        if len(gre) == 0:
+            break
+        for i in gre:
+            ip[i] = _through_gre(data, int(ip[i]), int(end[i]))
+    usable = (ip >= 0) & (ip < end)
     version = np.zeros(n, dtype=np.int64)
     version[usable] = data[ip[usable]] >> 4
     return ip, version
