@@ -404,6 +404,11 @@ class SipCall(pj.Call):  # type: ignore[misc]
             self.endpoint._release(self)
         if self.listener:
             self.listener.on_call_state(self, snap)
+        if snap.state == "DISCONNECTED":
+            # The disowned C++ Call keeps this Python object alive after the call: what it
+            # refers to would live on too (the gateway's whole call with its peer
+            # connection: 0.4 MB a call). The listener has had its last word.
+            self.listener = None
 
     def _deliver_media(self, state: str) -> None:
         if self.alive and self.listener:
