@@ -89,6 +89,9 @@ class LabConfig:
     #: The PSTN/GSM gateway as one box; its channels (pstn_channels) are the processes.
     pstn: Party = Party("PSTN gateway", "127.0.0.4", 5060, 30000)
     pstn_channel_count: int = 4  # like a 4-SIM GSM gateway; one call per channel
+    #: Who may call the PSTN gateway besides its SIP server, the phones' mobile network and
+    #: its own channels: a real GSM gateway takes calls only from the server it trusts.
+    pstn_trusted_hosts: tuple[str, ...] = ()
     phone: Party = Party("Mobile phone", "127.0.0.5", 5060, 40000)
     phone2: Party = Party("Mobile phone 2", "127.0.0.6", 5060, 41000)  # a transfer target
     phone_number: str = "+79990000001"  # the mobile phone's own number: its caller id when it dials
@@ -210,7 +213,8 @@ class LabConfig:
         data = json.loads(text)
         for key in ("browser", "gateway", "sipserver", "pstn", "phone", "phone2"):
             data[key] = Party(**data[key])
-        data["phone2_numbers"] = tuple(data["phone2_numbers"])
+        for key in ("phone2_numbers", "pstn_trusted_hosts"):
+            data[key] = tuple(data[key])
         data["phone_policy"] = PhonePolicy(**data["phone_policy"])
         data["home"] = Path(data["home"])
         return cls(**data)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 import pytest
 
 from lab.audio import best_match, pesq_nb, read_wav
+from lab.client import LoginFailed, Session
 from lab.config import PhonePolicy
 from lab.scenario import CallResult, place_call
 from lab.stack import Stack, gateway_ping
@@ -92,6 +94,19 @@ async def test_wrong_password_fails_with_403(stack: Stack) -> None:
     assert (result.final_status, result.sip_code) == ("FAILED", 403)
     assert "authentication failed" in result.reason
     assert "not-the-password" not in result.to_json()
+
+
+async def test_a_from_user_that_is_not_the_auth_user_is_told_so(stack: Stack) -> None:
+    """The right password of VKP009, but the form's login (the From user) is someone else."""
+    account = dataclasses.replace(stack.cfg.account(), login="somebody", auth_name=stack.cfg.login)
+    session = Session(stack.cfg.ws_url, account, host=stack.cfg.browser.host)
+    with pytest.raises(LoginFailed) as refused:
+        await session.connect()
+    await session.disconnect()
+    assert (refused.value.code, refused.value.reason) == (
+        403,
+        "Forbidden - the From user is not the authentication user",
+    )
 
 
 async def test_unrouted_number_fails_with_404(stack: Stack) -> None:

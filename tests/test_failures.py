@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -153,3 +154,39 @@ async def test_a_party_that_dies_is_reaped_reported_and_restarted(lab: Stack) ->
     assert state["parties"]["PSTN gateway ch1"]["deaths"][-1]["how"] == "signal 9 (SIGKILL)"
     result = await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)
     assert result.ok and result.setup_ms is not None and result.setup_ms < 500, result.setup_ms
+
+
+def raw_invite(source: tuple[str, int], to: tuple[str, int], max_forwards: int = 70) -> tuple[int, str]:
+    """An INVITE straight from a foreign client; the first final response's code and reason."""
+    branch = "z9hG4bK-" + os.urandom(4).hex()
+    lines = [
+        f"INVITE sip:{NUMBER}@{to[0]}:{to[1]} SIP/2.0",
+        f"Via: SIP/2.0/UDP {source[0]}:{source[1]};branch={branch}",
+        f"Max-Forwards: {max_forwards}",
+        f"From: <sip:stranger@{source[0]}>;tag=s1",
+        f"To: <sip:{NUMBER}@{to[0]}>",
+        f"Call-ID: {os.urandom(6).hex()}@stranger",
+        "CSeq: 1 INVITE",
+        f"Contact: <sip:stranger@{source[0]}:{source[1]}>",
+        "Content-Length: 0",
+    ]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(source)
+        sock.settimeout(3)
+        sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode(), to)
+        while True:
+            status = sock.recv(4096).decode().split("\r\n", 1)[0].split(" ", 2)
+            if int(status[1]) >= 200:
+                return int(status[1]), status[2]
+
+
+async def test_the_pstn_gateway_takes_calls_only_from_its_sip_server(lab: Stack) -> None:
+    pstn = (lab.cfg.pstn.host, lab.cfg.pstn.sip_port)
+    refused = await asyncio.to_thread(raw_invite, ("127.0.0.1", 5099), pstn)
+    assert refused == (403, "PSTN gateway takes calls only from its SIP server 127.0.0.3")
+    # From the SIP server's address, but with no hops left: 483, as RFC 3261 16.3 says.
+    looped = await asyncio.to_thread(raw_invite, (lab.cfg.sipserver.host, 5098), pstn, 0)
+    assert looped == (483, "Too Many Hops")
+    assert (
+        await place_call(lab.cfg, NUMBER, duration=0.5, answer=NOW, report=False)
+    ).ok  # the channel is free

@@ -16,8 +16,9 @@ CFG = dataclasses.replace(LabConfig(), no_answer_timeout=0.2, media_timeout=0.6)
 class FakeCall:
     """What the channel does to a call, recorded: ("dial", uri), ("answer", code), ..."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, source: str = "") -> None:
         self.name = name
+        self.source = source  # where an incoming call's INVITE came from
         self.listener: Any = None
         self.alive = True
         self.did: list[tuple[Any, ...]] = []
@@ -66,17 +67,33 @@ class Channel(PstnGateway):
         self.on_call_state(cast(SipCall, call), CallSnapshot(state, code, reason, ""))
 
 
-def incoming(channel: Channel, user: str = "+79161234567") -> tuple[FakeCall, FakeCall]:
+def incoming(
+    channel: Channel, user: str = "+79161234567", source: str = "127.0.0.3:5060", **extra: str
+) -> tuple[FakeCall, FakeCall]:
     """A call from the SIP server to a phone number: returns legs A and B."""
-    a = FakeCall("A")
+    a = FakeCall("A", source)
     assert channel.admit_call()
     headers = {
         "from": '"Browser" <sip:VKP009@127.0.0.3>;tag=1',
         "x-calllab-call": "c1",
         "via": "SIP/2.0/UDP 127.0.0.3:5060",
+        **extra,
     }
     channel.on_incoming_call(cast(SipCall, a), user, headers)
-    return a, channel.placed[-1]
+    return a, channel.placed[-1] if channel.placed else a
+
+
+async def test_only_the_trusted_sip_server_may_call_and_hops_are_counted() -> None:
+    channel = Channel()
+    stranger, _ = incoming(channel, source="127.0.0.1:5099")  # skipping the SIP server's auth
+    assert stranger.did == [("answer", 403)] and channel.placed == []
+    assert channel.admit_call()  # the refused call left the channel free
+    looping, _ = incoming(Channel(), **{"max-forwards": "0"})
+    assert looping.did == [("answer", 483)]
+    trusted = Channel()
+    trusted.cfg = dataclasses.replace(CFG, pstn_trusted_hosts=("127.0.0.1",))
+    _, b = incoming(trusted, source="127.0.0.1:5099")
+    assert b.did[0][0] == "dial"
 
 
 async def test_a_call_to_the_phone_rings_answers_and_ends_end_to_end() -> None:

@@ -288,6 +288,7 @@ class PjsuaAccount(pj.Account):  # type: ignore[misc]
             return
         invite = parse_sip(prm.rdata.wholeMsg)
         user, headers = (invite.request_user, invite.headers) if invite else ("", {})
+        call.source = str(prm.rdata.srcAddress)  # set before any other thread sees the call
         self.endpoint.post(self.listener.on_incoming_call, call, user, headers)
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802
@@ -308,6 +309,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
             super().__init__(acc, call_id)
         self.endpoint = endpoint
         self.listener: CallListener | None = None
+        self.source = ""  # "host:port" an incoming call's INVITE came from
         self.alive = True
         self.last_code = 0
         self.last_reason = ""

@@ -102,7 +102,24 @@ class PstnGateway:
             self._busy = True
             return True
 
+    def _refusal(self, call: SipCall, headers: dict[str, str]) -> tuple[int, str] | None:
+        """Why this channel must not take the call, as a SIP code and reason; None to take it."""
+        host = call.source.rsplit(":", 1)[0]
+        trusted = (self.cfg.sipserver.host, self.cfg.pstn.host, *(p.host for p in self.cfg.phones))
+        if host not in (*trusted, *self.cfg.pstn_trusted_hosts):
+            return 403, f"PSTN gateway takes calls only from its SIP server {self.cfg.sipserver.host}"
+        if headers.get("max-forwards", "").strip() == "0":
+            return 483, "Too Many Hops"
+        return None
+
     def on_incoming_call(self, call: SipCall, user: str, headers: dict[str, str]) -> None:
+        refusal = self._refusal(call, headers)
+        if refusal is not None:
+            log.warning("refused a call from %s: %s %s", call.source, *refusal)
+            call.answer_with(*refusal)
+            with self._lock:
+                self._busy = bool(self.legs)
+            return
         a = self._adopt(call, incoming=True)
         b = self._adopt(self._new_call())
         a.pair(b)
