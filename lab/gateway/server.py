@@ -200,7 +200,7 @@ class ClientSession:
             await self.send(Connected(login=form.login, domain=form.domain))
             return
         if code in (401, 403, 407):
-            reason = f"authentication failed ({code} {reason})"
+            reason = f"the SIP server refused the login ({code} {reason})"
         self.endpoint.remove_account(self.account)
         self.account = None
         log.info("login %s failed: %s %s", form.login, code, reason)
