@@ -5,12 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import websockets
 
 from lab import phonecontrol as pc
 from lab.tasks import Tasks
+
+
+async def serving(
+    handle: Callable[[pc.Command], pc.Reply | Awaitable[pc.Reply]],
+) -> tuple[pc.ControlServer, str]:
+    """A control server on a free port of 127.0.0.1, and its URL."""
+    hello = pc.Hello(policy="after:1", calls=0)
+    server = pc.ControlServer(
+        "127.0.0.1", 0, lambda: hello, handle, Tasks("phone", logging.getLogger("test"))
+    )
+    await server.start()
+    return server, f"ws://127.0.0.1:{next(iter(server.server.sockets)).getsockname()[1]}/"
 
 
 async def test_commands_get_their_replies_and_watchers_get_events() -> None:
@@ -27,15 +39,7 @@ async def test_commands_get_their_replies_and_watchers_get_events() -> None:
             return pc.PolicySet(policy=cmd.value)
         return pc.Refused(reason=f"{cmd.KIND}: no call")
 
-    server = pc.ControlServer(
-        "127.0.0.1",
-        0,
-        lambda: pc.Hello(policy="after:1", calls=0),
-        handle,
-        Tasks("phone", logging.getLogger("test")),
-    )
-    await server.start()
-    url = f"ws://127.0.0.1:{next(iter(server.server.sockets)).getsockname()[1]}/"
+    server, url = await serving(handle)
     try:
         watcher = pc.PhoneControl(url)
         assert await watcher.connect() == pc.Hello(policy="after:1", calls=0)
@@ -72,15 +76,7 @@ async def test_await_report_is_answered_when_the_report_is_filed() -> None:
         assert isinstance(cmd, pc.AwaitReport)
         return wait_for_report(cmd.call_id)
 
-    server = pc.ControlServer(
-        "127.0.0.1",
-        0,
-        lambda: pc.Hello(policy="after:1", calls=0),
-        handle,
-        Tasks("phone", logging.getLogger("t")),
-    )
-    await server.start()
-    url = f"ws://127.0.0.1:{next(iter(server.server.sockets)).getsockname()[1]}/"
+    server, url = await serving(handle)
     try:
         waiting = asyncio.ensure_future(pc.command(url, pc.AwaitReport(call_id="c7")))
         await asyncio.sleep(0.2)
