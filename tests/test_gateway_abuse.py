@@ -4,6 +4,7 @@ placed for an offer without audio, a 9th login is refused, and the gateway goes 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import pytest
 import websockets
@@ -30,14 +31,7 @@ pytestmark = pytest.mark.slow
 async def test_bad_messages_and_a_login_too_many(stack: Stack) -> None:
     cfg = stack.cfg
     account = lab_account(cfg)
-    form = LoginForm(
-        login=account.login,
-        auth_name=account.auth_name,
-        password=account.password,
-        domain=account.domain,
-        outbound_proxy=account.outbound_proxy,
-        port=account.port,
-    )
+    form = LoginForm(**dataclasses.asdict(account))
     async with websockets.connect(cfg.ws_url, max_size=256 * 1024) as ws:
         await ws.send(CLIENT_MESSAGES.encode(Connect(sip=form)))
         assert isinstance(GATEWAY_MESSAGES.decode(await ws.recv()), Connected)

@@ -16,7 +16,7 @@ from lab import plots, report
 from lab.analysis.columns import REPORT, columns
 from lab.analysis.ladder import ladder_rows
 from lab.analysis.model import CallModel, load
-from lab.analysis.wireshark import rtp_streams
+from lab.analysis.wireshark import fields, rtp_streams
 from lab.config import LabConfig
 from lab.sip.sdp import Codec
 
@@ -93,14 +93,7 @@ def test_report_lists_every_sip_message_in_capture_order() -> None:
     """Wireshark's own dissection of the fixture is the reference: frame numbers and start
     lines in order, each summary naming the frame and its label."""
     model, page = rendered()
-    out = subprocess.run(
-        ["tshark", "-n", "-r", str(FIXTURE), "-Y", "sip", "-T", "fields", "-e", "frame.number"]
-        + ["-e", "sip.Request-Line", "-e", "sip.Status-Line"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    wireshark = [line.split("\t") for line in out.splitlines()]
+    wireshark = fields(FIXTURE, "sip", "frame.number", "sip.Request-Line", "sip.Status-Line")
     assert len(wireshark) == 32
     start_lines = [request or status for _, request, status in wireshark]
     assert [raw.splitlines()[0] for raw in page.raw] == start_lines

@@ -351,7 +351,7 @@ def _through_gre(data: np.ndarray, ip: int, end: int) -> int:
     at = ip + (int(data[ip]) & 0x0F) * 4
     if at + 4 > end:
         return -1
-    flags, proto = int(_u16(data, np.array([at]))[0]), int(_u16(data, np.array([at + 2]))[0])
+    flags, proto = (int(data[i]) << 8 | int(data[i + 1]) for i in (at, at + 2))
     inner = at + 4 + 4 * (bool(flags & 0x8000) + bool(flags & 0x2000) + bool(flags & 0x1000))
     if proto in _IP_TYPES:
         return inner

@@ -46,6 +46,14 @@ def rtp_streams(path: str | Path, heuristic: bool = False) -> list[TsharkStream]
     return parse_rtp_streams(out)
 
 
+def fields(path: str | Path, display_filter: str, *names: str) -> list[tuple[str, ...]]:
+    """`tshark -Y FILTER -T fields -e NAME...`: one tuple of field texts per matching packet."""
+    argv = [get_process_path(), "-n", "-r", str(path), "-Y", display_filter, "-T", "fields"]
+    argv += [arg for name in names for arg in ("-e", name)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True).stdout
+    return [tuple(line.split("\t")) for line in out.splitlines()]
+
+
 def parse_rtp_streams(text: str) -> list[TsharkStream]:
     rows = []
     for line in text.splitlines():

@@ -8,6 +8,7 @@ Everything is a coroutine on the caller's asyncio loop, so it runs inside a Jupy
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -105,16 +106,7 @@ class Session:
             raise LoginFailed(503, f"gateway at {self.url} is not reachable ({exc or 'timeout'})") from None
         self._login = asyncio.get_running_loop().create_future()
         self._reader = self.tasks.start(self._read(), "reading the gateway's messages")
-        a = self.account
-        form = LoginForm(
-            login=a.login,
-            auth_name=a.auth_name,
-            password=a.password,
-            domain=a.domain,
-            outbound_proxy=a.outbound_proxy,
-            port=a.port,
-        )
-        await self.send(Connect(sip=form))
+        await self.send(Connect(sip=LoginForm(**dataclasses.asdict(self.account))))
         try:
             reply = await asyncio.wait_for(self._login, timeout)
         except TimeoutError:

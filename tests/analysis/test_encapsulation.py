@@ -4,13 +4,12 @@ exactly where tshark finds it: each capture is made here, one INVITE in each."""
 from __future__ import annotations
 
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from lab.analysis.model import load
-from lab.analysis.wireshark import get_process_path
+from lab.analysis.wireshark import fields
 
 INVITE = (
     "INVITE sip:+79991234567@127.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n"
@@ -68,13 +67,9 @@ def write(path: Path, linktype: int, frame: bytes) -> Path:
 def test_sip_is_found_where_tshark_finds_it(kind: str, tmp_path: Path) -> None:
     linktype, wrap = FRAMES[kind]
     path = write(tmp_path / f"{kind}.pcap", linktype, wrap(sip_over_ip(f"call-{kind}")))
-    tshark = subprocess.run(
-        [get_process_path(), "-n", "-r", str(path), "-Y", "sip", "-T", "fields", "-e", "sip.Call-ID"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert tshark == [f"call-{kind}"], "the capture made here is not what it claims to be"
+    assert fields(path, "sip", "sip.Call-ID") == [(f"call-{kind}",)], (
+        "the capture made here is not what it claims to be"
+    )
     model = load(path, names={})
     assert [(m.method, m.call_id, m.src, m.dst) for m in model.messages] == [
         ("INVITE", f"call-{kind}", "127.0.0.1:5060", "127.0.0.2:5060")

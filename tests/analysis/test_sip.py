@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from lab.analysis.model import load
+from lab.analysis.wireshark import fields
 from lab.sip.message import parse_sip, redact
 from lab.sip.sdp import parse_sdp
 
@@ -53,13 +53,7 @@ def test_session_level_connection_and_direction() -> None:
 
 
 def tshark_sip_frames(path: Path) -> list[int]:
-    out = subprocess.run(
-        ["tshark", "-n", "-r", str(path), "-Y", "sip", "-T", "fields", "-e", "frame.number"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [int(x) for x in out.split()]
+    return [int(frame) for (frame,) in fields(path, "sip", "frame.number")]
 
 
 @pytest.mark.parametrize(

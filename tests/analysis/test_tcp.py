@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import struct
-import subprocess
 import tracemalloc
 from pathlib import Path
 
 from lab.analysis.model import load
+from lab.analysis.wireshark import fields
 
 A, B = ("10.0.0.1", 5060), ("10.0.0.2", 5060)
 _ETH = b"\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00\x00\x01\x08\x00"
+
+
+def sip_frames(path: Path) -> list[int]:
+    return [int(frame) for (frame,) in fields(path, "sip", "frame.number")]
 
 
 def _sip(n: int, body: bytes = b"") -> bytes:
@@ -36,16 +40,6 @@ def _write(path: Path, segments: list[tuple[int, bytes]]) -> Path:
         out.append(struct.pack("<IIII", 1_700_000_000, i * 10_000, len(frame), len(frame)) + frame)
     path.write_bytes(b"".join(out))
     return path
-
-
-def _tshark_sip_frames(path: Path) -> list[int]:
-    out = subprocess.run(
-        ["tshark", "-n", "-r", str(path), "-Y", "sip", "-T", "fields", "-e", "frame.number"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [int(x) for x in out.split()]
 
 
 def _frames_and_peak(path: Path) -> tuple[list[int], int]:
@@ -83,7 +77,7 @@ def test_lost_segment_cuts_the_stream_as_tshark_does(tmp_path: Path) -> None:
     ]
     path = _write(tmp_path / "lost.pcap", segments)
     frames, _ = _frames_and_peak(path)
-    assert frames == _tshark_sip_frames(path) == [1, 3, 4]
+    assert frames == sip_frames(path) == [1, 3, 4]
 
 
 def test_sequence_numbers_that_wrap(tmp_path: Path) -> None:
@@ -95,5 +89,5 @@ def test_sequence_numbers_that_wrap(tmp_path: Path) -> None:
         seq += len(m)
     path = _write(tmp_path / "wrap.pcap", segments)
     frames, peak = _frames_and_peak(path)
-    assert frames == _tshark_sip_frames(path) == [1, 2, 3, 4, 5]
+    assert frames == sip_frames(path) == [1, 2, 3, 4, 5]
     assert peak < 8 << 20
