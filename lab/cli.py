@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 from lab.analysis.pcap import CaptureError
 from lab.config import LabConfig, PhonePolicy
+from lab.network.impairment import ImpairmentError
+from lab.network.legs import plan, profiles_help
 from lab.numbers import InvalidNumber, normalize_number
 from lab.signaling import status_text
 from lab.stack import LabError, health, read_state, running_config, start_daemon, stop_daemon
@@ -91,6 +93,7 @@ async def _call(args: argparse.Namespace) -> CallResult:
         "hold": args.hold,
         "transfer": args.transfer,
         "attended": args.attended,
+        "impairments": args.impairments,
     }
     try:
         normalize_number(args.number)
@@ -137,6 +140,7 @@ def cmd_call(args: argparse.Namespace) -> int:
     if args.attended and not args.transfer:
         print("calllab call: --attended needs --transfer NUMBER", file=sys.stderr)
         return 2
+    args.impairments = plan(args.impair, args.network)
     try:
         result = asyncio.run(_call(args))
     except LabError as exc:
@@ -163,6 +167,11 @@ def _report_call(result: CallResult, as_json: bool) -> int:
             print(f"{'report':<17} {result.report}")
         if result.capture_error:
             print(f"no capture: {result.capture_error}")
+        for row in result.impairments:
+            did = f"{row['packets']} packets, {row['dropped']} dropped, {row['duplicated']} duplicated"
+            print(f"{row['network']} {row['direction']:<10} {row['spec'] or 'perfect'}: {did}")
+            if row.get("error"):
+                print(f"  {row['error']}")
     return 0 if result.ok else 1
 
 
@@ -273,6 +282,22 @@ def parser() -> argparse.ArgumentParser:
     )
     call.add_argument("--codec", choices=["opus", "pcmu", "pcma"], default="opus", help="WebRTC leg codec")
     call.add_argument("--password", default=None, help="log in with this password instead of the lab's")
+    call.add_argument(
+        "--impair",
+        action="append",
+        default=[],
+        metavar="LEG:DIRECTION:SPEC",
+        help="impair one leg's network (repeatable): LEG browser|sip|mobile, DIRECTION "
+        "to-phone|to-browser|both, SPEC e.g. loss=5%%,burst=3,delay=80ms,jitter=30ms,"
+        "reorder=off,dup=0.5%%,rate=64kbit,seed=7",
+    )
+    call.add_argument(
+        "--network",
+        action="append",
+        default=[],
+        metavar="PROFILE[@LEG]",
+        help=f"a named network on one leg (or all): {profiles_help()}".replace("%", "%%"),
+    )
     call.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     call.add_argument(
         "--transfer", default="", metavar="NUMBER", help="blind-transfer the phone to NUMBER (REFER)"
@@ -316,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (LabError, CaptureError, InvalidNumber, ConnectionError) as exc:
+    except (LabError, CaptureError, InvalidNumber, ImpairmentError, ConnectionError) as exc:
         print(f"calllab: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -94,6 +94,12 @@ class LabConfig:
     pstn_trusted_hosts: tuple[str, ...] = ()
     phone: Party = Party("Mobile phone", "127.0.0.5", 5060, 40000)
     phone2: Party = Party("Mobile phone 2", "127.0.0.6", 5060, 41000)  # a transfer target
+    #: The networks a leg's media crosses when a call asks for an impairment on it: each is a
+    #: relay party of its own (lab.network.party), between the two parties of its leg.
+    internet: Party = Party("Internet", "127.0.0.7", 0, 0, 0)  # browser <-> gateway
+    core_network: Party = Party("Core network", "127.0.0.8", 0, 0, 0)  # gateway <-> PSTN gateway
+    mobile_network: Party = Party("Mobile network", "127.0.0.9", 0, 0, 0)  # PSTN gateway <-> phone
+    network_control_port: int = 7070  # UDP, on each network's host
     phone_number: str = "+79990000001"  # the mobile phone's own number: its caller id when it dials
     ws_port: int = 8089  # gateway's WebSocket signaling, on gateway.host
     phone_control_port: int = 8090  # the phone's control WebSocket, on phone.host
@@ -118,7 +124,22 @@ class LabConfig:
     @property
     def parties(self) -> tuple[Party, ...]:
         """In call-path order."""
-        return (self.browser, self.gateway, self.sipserver, self.pstn, self.phone, self.phone2)
+        return (
+            self.browser,
+            self.internet,
+            self.gateway,
+            self.sipserver,
+            self.core_network,
+            self.pstn,
+            self.mobile_network,
+            self.phone,
+            self.phone2,
+        )
+
+    @property
+    def networks(self) -> dict[str, Party]:
+        """The network party of each leg: browser, sip, mobile."""
+        return {"browser": self.internet, "sip": self.core_network, "mobile": self.mobile_network}
 
     @property
     def pstn_channels(self) -> tuple[Party, ...]:
@@ -139,7 +160,7 @@ class LabConfig:
     @property
     def processes(self) -> tuple[Party, ...]:
         """Every party the lab runs (the PSTN gateway as its channels), in call-path order."""
-        return (self.gateway, self.sipserver, *self.pstn_channels, *self.phones)
+        return (self.gateway, self.sipserver, *self.pstn_channels, *self.phones, *self.networks.values())
 
     def process(self, name: str) -> Party:
         """The running party called `name`; KeyError names the ones there are."""
@@ -211,7 +232,17 @@ class LabConfig:
     @classmethod
     def from_json(cls, text: str) -> LabConfig:
         data = json.loads(text)
-        for key in ("browser", "gateway", "sipserver", "pstn", "phone", "phone2"):
+        for key in (
+            "browser",
+            "gateway",
+            "sipserver",
+            "pstn",
+            "phone",
+            "phone2",
+            "internet",
+            "core_network",
+            "mobile_network",
+        ):
             data[key] = Party(**data[key])
         for key in ("phone2_numbers", "pstn_trusted_hosts"):
             data[key] = tuple(data[key])
@@ -237,6 +268,8 @@ CALL_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: SIP server forwards or drops them; nothing depends on them beyond the lab.
 CALL_HEADER = "X-Calllab-Call"
 ANSWER_HEADER = "X-Calllab-Answer"
+#: What the network does to this call's media, per leg and direction (lab.network.legs).
+IMPAIR_HEADER = "X-Calllab-Impair"
 
 
 def new_call_id(prefix: str = "") -> str:

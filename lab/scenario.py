@@ -19,6 +19,7 @@ from lab.client import Call, CallStatus, LoginFailed, Session
 from lab.config import (
     ANSWER_HEADER,
     CALL_HEADER,
+    IMPAIR_HEADER,
     LabConfig,
     Party,
     PhonePolicy,
@@ -26,6 +27,8 @@ from lab.config import (
     call_dir,
     new_call_id,
 )
+from lab.network.control import what_the_networks_did
+from lab.network.legs import LegImpairment, to_header
 from lab.numbers import InvalidNumber, PhoneNumber, normalize_number
 from lab.phonecontrol import AwaitReport, Command, Dial, Dialling, Filed, HangupCall, Reply
 from lab.phonecontrol import command as control_command
@@ -64,6 +67,9 @@ class CallResult:
     #: {"target", "attended", "code", "reason"} of a transfer; an attended one adds the
     #: "consultation" call's {"call_id", "final_status", "reason", "phone"}
     transfer: dict[str, Any] | None = None
+    #: per impaired leg and direction: the spec asked for and what its network party did
+    #: (packets, dropped, duplicated, delayed, dropped_seqs)
+    impairments: list[dict[str, Any]] = field(default_factory=list)
     #: the analysed capture (what the report shows); not part of call.json
     model: CallModel | None = field(default=None, repr=False, compare=False)
 
@@ -142,6 +148,7 @@ class LabCall:
         capture: bool = True,
         report: bool = True,
         incoming: bool = False,
+        impairments: tuple[LegImpairment, ...] = (),
     ) -> None:
         self.cfg = cfg
         self.session = session
@@ -153,6 +160,9 @@ class LabCall:
         headers = {CALL_HEADER: self.call_id}
         if answer is not None:
             headers[ANSWER_HEADER] = answer.header_value()
+        self.impairments = () if incoming else impairments
+        if self.impairments:
+            headers[IMPAIR_HEADER] = to_header(self.impairments)
         self.incoming = incoming
         self.folder = call_dir(cfg, self.call_id)
         self.want_report = report
@@ -250,6 +260,8 @@ class LabCall:
                 result.setup_ms = round(
                     result.setup_ms + (self.answer_wait - result.phone["answer_delay"]) * 1000, 1
                 )
+        if self.impairments:
+            result.impairments = await what_the_networks_did(self.cfg, self.call_id, self.impairments)
         result.collect_events()
         result.audio = {
             name: str(self.folder / f"{name}.wav") if (self.folder / f"{name}.wav").exists() else None
@@ -310,8 +322,12 @@ async def place_call(
     hold: float = 0.0,
     transfer: str = "",
     attended: bool = False,
+    impairments: tuple[LegImpairment, ...] = (),
 ) -> CallResult:
     """Log in, call `number`, talk for `duration` s, hang up; never raises for call failures.
+
+    `impairments` (lab.network.legs.plan) send those legs' media through their network
+    party, which drops, delays and duplicates packets as asked.
 
     Once established: send `dtmf` digits (then wait a second for them to arrive), and hold
     the call for `hold` seconds (then resume); both count within `duration`. Then, with
@@ -345,6 +361,7 @@ async def place_call(
             on_status=on_status,
             capture=capture,
             report=report,
+            impairments=impairments,
         )
         if await lab_call.start(ring_timeout) == CallStatus.ESTABLISHED:
             started = time.monotonic()

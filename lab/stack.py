@@ -28,6 +28,7 @@ import websockets
 from lab import process, sipserver
 from lab.audio import ensure_prompts
 from lab.config import LabConfig, Party
+from lab.network import control as network_control
 from lab.signaling import CLIENT_MESSAGES, GATEWAY_MESSAGES, Ping, Pong
 from lab.sip.options import options_ping
 
@@ -108,9 +109,23 @@ async def answers(cfg: LabConfig, party: Party, timeout: float) -> bool:
     try:
         if party is cfg.gateway:
             await gateway_ping(cfg.ws_url, timeout=timeout)
+        elif party in cfg.networks.values():
+            address = (party.host, cfg.network_control_port)
+            if not isinstance(
+                await network_control.arequest(party.name, address, network_control.Ping(), timeout),
+                network_control.Pong,
+            ):
+                return False
         else:
             await options_ping(party.host, party.sip_port, timeout=timeout)
-    except (TimeoutError, OSError, ValueError, websockets.InvalidHandshake, websockets.ConnectionClosed):
+    except (
+        TimeoutError,
+        OSError,
+        ValueError,
+        network_control.NetworkUnreachable,
+        websockets.InvalidHandshake,
+        websockets.ConnectionClosed,
+    ):
         return False
     return True
 
@@ -146,6 +161,7 @@ class Stack:
             *(pjsua_party("lab.sip.phone", phone, phone) for phone in cfg.phones),
             *(pjsua_party("lab.sip.pstn", channel, cfg.pstn) for channel in cfg.pstn_channels),
             pjsua_party("lab.gateway.server", cfg.gateway, cfg.gateway),
+            *(pjsua_party("lab.network.party", network, network) for network in cfg.networks.values()),
         ]
 
     def preflight(self) -> None:
@@ -154,8 +170,10 @@ class Stack:
             raise LabError(f"the SIP server needs Kamailio; install it: {apt_hint(sipserver.APT_PACKAGE)}")
         if shutil.which("espeak-ng") is None and not (cfg.prompts_dir / "phone.wav").exists():
             raise LabError(f"the speech prompts need espeak-ng; install it: {apt_hint('espeak-ng')}")
+        networks = cfg.networks.values()
         for party in cfg.processes:
-            _check_free(party, party.host, party.sip_port, socket.SOCK_DGRAM)
+            port = cfg.network_control_port if party in networks else party.sip_port
+            _check_free(party, party.host, port, socket.SOCK_DGRAM)
         _check_free(cfg.gateway, cfg.gateway.host, cfg.ws_port, socket.SOCK_STREAM)
         for phone in cfg.phones:
             _check_free(phone, phone.host, cfg.phone_control_port, socket.SOCK_STREAM)
@@ -355,6 +373,14 @@ def running_config(cfg: LabConfig | None = None) -> LabConfig | None:
     return LabConfig.load(cfg.run_dir / "lab.json")
 
 
+def _address(cfg: LabConfig, party: Party) -> str:
+    if party is cfg.gateway:
+        return f"{party.sip_address} ws:{cfg.ws_port}"
+    if party in cfg.networks.values():
+        return f"{party.host} control:{cfg.network_control_port}/udp"
+    return party.sip_address
+
+
 async def health(cfg: LabConfig) -> list[dict[str, Any]]:
     """Every party with its address, PID and whether it answers now."""
     state = read_state(cfg) or {"parties": {}}
@@ -367,9 +393,7 @@ async def health(cfg: LabConfig) -> list[dict[str, Any]]:
             {
                 "party": party.name,
                 "deaths": entry.get("deaths", []),
-                "address": party.sip_address
-                if party is not cfg.gateway
-                else f"{party.sip_address} ws:{cfg.ws_port}",
+                "address": _address(cfg, party),
                 "pid": pid if pid and process.alive(pid) else None,
                 "healthy": healthy,
             }

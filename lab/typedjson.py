@@ -146,6 +146,10 @@ def _check(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, dict):
             raise MessageError(f"{where}: expected an object, got {_got(value)}")
         return {str(k): _check(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise MessageError(f"{where}: expected a list, got {_got(value)}")
+        return [_check(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         try:
             return hint(value)

@@ -14,9 +14,12 @@ from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.server import ServerConnection
 
 from lab import webrtc
-from lab.config import CALL_HEADER, CALL_ID_RE, LabConfig, Party, SipAccount, new_call_id
+from lab.config import CALL_HEADER, CALL_ID_RE, IMPAIR_HEADER, LabConfig, Party, SipAccount, new_call_id
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
+from lab.network import detour
+from lab.network.impairment import ImpairmentError
+from lab.network.legs import from_header
 from lab.numbers import InvalidNumber, normalize_number
 from lab.signaling import (
     CLIENT_MESSAGES,
@@ -305,6 +308,11 @@ class GatewayCall:
             for k, v in msg.headers.items()
             if k.startswith(_FORWARDED_HEADER_PREFIX) and "\r" not in v and "\n" not in v
         }
+        try:
+            impairments = from_header(headers.get(IMPAIR_HEADER, ""))
+        except ImpairmentError as exc:
+            await self.fail(400, f"call.headers.{IMPAIR_HEADER}: {exc}")
+            return
         if self.session.endpoint.active_calls >= MAX_CALLS:  # checked and taken with no await between
             await self.fail(
                 503, f"gateway busy: it carries {MAX_CALLS} calls at once (pjsua2's limit per process)"
@@ -313,6 +321,10 @@ class GatewayCall:
         # INVITE first, so SIP call setup overlaps ICE and DTLS.
         self.sip = SipCall(self.session.endpoint, account)
         self.sip.listener = self
+        cfg = self.session.gateway.cfg
+        self.sip.sdp_edit = detour.offering(
+            cfg, "sip", self.call_id, cfg.gateway.host, "to-browser", impairments
+        )
         try:
             self.sip.dial(f"sip:{callee}@{form.domain}", headers)
         except RuntimeError as exc:

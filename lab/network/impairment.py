@@ -66,9 +66,9 @@ class Impairment:
 
     def checked(self) -> Impairment:
         if not 0 <= self.loss < 1:
-            raise ImpairmentError(f"loss={self.loss:.4g}: must be from 0% up to (not including) 100%")
+            raise ImpairmentError(f"loss={self.loss * 100:g}%: must be from 0% up to (not including) 100%")
         if not 0 <= self.dup <= 1:
-            raise ImpairmentError(f"dup={self.dup:.4g}: must be from 0% to 100%")
+            raise ImpairmentError(f"dup={self.dup * 100:g}%: must be from 0% to 100%")
         if self.burst is not None and self.burst < 1:
             raise ImpairmentError(f"burst={self.burst:g}: a mean burst length is 1 packet or more")
         if self.delay_ms < 0 or self.jitter_ms < 0:

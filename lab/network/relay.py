@@ -1,11 +1,11 @@
-"""A network party on the wire: a UDP relay that applies an impairment schedule per direction.
+"""A network party on the wire: a UDP relay that applies each call's impairment schedule.
 
-The relay mirrors the media ports of the two parties of a leg on its own address: a packet
-sent to (relay host, port P) is forwarded to the party that owns P, from (relay host, the
-sender's port), so that party's replies come back through the relay too. Both ends are
-told the relay's address instead of each other's (the SDP they exchange names it), so the
-capture shows each packet twice: before the network and after it, with what the network
-did in between.
+The parties of a call that crosses this network join it with their media ports; the relay
+mirrors each of them on its own address. A packet sent to (relay host, port P) goes to the
+party that owns P, from (relay host, the sender's port), so that party's replies come back
+through the relay too. Both ends name the relay's address in their SDP instead of their
+own, so the capture shows each packet twice: before the network and after it, with what
+the network did in between.
 """
 
 from __future__ import annotations
@@ -13,31 +13,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from lab.network.impairment import Schedule
+from lab.network.impairment import Impairment, Schedule
+
+#: Calls whose counts the relay keeps for a Report after they end.
+KEEP_CALLS = 64
 
 
 @dataclass(frozen=True)
 class Route:
-    """The ports a party owns, and the direction a packet to them travels (`to-phone`...)."""
+    """A joined port: its owner, the call it carries and the direction packets to it travel."""
 
-    host: str
-    ports: range
+    owner: str
+    call: str
     direction: str
-
-
-@dataclass(frozen=True)
-class PacketRecord:
-    t: float  # time.time() of arrival at the relay
-    direction: str
-    src: tuple[str, int]
-    dst: tuple[str, int]
-    rtp_seq: int | None  # None for RTCP, STUN, DTLS
-    dropped: bool
-    delays_ms: tuple[float, ...]  # one per delivered copy
 
 
 def rtp_sequence(data: bytes) -> int | None:
@@ -55,6 +47,23 @@ class DirectionCount:
     delayed: int = 0  # delivered later than it arrived (by the delay, jitter or rate limit)
     dropped_seqs: list[int] = field(default_factory=list)
 
+    def summary(self) -> dict[str, object]:
+        return {
+            "packets": self.packets,
+            "dropped": self.dropped,
+            "duplicated": self.duplicated,
+            "delayed": self.delayed,
+            "dropped_seqs": list(self.dropped_seqs),
+        }
+
+
+@dataclass
+class CallNetwork:
+    """One call's two directions on this network."""
+
+    schedules: dict[str, Schedule]
+    counts: dict[str, DirectionCount] = field(default_factory=dict)
+
 
 class _Port(asyncio.DatagramProtocol):
     def __init__(self, relay: Relay, port: int) -> None:
@@ -68,69 +77,95 @@ class _Port(asyncio.DatagramProtocol):
         self.relay.forward(data, addr, self.port)
 
 
+class JoinRefused(ValueError):
+    """A port this relay cannot mirror for the call; the message says why."""
+
+
 class Relay:
-    def __init__(self, host: str, routes: list[Route], schedules: Mapping[str, Schedule]) -> None:
+    def __init__(self, host: str) -> None:
         self.host = host
-        self.routes = routes
-        self.schedules = schedules
-        self.records: list[PacketRecord] = []
-        self.counts = {direction: DirectionCount() for direction in schedules}
-        self.unroutable = 0  # from a port the relay does not mirror: it could not carry replies
+        self.routes: dict[int, Route] = {}
+        self.calls: dict[str, CallNetwork] = {}  # oldest first
+        self.unroutable = 0  # to or from a port no party joined
         self._ports: dict[int, _Port] = {}
 
-    def _route(self, port: int) -> Route | None:
-        return next((r for r in self.routes if port in r.ports), None)
-
-    async def start(self) -> Relay:
+    async def join(
+        self,
+        call: str,
+        owner: str,
+        ports: Sequence[int],
+        toward: str,
+        impair: Mapping[str, Impairment] | None = None,
+    ) -> None:
+        """Mirror `owner`'s `ports` for `call`. A port is taken over from a call that ended
+        (its owner reuses it), never from another owner: that would cross two calls."""
+        for port in ports:
+            route = self.routes.get(port)
+            if route is not None and route.owner != owner:
+                raise JoinRefused(f"port {port} is mirrored for {route.owner} (call {route.call})")
         loop = asyncio.get_running_loop()
-        for route in self.routes:
-            for port in route.ports:
-                _, protocol = await loop.create_datagram_endpoint(
-                    functools.partial(_Port, self, port), local_addr=(self.host, port)
-                )
+        for port in ports:
+            if port not in self._ports:
+                try:
+                    _, protocol = await loop.create_datagram_endpoint(
+                        functools.partial(_Port, self, port), local_addr=(self.host, port)
+                    )
+                except OSError as exc:
+                    raise JoinRefused(f"cannot mirror port {port} on {self.host}: {exc.strerror}") from None
                 self._ports[port] = protocol
-        return self
+            self.routes[port] = Route(owner, call, toward)
+        if call not in self.calls:
+            self.calls[call] = CallNetwork({})
+            while len(self.calls) > KEEP_CALLS:
+                del self.calls[next(iter(self.calls))]
+        network = self.calls[call]
+        for direction, impairment in (impair or {}).items():
+            # A re-INVITE joins again: the schedule (its random stream) goes on unchanged.
+            network.schedules.setdefault(direction, Schedule(impairment))
 
     def forward(self, data: bytes, src: tuple[str, int], port: int) -> None:
-        route, out = self._route(port), self._ports.get(src[1])
+        route, out = self.routes.get(port), self._ports.get(src[1])
         if route is None or out is None or out.transport is None:
             self.unroutable += 1
             return
-        dst = (route.host, port)
-        fate = self.schedules[route.direction].fate(time.monotonic(), len(data))
-        count = self.counts[route.direction]
+        network = self.calls.get(route.call)
+        if network is None:
+            self.unroutable += 1
+            return
+        dst = (route.owner, port)
+        count = network.counts.setdefault(route.direction, DirectionCount())
         count.packets += 1
-        seq = rtp_sequence(data)
+        schedule = network.schedules.get(route.direction)
+        if schedule is None:  # the direction nobody asked to impair: a perfect network
+            out.transport.sendto(data, dst)
+            return
+        fate = schedule.fate(time.monotonic(), len(data))
         if fate.dropped:
             count.dropped += 1
+            seq = rtp_sequence(data)
             if seq is not None:
                 count.dropped_seqs.append(seq)
+            return
         count.duplicated += len(fate.deliveries) > 1
-        count.delayed += bool(fate.deliveries) and fate.deliveries[0] > 0
-        delays_ms = tuple(d * 1000 for d in fate.deliveries)
-        self.records.append(
-            PacketRecord(time.time(), route.direction, src, dst, seq, fate.dropped, delays_ms)
-        )
+        count.delayed += fate.deliveries[0] > 0
         loop = asyncio.get_running_loop()
         for delay in fate.deliveries:
-            loop.call_later(delay, self._deliver, out.transport, data, dst)
+            if delay > 0:
+                loop.call_later(delay, self._deliver, out.transport, data, dst)
+            else:
+                out.transport.sendto(data, dst)
 
     @staticmethod
     def _deliver(transport: asyncio.DatagramTransport, data: bytes, dst: tuple[str, int]) -> None:
         if not transport.is_closing():  # a packet still in flight when the relay stops is lost
             transport.sendto(data, dst)
 
-    def summary(self) -> dict[str, dict[str, int]]:
-        """What the network did, per direction: the `impairments` counts of a call's JSON."""
-        return {
-            direction: {
-                "packets": c.packets,
-                "dropped": c.dropped,
-                "duplicated": c.duplicated,
-                "delayed": c.delayed,
-            }
-            for direction, c in self.counts.items()
-        }
+    def summary(self, call: str) -> dict[str, dict[str, object]]:
+        """What the network did to `call`, per direction (empty for a call it never saw)."""
+        network = self.calls.get(call)
+        if network is None:
+            return {}
+        return {direction: count.summary() for direction, count in network.counts.items()}
 
     def stop(self) -> None:
         for port in self._ports.values():

@@ -12,6 +12,10 @@ process when ignored, see shared/notes/feasibility.md):
   (a stale Call whose id is reused would act on the *new* call);
 * players, recorders and ports stay referenced while in use; Python-fed ports (FramePort)
   are reused, never destroyed before shutdown;
+* an SDP is edited (SipCall.sdp_edit) on pjsua's thread, inside onCallSdpCreated, before
+  it is sent: pjsua2 reparses wholeSdp when it changed. The edit is set before dial() or
+  the first answer (pjsua 2.15 creates an incoming call's answer when it is answered) and
+  never raises into pjsua;
 * clean exit: hang up, drop references, collect, then libDestroy.
 """
 
@@ -289,6 +293,7 @@ class PjsuaAccount(pj.Account):  # type: ignore[misc]
         invite = parse_sip(prm.rdata.wholeMsg)
         user, headers = (invite.request_user, invite.headers) if invite else ("", {})
         call.source = str(prm.rdata.srcAddress)  # set before any other thread sees the call
+        call.offer = invite.body if invite else ""
         self.endpoint.post(self.listener.on_incoming_call, call, user, headers)
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802
@@ -310,6 +315,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
         self.endpoint = endpoint
         self.listener: CallListener | None = None
         self.source = ""  # "host:port" an incoming call's INVITE came from
+        self.offer = ""  # the SDP of an incoming call's INVITE
         self.alive = True
         self.last_code = 0
         self.last_reason = ""
@@ -317,6 +323,8 @@ class SipCall(pj.Call):  # type: ignore[misc]
         self.remote_cause: int | None = None  # ... and its cause (RFC 3326: a SIP code)
         #: (Call-ID, local tag, remote tag) from the 2xx to our INVITE: pjsua2's CallInfo has no tags
         self.dialog_ids: tuple[str, str, str] | None = None
+        #: (this call's new SDP, the far end's SDP or "") -> the SDP to send, on pjsua's thread
+        self.sdp_edit: Callable[[str, str], str] | None = None
         endpoint._adopt(self)
 
     # pjsua thread ---------------------------------------------------------------------
@@ -342,6 +350,22 @@ class SipCall(pj.Call):  # type: ignore[misc]
         audio = [m.status for m in ci.media if m.type == pj.PJMEDIA_TYPE_AUDIO]
         state = _MEDIA_STATES.get(audio[0], "none") if audio else "none"
         self.endpoint.post(self._deliver_media, state)
+
+    def onCallSdpCreated(self, prm: pj.OnCallSdpCreatedParam) -> None:  # noqa: N802
+        edit = self.sdp_edit
+        if edit is None:
+            return
+        local = str(prm.sdp.wholeSdp)
+        if not local:  # pjsua2 leaves it empty when it is over PJSUA2_MAX_SDP_BUF_LEN
+            log.warning("%s: an SDP too long to edit went out unedited", self.endpoint.name)
+            return
+        try:
+            edited = edit(local, str(prm.remSdp.wholeSdp))
+        except Exception:
+            log.exception("%s: editing an SDP failed; it went out unedited", self.endpoint.name)
+            return
+        if edited != local:
+            prm.sdp.wholeSdp = edited
 
     def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:  # noqa: N802
         event = prm.e

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party, PhonePolicy, call_dir, new_call_id
+from lab.network.detour import answering
 from lab.numbers import normalize_number
 from lab.phonecontrol import (
     AnswerCall,
@@ -186,6 +187,8 @@ class Phone:
             log.warning("incoming call refused: %s", exc)
             call.answer_with(400, "Bad calllab header")
             return
+        if call_id:
+            call.sdp_edit = answering(self.cfg, call_id, self.party.host, "to-phone", call.offer)
         caller = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
         state = PhoneCall(user, call_id, policy, caller=caller)
         self.calls[call] = state

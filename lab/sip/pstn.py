@@ -16,7 +16,10 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party
+from lab.config import ANSWER_HEADER, CALL_HEADER, IMPAIR_HEADER, LabConfig, Party
+from lab.network import detour
+from lab.network.impairment import ImpairmentError
+from lab.network.legs import LegImpairment, from_header
 from lab.sip.endpoint import MEDIA_TIMEOUT_CAUSE, CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect
 from lab.sip.message import user_of
 from lab.sip.party import run
@@ -120,11 +123,21 @@ class PstnGateway:
             with self._lock:
                 self._busy = bool(self.legs)
             return
+        try:
+            impairments = from_header(headers.get(IMPAIR_HEADER.lower(), ""))
+        except ImpairmentError as exc:
+            log.warning("refused a call with a bad %s: %s", IMPAIR_HEADER, exc)
+            call.answer_with(400, f"Bad {IMPAIR_HEADER}")
+            with self._lock:
+                self._busy = bool(self.legs)
+            return
         a = self._adopt(call, incoming=True)
         b = self._adopt(self._new_call())
         a.pair(b)
         forward = {
-            name: headers[name.lower()] for name in (CALL_HEADER, ANSWER_HEADER) if name.lower() in headers
+            name: headers[name.lower()]
+            for name in (CALL_HEADER, ANSWER_HEADER, IMPAIR_HEADER)
+            if name.lower() in headers
         }
         # Caller id on the mobile leg, as networks carry it (the B leg's From is this gateway).
         caller = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
@@ -136,6 +149,9 @@ class PstnGateway:
         sip_side = "the SIP side"
         a.far, b.far = (phone.name, sip_side) if caller_phone else (sip_side, phone.name)
         target = self.cfg.sipserver.sip_address if caller_phone else phone.sip_address
+        call_id = headers.get(CALL_HEADER.lower(), "")
+        if call_id and not caller_phone:
+            self._detour(a, b, call_id, impairments)
         log.info("call to %s: dialling %s", user, "the SIP server" if caller_phone else phone.name)
         a.no_answer = asyncio.get_running_loop().call_later(self.cfg.no_answer_timeout, self._no_answer, a)
         try:
@@ -145,6 +161,13 @@ class PstnGateway:
             del self.legs[b.call]  # it never got a call id, so no DISCONNECTED either
             a.unpair()
             a.call.answer_with(503, f"PSTN gateway: cannot reach {target}")
+
+    def _detour(self, a: Leg, b: Leg, call_id: str, impairments: tuple[LegImpairment, ...]) -> None:
+        """Leg A answers on the network its offer came from; leg B offers through the mobile
+        network when the call impairs the mobile leg."""
+        host = self.cfg.pstn.host
+        a.call.sdp_edit = detour.answering(self.cfg, call_id, host, "to-phone", a.call.offer)
+        b.call.sdp_edit = detour.offering(self.cfg, "mobile", call_id, host, "to-browser", impairments)
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
         leg = self.legs.get(call)

@@ -26,7 +26,7 @@ def test_spec_round_trip() -> None:
     ("spec", "says"),
     [
         ("lose=5%", "expected NAME=VALUE with NAME one of loss, burst, delay"),
-        ("loss=150%", "loss=1.5: must be from 0% up to (not including) 100%"),
+        ("loss=150%", "loss=150%: must be from 0% up to (not including) 100%"),
         ("loss=five", "loss=five: expected a percentage"),
         ("delay=-5ms", "delay and jitter must be 0 ms or more"),
         ("jitter=3s", "jitter=3s: expected a number of ms"),

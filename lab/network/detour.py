@@ -1,0 +1,95 @@
+"""Sending a leg's media through its network party: the SDP edit and the Join that go with it.
+
+Two rules, one per side of an offer:
+- The offerer of a leg the call impairs names the network's address instead of its own in
+  its SDP (the c= and a=rtcp lines) and joins the network with its media ports and the
+  impairments of that leg.
+- An answerer answers on the network the offer came from: when the offer names a lab
+  network's address, its answer names that network too, and it joins with its own ports.
+So each party sends to the network and the network forwards to the other. When the
+network party does not answer, the SDP is left as it was: the media takes the direct path
+and the log says why, the call goes on.
+
+An edit runs on pjsua's thread (SipCall.sdp_edit) or in aiortc's SDP handling, so it is a
+plain function of the SDPs plus one blocking control request of at most half a second.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from lab.config import LabConfig, Party
+from lab.network.control import Join, Joined, NetworkUnreachable, request
+from lab.network.legs import LegImpairment, on_leg
+from lab.sip.sdp import parse_sdp
+
+log = logging.getLogger(__name__)
+
+#: (the SDP this party is about to send, the far end's SDP or "") -> the SDP to send
+SdpEdit = Callable[[str, str], str]
+
+
+def readdress(sdp: str, own: str, network: str) -> str:
+    """The SDP with the network's address where it named `own` for media (c=, a=rtcp)."""
+    lines = sdp.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith(("c=", "a=rtcp:")):
+            lines[i] = line.replace(f"IN IP4 {own}", f"IN IP4 {network}")
+    return "\n".join(lines)
+
+
+def media_ports(sdp: str) -> list[int]:
+    """The RTP and RTCP ports of the SDP's first audio stream (RTCP on RTP + 1)."""
+    audio = next((m for m in parse_sdp(sdp) if m.media == "audio" and m.port), None)
+    return [audio.port, audio.port + 1] if audio is not None else []
+
+
+@dataclass(frozen=True)
+class Detour:
+    """One party's side of one call on one network."""
+
+    network: Party
+    control: tuple[str, int]
+    call: str
+    owner: str  # the party's own media address
+    toward: str  # the direction of packets to this party: to-phone or to-browser
+    impair: dict[str, str] | None = None  # direction -> spec, from the offerer
+
+    def __call__(self, local: str, remote: str) -> str:
+        ports = media_ports(local)
+        if not ports:
+            return local
+        msg = Join(call=self.call, owner=self.owner, ports=ports, toward=self.toward, impair=self.impair)
+        try:
+            reply = request(self.network.name, self.control, msg)
+        except NetworkUnreachable as exc:
+            log.warning("call %s: media goes direct: %s", self.call, exc)
+            return local
+        if not isinstance(reply, Joined):
+            log.warning("call %s: media goes direct: %s refused: %s", self.call, self.network.name, reply)
+            return local
+        return readdress(local, self.owner, self.network.host)
+
+
+def offering(
+    cfg: LabConfig, leg: str, call: str, owner: str, toward: str, items: Iterable[LegImpairment]
+) -> SdpEdit | None:
+    """The offerer's edit for `leg`, or None when the call does not impair that leg."""
+    impair = on_leg(items, leg)
+    if not impair:
+        return None
+    network = cfg.networks[leg]
+    specs = {direction: impairment.spec() for direction, impairment in impair.items()}
+    return Detour(network, (network.host, cfg.network_control_port), call, owner, toward, specs)
+
+
+def answering(cfg: LabConfig, call: str, owner: str, toward: str, offer: str) -> SdpEdit | None:
+    """The answerer's edit: join the network the `offer` came from, if it came from one,
+    and stay on it for the rest of the call (a re-INVITE this party offers, to hold, too)."""
+    offered = next((m.address for m in parse_sdp(offer) if m.media == "audio"), "")
+    network = next((n for n in cfg.networks.values() if n.host == offered), None)
+    if network is None:
+        return None
+    return Detour(network, (network.host, cfg.network_control_port), call, owner, toward)
