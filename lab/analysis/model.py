@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from lab.analysis import pcap
+from lab.analysis.hops import NetworkHop, network_hops
 from lab.analysis.pcap import CaptureError, Packets
 from lab.analysis.quality import EModel, Pesq, e_model
 from lab.analysis.rtp import LossBursts, RtpSeries, RtpStats, decode_headers, loss_bursts, stream_stats
@@ -113,12 +114,18 @@ class CallModel:
     truncated: bool
     events: tuple[LabEvent, ...] = ()
     pesq: tuple[Pesq, ...] = ()
+    #: each stream that crossed a network party, measured before and after it
+    hops: tuple[NetworkHop, ...] = ()
 
     def party_names(self) -> list[str]:
         return [p.name for p in self.parties]
 
 
 # --- building -------------------------------------------------------------------------
+
+
+#: The lab's network parties, whose streams are hops of another party's stream.
+NETWORK_NAMES = frozenset(p.name for p in LabConfig().networks.values())
 
 
 def lab_party_names(cfg: LabConfig | None = None) -> dict[str, str]:
@@ -251,6 +258,7 @@ def build(
         streams=streams,
         tcp_retransmissions=tcp_retransmissions,
         truncated=packets.frames.truncated,
+        hops=network_hops(streams, NETWORK_NAMES, start),
     )
 
 
