@@ -54,9 +54,14 @@ def ladder(model: CallModel, marks: Mapping[int, str] | None = None) -> Figure:
     ax.set_xlim(-0.6, len(names) - 0.4)
     ax.set_ylim(bottom + 0.2, -0.8)
     ax.axis("off")
+    networks = {h.network for h in model.hops}
     for name, i in x.items():
-        ax.plot([i, i], [-0.5, bottom], color="#90a4ae", lw=1.2, zorder=1)
-        ax.text(i, -0.7, name, ha="center", va="bottom", fontsize=10, weight="bold")
+        if name in networks:  # relays media only: a dashed lifeline, no SIP
+            ax.plot([i, i], [-0.5, bottom], color="#ef6c00", lw=1.2, ls="--", zorder=1)
+            ax.text(i, -0.7, f"{name}\n(network)", ha="center", va="bottom", fontsize=10, color="#ef6c00")
+        else:
+            ax.plot([i, i], [-0.5, bottom], color="#90a4ae", lw=1.2, zorder=1)
+            ax.text(i, -0.7, name, ha="center", va="bottom", fontsize=10, weight="bold")
     times = np.array([r.t for r in rows]) if rows else np.zeros(0)
     for k in range(1, len(ys)):
         if ys[k] - ys[k - 1] > 1:
@@ -222,6 +227,25 @@ def loss(model: CallModel) -> Figure:
     ax.set_xlabel("packet loss (%)")
     ax.set_xlim(0, max(1.0, max((s.stats.lost_pct for s in model.streams), default=0) * 1.6))
     ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def hops(model: CallModel) -> Figure:
+    """What each network party did, over the call: every packet's delay across it (top) and
+    when the packets it lost entered it (bottom, one row per hop)."""
+    fig = Figure(figsize=(9, 4.5), dpi=100)
+    delay_ax, loss_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
+    for i, hop in enumerate(model.hops):
+        colour = f"C{i}"
+        delay_ax.plot(hop.t, hop.delays_ms, ".", markersize=2.5, color=colour, label=hop.label)
+        loss_ax.plot(hop.lost_t, np.full(len(hop.lost_t), i), "|", markersize=9, color=colour)
+    delay_ax.set_ylabel("delay across the network (ms)")
+    delay_ax.legend(fontsize=7, loc="upper right")
+    loss_ax.set_yticks(range(len(model.hops)), [f"{h.lost} lost" for h in model.hops], fontsize=7)
+    loss_ax.set_ylim(-0.5, len(model.hops) - 0.5)
+    loss_ax.invert_yaxis()
+    loss_ax.set_xlabel("time since the capture started (s)")
     fig.tight_layout()
     return fig
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from lab import plots
-from lab.analysis.columns import E_MODEL, REPORT, Table, pesq_table, stream_table
+from lab.analysis.columns import E_MODEL, REPORT, Table, hop_table, pesq_table, stream_table
 from lab.analysis.model import CallModel
 from lab.analysis.quality import MIN_JITTER_BUFFER_MS, PTIME_MS
 
@@ -68,6 +68,13 @@ def render(model: CallModel, title: str | None = None) -> str:
     parts.append("<h2>RTP streams</h2>" + html_table(stream_table(model.streams, REPORT)))
     if model.streams:
         parts.append(_png(plots.jitter(model)) + _png(plots.loss(model)))
+    if model.hops:
+        parts.append(
+            "<h2>Networks</h2><p>Each stream that crossed a network party, seen on the wire as it "
+            "entered the network and as it left: what the network lost, duplicated and delayed.</p>"
+            + html_table(hop_table(model.hops))
+            + _png(plots.hops(model))
+        )
     parts.append("<h2>Quality</h2>")
     if model.pesq:
         parts.append(html_table(pesq_table(model)))

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lab.analysis.hops import NetworkHop
 from lab.analysis.model import CallModel, RtpStream
 
 
@@ -201,6 +202,55 @@ def pesq_table(model: CallModel) -> Table:
     )
 
 
+def hop_table(hops: Sequence[NetworkHop]) -> Table:
+    """Sent vs received across each network party (lab.analysis.hops)."""
+    return Table(
+        [
+            "stream",
+            "codec",
+            "sent",
+            "delivered",
+            "lost",
+            "duplicated",
+            "delay mean / min / max ms",
+            "delay sd ms",
+        ],
+        [
+            [
+                h.label,
+                h.codec,
+                str(h.sent),
+                str(h.delivered),
+                f"{h.lost} ({100 * h.lost / h.sent:.1f} %)" if h.sent else "0",
+                str(h.duplicated),
+                f"{h.delay_ms:.1f} / {h.delay_min_ms:.1f} / {h.delay_max_ms:.1f}",
+                f"{h.delay_sd_ms:.1f}",
+            ]
+            for h in hops
+        ],
+        frozenset({0, 1}),
+    )
+
+
+def hop_json(h: NetworkHop) -> dict[str, object]:
+    return {
+        "network": h.network,
+        "src_party": h.src_party,
+        "dst_party": h.dst_party,
+        "ssrc": h.ssrc,
+        "codec": h.codec,
+        "sent": h.sent,
+        "delivered": h.delivered,
+        "lost": h.lost,
+        "duplicated": h.duplicated,
+        "delay_ms": round(h.delay_ms, 3),
+        "delay_min_ms": round(h.delay_min_ms, 3),
+        "delay_max_ms": round(h.delay_max_ms, 3),
+        "delay_sd_ms": round(h.delay_sd_ms, 3),
+        "lost_seqs": h.lost_seqs.tolist(),
+    }
+
+
 def summary(s: RtpStream, keys: Sequence[str] = SUMMARY) -> str:
     """One line: "Browser -> Gateway opus: packets 57, lost 0, loss 0.00 %, ..."."""
     return f"{s.label}: " + ", ".join(f"{c.header} {c.text(s)}" for c in columns(keys))
@@ -232,6 +282,7 @@ def model_json(model: CallModel) -> dict[str, object]:
         "calls": [[model.dialogs[i].call_id for i in group] for group in model.calls],
         "streams": [stream_json(s) for s in model.streams],
         "pesq": [dataclasses.asdict(p) for p in model.pesq],
+        "hops": [hop_json(h) for h in model.hops],
         "tcp_retransmissions": model.tcp_retransmissions,
         "truncated": model.truncated,
     }

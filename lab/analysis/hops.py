@@ -39,8 +39,9 @@ class NetworkHop:
     #: per delivered packet: entry time (s since the capture's first packet) and delay (ms)
     t: np.ndarray = field(repr=False)
     delays_ms: np.ndarray = field(repr=False)
-    #: entry times of the lost packets (s since the capture's first packet)
+    #: entry times (s since the capture's first packet) and sequence numbers of the lost packets
     lost_t: np.ndarray = field(repr=False)
+    lost_seqs: np.ndarray = field(repr=False)
 
     @property
     def lost(self) -> int:
@@ -85,7 +86,8 @@ def network_hops(
         common = [seq for seq in entered if seq in left]
         t_in = np.array([entered[seq] for seq in common]) - capture_start
         delays = np.array([(left[seq] - entered[seq]) * 1000 for seq in common])
-        lost_t = np.array(sorted(entered[seq] for seq in entered if seq not in left)) - capture_start
+        lost = [seq for seq in entered if seq not in left]
+        lost_t = np.array([entered[seq] for seq in lost]) - capture_start
         hops.append(
             NetworkHop(
                 network=into.dst_party,
@@ -103,6 +105,7 @@ def network_hops(
                 t=t_in,
                 delays_ms=delays,
                 lost_t=lost_t,
+                lost_seqs=np.array(lost, dtype=np.int64),
             )
         )
     return tuple(hops)

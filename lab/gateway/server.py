@@ -214,6 +214,9 @@ class ClientSession:
         if self.registered is not None and not self.registered.done():
             self.registered.set_result((code, reason))
 
+    def answer_edit(self, headers: dict[str, str], offer: str) -> None:
+        return None  # a call from the phone reaches the browser unimpaired
+
     def admit_call(self) -> bool:
         return True
 

@@ -21,6 +21,9 @@ from lab.network.impairment import Impairment, Schedule
 
 #: Calls whose counts the relay keeps for a Report after they end.
 KEEP_CALLS = 64
+#: asyncio's epoll waits in whole milliseconds, rounded up: a timer fires 0-1 ms late, half
+#: a millisecond on average. A delayed packet is scheduled that much early to cancel it.
+TIMER_LATENESS_S = 0.0005
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class DirectionCount:
     duplicated: int = 0
     delayed: int = 0  # delivered later than it arrived (by the delay, jitter or rate limit)
     dropped_seqs: list[int] = field(default_factory=list)
+    duplicated_seqs: list[int] = field(default_factory=list)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -54,6 +58,7 @@ class DirectionCount:
             "duplicated": self.duplicated,
             "delayed": self.delayed,
             "dropped_seqs": list(self.dropped_seqs),
+            "duplicated_seqs": list(self.duplicated_seqs),
         }
 
 
@@ -140,18 +145,21 @@ class Relay:
             out.transport.sendto(data, dst)
             return
         fate = schedule.fate(time.monotonic(), len(data))
+        seq = rtp_sequence(data)
         if fate.dropped:
             count.dropped += 1
-            seq = rtp_sequence(data)
             if seq is not None:
                 count.dropped_seqs.append(seq)
             return
-        count.duplicated += len(fate.deliveries) > 1
+        if len(fate.deliveries) > 1:
+            count.duplicated += 1
+            if seq is not None:
+                count.duplicated_seqs.append(seq)
         count.delayed += fate.deliveries[0] > 0
         loop = asyncio.get_running_loop()
         for delay in fate.deliveries:
-            if delay > 0:
-                loop.call_later(delay, self._deliver, out.transport, data, dst)
+            if delay > TIMER_LATENESS_S:
+                loop.call_later(delay - TIMER_LATENESS_S, self._deliver, out.transport, data, dst)
             else:
                 out.transport.sendto(data, dst)
 

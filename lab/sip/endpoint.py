@@ -101,6 +101,12 @@ class AccountListener(Protocol):
         at once, so a refused call holds none of the process's 4 call slots for long."""
         ...
 
+    def answer_edit(self, headers: dict[str, str], offer: str) -> Callable[[str, str], str] | None:
+        """Runs on the pjsua thread, before the call is posted: the SipCall.sdp_edit of the
+        call's answer, which pjsua may create before on_incoming_call runs. A pure function
+        of the INVITE's headers and SDP offer."""
+        ...
+
     def on_incoming_call(self, call: SipCall, user: str, headers: dict[str, str]) -> None: ...
 
     def on_registration(self, code: int, reason: str) -> None: ...
@@ -293,7 +299,10 @@ class PjsuaAccount(pj.Account):  # type: ignore[misc]
         invite = parse_sip(prm.rdata.wholeMsg)
         user, headers = (invite.request_user, invite.headers) if invite else ("", {})
         call.source = str(prm.rdata.srcAddress)  # set before any other thread sees the call
-        call.offer = invite.body if invite else ""
+        try:
+            call.sdp_edit = self.listener.answer_edit(headers, invite.body if invite else "")
+        except Exception:
+            log.exception("%s: no SDP edit for an incoming call", self.endpoint.name)
         self.endpoint.post(self.listener.on_incoming_call, call, user, headers)
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802
@@ -315,7 +324,6 @@ class SipCall(pj.Call):  # type: ignore[misc]
         self.endpoint = endpoint
         self.listener: CallListener | None = None
         self.source = ""  # "host:port" an incoming call's INVITE came from
-        self.offer = ""  # the SDP of an incoming call's INVITE
         self.alive = True
         self.last_code = 0
         self.last_reason = ""

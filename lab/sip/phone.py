@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party, PhonePolicy, call_dir, new_call_id
-from lab.network.detour import answering
+from lab.network.detour import SdpEdit, answering
 from lab.numbers import normalize_number
 from lab.phonecontrol import (
     AnswerCall,
@@ -169,6 +169,10 @@ class Phone:
     def on_registration(self, code: int, reason: str) -> None:
         pass
 
+    def answer_edit(self, headers: dict[str, str], offer: str) -> SdpEdit | None:
+        call_id = headers.get(CALL_HEADER.lower())
+        return answering(self.cfg, call_id, self.party.host, "to-phone", offer) if call_id else None
+
     def admit_call(self) -> bool:
         return True
 
@@ -187,8 +191,6 @@ class Phone:
             log.warning("incoming call refused: %s", exc)
             call.answer_with(400, "Bad calllab header")
             return
-        if call_id:
-            call.sdp_edit = answering(self.cfg, call_id, self.party.host, "to-phone", call.offer)
         caller = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
         state = PhoneCall(user, call_id, policy, caller=caller)
         self.calls[call] = state

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from lab.config import ANSWER_HEADER, CALL_HEADER, IMPAIR_HEADER, LabConfig, Party
 from lab.network import detour
 from lab.network.impairment import ImpairmentError
-from lab.network.legs import LegImpairment, from_header
+from lab.network.legs import from_header
 from lab.sip.endpoint import MEDIA_TIMEOUT_CAUSE, CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect
 from lab.sip.message import user_of
 from lab.sip.party import run
@@ -150,8 +150,10 @@ class PstnGateway:
         a.far, b.far = (phone.name, sip_side) if caller_phone else (sip_side, phone.name)
         target = self.cfg.sipserver.sip_address if caller_phone else phone.sip_address
         call_id = headers.get(CALL_HEADER.lower(), "")
-        if call_id and not caller_phone:
-            self._detour(a, b, call_id, impairments)
+        if call_id and not caller_phone:  # leg B offers through the mobile network, if impaired
+            b.call.sdp_edit = detour.offering(
+                self.cfg, "mobile", call_id, self.cfg.pstn.host, "to-browser", impairments
+            )
         log.info("call to %s: dialling %s", user, "the SIP server" if caller_phone else phone.name)
         a.no_answer = asyncio.get_running_loop().call_later(self.cfg.no_answer_timeout, self._no_answer, a)
         try:
@@ -162,12 +164,10 @@ class PstnGateway:
             a.unpair()
             a.call.answer_with(503, f"PSTN gateway: cannot reach {target}")
 
-    def _detour(self, a: Leg, b: Leg, call_id: str, impairments: tuple[LegImpairment, ...]) -> None:
-        """Leg A answers on the network its offer came from; leg B offers through the mobile
-        network when the call impairs the mobile leg."""
-        host = self.cfg.pstn.host
-        a.call.sdp_edit = detour.answering(self.cfg, call_id, host, "to-phone", a.call.offer)
-        b.call.sdp_edit = detour.offering(self.cfg, "mobile", call_id, host, "to-browser", impairments)
+    def answer_edit(self, headers: dict[str, str], offer: str) -> detour.SdpEdit | None:
+        """Leg A answers on the network its offer came from."""
+        call_id = headers.get(CALL_HEADER.lower())
+        return detour.answering(self.cfg, call_id, self.cfg.pstn.host, "to-phone", offer) if call_id else None
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
         leg = self.legs.get(call)

@@ -68,6 +68,7 @@ async def test_relay_forwards_both_ways_and_drops_what_its_log_says() -> None:
             "duplicated": 0,
             "delayed": 300 - len(dropped),
             "dropped_seqs": dropped,
+            "duplicated_seqs": [],
         }
 
         # The phone answers where the packets came from: back through the relay, unimpaired.
