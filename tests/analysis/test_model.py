@@ -5,14 +5,19 @@ from urllib.parse import unquote
 
 from lab.analysis.ladder import ladder_rows
 from lab.analysis.model import load
-from lab.config import LabConfig
 
 from .conftest import FIXTURES, shared
 
 
 def test_lab_call_model(lab_capture: Path) -> None:
     model = load(lab_capture)
-    assert [p.name for p in model.parties] == ["Browser", "Gateway", "SIP server", "PSTN gateway", "Mobile phone"]
+    assert [p.name for p in model.parties] == [
+        "Browser",
+        "Gateway",
+        "SIP server",
+        "PSTN gateway",
+        "Mobile phone",
+    ]
     invites = [m for m in model.messages if m.method == "INVITE" and m.is_request and not m.retransmission]
     hops = [(m.src_party, m.dst_party) for m in invites]
     # 407-challenged first attempt, then the call: gateway -> SIP server -> PSTN gateway -> phone
