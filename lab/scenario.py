@@ -28,6 +28,7 @@ from lab.config import (
     new_call_id,
 )
 from lab.network.control import what_the_networks_did
+from lab.network.detour import offering
 from lab.network.legs import LegImpairment, to_header
 from lab.numbers import InvalidNumber, PhoneNumber, normalize_number
 from lab.phonecontrol import AwaitReport, Command, Dial, Dialling, Filed, HangupCall, Reply
@@ -192,6 +193,9 @@ class LabCall:
             headers=headers,
             call_id=self.call_id,
         )
+        browser_leg = offering(cfg, "browser", self.call_id, cfg.browser.host, "to-browser", self.impairments)
+        if browser_leg is not None:
+            self.call.offer_edit = browser_leg.arewrite
         self.call.on(None, self._status_changed)
 
     def _status_changed(self, call: Call) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,6 +241,8 @@ class Call:
     #: what the user asked for, in order: (time.time(), "hangup()"), (t, "dtmf 12#"), ...
     actions: list[tuple[float, str]] = field(default_factory=list)
     _event_listeners: list[Callable[[Call, dict[str, Any]], None]] = field(default_factory=list)
+    #: rewrites the WebRTC offer before it goes to the gateway (a network on the browser leg)
+    offer_edit: Callable[[str], Awaitable[str]] | None = None
 
     def __post_init__(self) -> None:
         if not CALL_ID_RE.fullmatch(self.call_id):
@@ -290,6 +292,8 @@ class Call:
         self.started_at = time.time()
         self._set(CallStatus.PENDING, t=self.started_at)
         offer = await self.media.offer(self.codec)
+        if self.offer_edit is not None:
+            offer = await self.offer_edit(offer)
         self._sdp_answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         try:
             await self.session.send(

@@ -337,7 +337,11 @@ class GatewayCall:
         self.pc.addTrack(self.bridge.to_browser)
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        await self.session.send(Sdp(call_id=self.call_id, sdp=self.pc.localDescription.sdp))
+        sdp = self.pc.localDescription.sdp
+        browser_leg = detour.answering(cfg, self.call_id, cfg.gateway.host, "to-phone", msg.sdp)
+        if browser_leg is not None:  # answer on the network the browser's offer came from
+            sdp = await browser_leg.arewrite(sdp)
+        await self.session.send(Sdp(call_id=self.call_id, sdp=sdp))
 
     def _take_browser_audio(self) -> None:
         @self.pc.on("track")

@@ -10,8 +10,9 @@ So each party sends to the network and the network forwards to the other. When t
 network party does not answer, the SDP is left as it was: the media takes the direct path
 and the log says why, the call goes on.
 
-An edit runs on pjsua's thread (SipCall.sdp_edit) or in aiortc's SDP handling, so it is a
-plain function of the SDPs plus one blocking control request of at most half a second.
+An edit runs on pjsua's thread (SipCall.sdp_edit: a plain function of the SDPs plus one
+blocking control request of at most half a second) or, for the browser leg's aiortc SDPs,
+on an asyncio loop (Detour.arewrite).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from lab.config import LabConfig, Party
-from lab.network.control import Join, Joined, NetworkUnreachable, request
+from lab.network.control import Join, Joined, NetworkUnreachable, Refused, Reply, arequest, request
 from lab.network.legs import LegImpairment, on_leg
 from lab.sip.sdp import parse_sdp
 
@@ -32,16 +33,24 @@ SdpEdit = Callable[[str, str], str]
 
 
 def readdress(sdp: str, own: str, network: str) -> str:
-    """The SDP with the network's address where it named `own` for media (c=, a=rtcp)."""
+    """The SDP with the network's address where it named `own` for media (c=, a=rtcp, and
+    the ICE candidates of a WebRTC SDP)."""
     lines = sdp.split("\n")
     for i, line in enumerate(lines):
         if line.startswith(("c=", "a=rtcp:")):
             lines[i] = line.replace(f"IN IP4 {own}", f"IN IP4 {network}")
+        elif line.startswith("a=candidate:"):
+            lines[i] = line.replace(f" {own} ", f" {network} ")
     return "\n".join(lines)
 
 
 def media_ports(sdp: str) -> list[int]:
-    """The RTP and RTCP ports of the SDP's first audio stream (RTCP on RTP + 1)."""
+    """The ports the SDP's media arrives on: its ICE candidates' (WebRTC muxes RTP and RTCP
+    on each), else the first audio stream's RTP port and RTCP on the next."""
+    candidates = [line.split() for line in sdp.splitlines() if line.startswith("a=candidate:")]
+    ports = sorted({int(c[5]) for c in candidates if len(c) > 5 and c[2].lower() == "udp" and c[5].isdigit()})
+    if ports:
+        return ports
     audio = next((m for m in parse_sdp(sdp) if m.media == "audio" and m.port), None)
     return [audio.port, audio.port + 1] if audio is not None else []
 
@@ -58,24 +67,41 @@ class Detour:
     impair: dict[str, str] | None = None  # direction -> spec, from the offerer
 
     def __call__(self, local: str, remote: str) -> str:
+        """The edit on pjsua's thread: join (blocking) and readdress."""
+        msg = self._join(local)
+        try:
+            reply = request(self.network.name, self.control, msg) if msg else None
+        except NetworkUnreachable as exc:
+            reply = Refused(reason=str(exc))
+        return self._readdressed(local, reply)
+
+    async def arewrite(self, local: str) -> str:
+        """The same, for an aiortc SDP on an asyncio loop."""
+        msg = self._join(local)
+        try:
+            reply = await arequest(self.network.name, self.control, msg) if msg else None
+        except NetworkUnreachable as exc:
+            reply = Refused(reason=str(exc))
+        return self._readdressed(local, reply)
+
+    def _join(self, local: str) -> Join | None:
         ports = media_ports(local)
         if not ports:
-            return local
-        msg = Join(call=self.call, owner=self.owner, ports=ports, toward=self.toward, impair=self.impair)
-        try:
-            reply = request(self.network.name, self.control, msg)
-        except NetworkUnreachable as exc:
-            log.warning("call %s: media goes direct: %s", self.call, exc)
-            return local
+            return None
+        return Join(call=self.call, owner=self.owner, ports=ports, toward=self.toward, impair=self.impair)
+
+    def _readdressed(self, local: str, reply: Reply | None) -> str:
         if not isinstance(reply, Joined):
-            log.warning("call %s: media goes direct: %s refused: %s", self.call, self.network.name, reply)
+            log.warning(
+                "call %s: media goes direct: %s did not take it: %s", self.call, self.network.name, reply
+            )
             return local
         return readdress(local, self.owner, self.network.host)
 
 
 def offering(
     cfg: LabConfig, leg: str, call: str, owner: str, toward: str, items: Iterable[LegImpairment]
-) -> SdpEdit | None:
+) -> Detour | None:
     """The offerer's edit for `leg`, or None when the call does not impair that leg."""
     impair = on_leg(items, leg)
     if not impair:
@@ -85,7 +111,7 @@ def offering(
     return Detour(network, (network.host, cfg.network_control_port), call, owner, toward, specs)
 
 
-def answering(cfg: LabConfig, call: str, owner: str, toward: str, offer: str) -> SdpEdit | None:
+def answering(cfg: LabConfig, call: str, owner: str, toward: str, offer: str) -> Detour | None:
     """The answerer's edit: join the network the `offer` came from, if it came from one,
     and stay on it for the rest of the call (a re-INVITE this party offers, to hold, too)."""
     offered = next((m.address for m in parse_sdp(offer) if m.media == "audio"), "")
