@@ -48,7 +48,7 @@ async def test_start_and_stop_leave_nothing_behind(lab_config: LabConfig) -> Non
     await stack.start()
     assert stack.ready_s is not None and stack.ready_s < 10
     pids = [p.proc.pid for p in stack.parties if p.proc]
-    assert len(pids) == len(lab_config.processes) == 8  # 4 of them the PSTN gateway's channels
+    assert len(pids) == len(lab_config.processes) == 11  # 4 PSTN gateway channels, 3 network parties
     kamailio = stack.parties[0].proc
     assert kamailio is not None
     workers = kamailio_workers(kamailio.pid)
@@ -86,7 +86,7 @@ def test_cli_up_status_down(downed: Path) -> None:
     assert status.returncode == 0
     for name in ("Gateway", "SIP server", "PSTN gateway ch1", "PSTN gateway ch4", "Mobile phone 2"):
         assert name in status.stdout
-    assert status.stdout.count(" ok") == 8
+    assert status.stdout.count(" ok") == 11
     down = cli(lab_home, "down")
     assert down.returncode == 0 and "lab stopped" in down.stdout
     assert wait_gone(pids + [state["owner"]]) == []

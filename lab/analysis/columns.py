@@ -193,9 +193,15 @@ def stream_table(streams: Sequence[RtpStream], keys: Sequence[str]) -> Table:
 
 def pesq_table(model: CallModel) -> Table:
     return Table(
-        ["direction", "codec chain", "PESQ MOS-LQO", "ceiling (same chain offline)"],
+        ["direction", "codec chain", "PESQ MOS-LQO", "ceiling (same chain offline)", "mouth to ear ms"],
         [
-            [p.direction, " > ".join(p.chain), f"{p.mos_lqo:.2f}", f"{p.ceiling:.2f}" if p.ceiling else "-"]
+            [
+                p.direction,
+                " > ".join(p.chain),
+                f"{p.mos_lqo:.2f}",
+                f"{p.ceiling:.2f}" if p.ceiling else "-",
+                f"{p.mouth_to_ear_ms:.0f}" if p.mouth_to_ear_ms is not None else "-",
+            ]
             for p in model.pesq
         ],
         frozenset({0, 1}),

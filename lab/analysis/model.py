@@ -3,6 +3,7 @@ else. Plots and reports are pure functions of it; nothing here talks to live pro
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -248,6 +249,8 @@ def build(
         )
     dialogs = _dialogs(messages)
     streams = _rtp_streams(packets, messages, parties, fallback_pts or {})
+    hops = network_hops(streams, NETWORK_NAMES, start)
+    streams = tuple(_with_network_delay(s, hops) for s in streams)
     return CallModel(
         source=source,
         start=start,
@@ -258,8 +261,17 @@ def build(
         streams=streams,
         tcp_retransmissions=tcp_retransmissions,
         truncated=packets.frames.truncated,
-        hops=network_hops(streams, NETWORK_NAMES, start),
+        hops=hops,
     )
+
+
+def _with_network_delay(stream: RtpStream, hops: tuple[NetworkHop, ...]) -> RtpStream:
+    """A stream leaving a network party: its E-model counts the delay the network added."""
+    hop = next((h for h in hops if h.network == stream.src_party and h.ssrc == stream.ssrc), None)
+    if hop is None:
+        return stream
+    quality = e_model(stream.stats, stream.codec, stream.bursts.burst_ratio, hop.delay_ms)
+    return dataclasses.replace(stream, quality=quality)
 
 
 def _dialogs(messages: list[SipMessage]) -> tuple[Dialog, ...]:

@@ -9,7 +9,8 @@ E-model assumptions (stated in every report):
   stream's own loss bursts (lab.analysis.rtp.loss_bursts; 1 for random loss), in
   Ie,eff = Ie + (95 - Ie) * Ppl / (Ppl / BurstR + Bpl) (ITU-T G.107);
 * one-way delay Ta = packetisation (ptime) + a fixed jitter buffer of max(40 ms, 2 x the
-  stream's max jitter) + the network delay seen on loopback (negligible).
+  stream's max jitter) + the mean delay of the network party the stream crossed, measured
+  on the wire (none on the direct path: loopback's is negligible).
 """
 
 from __future__ import annotations
@@ -76,11 +77,12 @@ def mos_from_r(r: float) -> float:
     return 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6
 
 
-def e_model(stats: RtpStats, codec: str, burst_ratio: float = 1.0) -> EModel:
+def e_model(stats: RtpStats, codec: str, burst_ratio: float = 1.0, network_delay_ms: float = 0.0) -> EModel:
+    """`network_delay_ms`: the mean delay a network party added on the way (lab.analysis.hops)."""
     imp = impairment_of(codec)
     ppl = max(0.0, stats.lost_pct)
     ie_eff = imp.ie + (95 - imp.ie) * ppl / (ppl / burst_ratio + imp.bpl)
-    delay = PTIME_MS + max(MIN_JITTER_BUFFER_MS, 2 * max(0.0, stats.max_jitter_ms))
+    delay = PTIME_MS + max(MIN_JITTER_BUFFER_MS, 2 * max(0.0, stats.max_jitter_ms)) + network_delay_ms
     idd = delay_impairment(delay)
     r = 93.2 - idd - ie_eff
     return EModel(round(r, 1), round(mos_from_r(r), 2), round(ie_eff, 1), round(idd, 1), delay, imp)
@@ -92,3 +94,5 @@ class Pesq:
     mos_lqo: float
     ceiling: float | None  # the same prompt offline through the same codec chain
     chain: tuple[str, ...]
+    #: from a sample leaving one side's speaker to the other side hearing it (the recordings)
+    mouth_to_ear_ms: float | None = None

@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lab.analysis.model import CallModel, LabEvent, RtpStream, lab_party_names, load
+import numpy as np
+
+from lab.analysis.model import CallModel, LabEvent, lab_party_names, load
 from lab.analysis.quality import Pesq
-from lab.audio import pesq_nb, read_wav
+from lab.audio import one_way_latency, pesq_nb, read_wav
 from lab.config import LabConfig
 from lab.sip.sdp import Codec
 
@@ -44,7 +46,7 @@ def analyze(
     if not log:
         return model
     events = _events(model, log, cfg)
-    pesq = _pesq(model, sidecar(capture), cfg) if with_pesq else ()
+    pesq = _pesq(model, sidecar(capture), cfg, log) if with_pesq else ()
     return dataclasses.replace(model, events=events, pesq=pesq)
 
 
@@ -71,19 +73,47 @@ def _events(model: CallModel, log: Mapping[str, Any], cfg: LabConfig) -> tuple[L
     return tuple(sorted(events, key=lambda e: e.t))
 
 
-def _stream(model: CallModel, src: str, dst: str) -> RtpStream | None:
-    return next((s for s in model.streams if s.src_party == src and s.dst_party == dst), None)
+def _leg_codec(model: CallModel, src: str, dst: str) -> str | None:
+    """The codec from `src` to `dst`: on the direct stream, or on the hop through a network."""
+    direct = next((s for s in model.streams if s.src_party == src and s.dst_party == dst), None)
+    if direct is not None:
+        return direct.codec.lower()
+    hop = next((h for h in model.hops if h.src_party == src and h.dst_party == dst), None)
+    return hop.codec.lower() if hop is not None else None
 
 
-def _pesq(model: CallModel, folder: Path, cfg: LabConfig) -> tuple[Pesq, ...]:
+def _mouth_to_ear_ms(
+    source: np.ndarray, received: np.ndarray, sent_t0: object, heard_t0: object
+) -> float | None:
+    if not isinstance(sent_t0, float | int) or not isinstance(heard_t0, float | int):
+        return None
+    return round(float(one_way_latency(source, received, float(sent_t0), float(heard_t0))) * 1000, 1)
+
+
+def _pesq(model: CallModel, folder: Path, cfg: LabConfig, log: Mapping[str, Any]) -> tuple[Pesq, ...]:
     from lab.analysis.ceiling import through_chain
 
     names = (cfg.browser.name, cfg.gateway.name, cfg.pstn.name, cfg.phone.name)
     hops = list(zip(names, names[1:], strict=False))
     rows = []
-    for sender, receiver, prompt, heard in (
-        ("Browser", "Mobile phone", "browser.wav", "phone_received.wav"),
-        ("Mobile phone", "Browser", "phone.wav", "browser_received.wav"),
+    timing, phone = log.get("timing", {}), log.get("phone", {})
+    for sender, receiver, prompt, heard, sent_t0, heard_t0 in (
+        (
+            "Browser",
+            "Mobile phone",
+            "browser.wav",
+            "phone_received.wav",
+            timing.get("browser_sent_t0"),
+            phone.get("received_t0"),
+        ),
+        (
+            "Mobile phone",
+            "Browser",
+            "phone.wav",
+            "browser_received.wav",
+            phone.get("sent_t0"),
+            timing.get("browser_received_t0"),
+        ),
     ):
         path = folder / heard
         if not path.exists() or not (cfg.prompts_dir / prompt).exists():
@@ -98,12 +128,13 @@ def _pesq(model: CallModel, folder: Path, cfg: LabConfig) -> tuple[Pesq, ...]:
         except ValueError:  # nothing heard: the streams' loss and the E-model say why
             continue
         legs = hops if sender == "Browser" else [(b, a) for a, b in reversed(hops)]
-        chain = tuple(s.codec.lower() for s in (_stream(model, a, b) for a, b in legs) if s is not None)
+        chain = tuple(c for c in (_leg_codec(model, a, b) for a, b in legs) if c is not None)
         ceiling = None
         if chain and (shutil.which("sox") or "gsm" not in chain):
             try:
                 ceiling = round(pesq_nb(source, through_chain(source, list(chain))), 2)
             except (KeyError, FileNotFoundError):
                 ceiling = None
-        rows.append(Pesq(f"{sender} -> {receiver}", heard_score, ceiling, chain))
+        delay = _mouth_to_ear_ms(source, received, sent_t0, heard_t0)
+        rows.append(Pesq(f"{sender} -> {receiver}", heard_score, ceiling, chain, delay))
     return tuple(rows)
