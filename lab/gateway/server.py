@@ -17,6 +17,7 @@ from lab import webrtc
 from lab.config import CALL_HEADER, CALL_ID_RE, LabConfig, Party, SipAccount, new_call_id
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
+from lab.jitterbuffer import DEFAULT_SPEC, JitterBufferSpec
 from lab.numbers import InvalidNumber, normalize_number
 from lab.signaling import (
     CLIENT_MESSAGES,
@@ -290,6 +291,11 @@ class GatewayCall:
             await self.fail(484, str(exc))
             return
         self.far_number = callee
+        try:
+            jitter_buffer = JitterBufferSpec.parse(msg.jitter_buffer) if msg.jitter_buffer else DEFAULT_SPEC
+        except ValueError as exc:
+            await self.fail(400, f"call.jitter_buffer: {exc}")
+            return
         problem = offer_problem(msg.sdp)
         if problem is None:
             self._take_browser_audio()
@@ -297,6 +303,7 @@ class GatewayCall:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg.sdp, type="offer"))
             except Exception as exc:  # aiortc says what it cannot take with asserts as well
                 problem = f"WebRTC refused the offer: {str(exc) or type(exc).__name__}"
+            webrtc.use_jitter_buffer(self.pc, jitter_buffer)
         if problem is not None:
             await self.fail(488, f"call.sdp: {problem}")
             return
@@ -321,7 +328,10 @@ class GatewayCall:
         await self.session.send(self._status(Report(CallStatus.TRYING)))
         self.pc.addTrack(self.bridge.to_browser)
         answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
+        # The browser leg is coded alike both ways: ask the client for what it asked of us.
+        sdp = webrtc.with_opus_fmtp(answer.sdp, webrtc.opus_fmtp(msg.sdp))
+        await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        webrtc.encode_as_asked(self.pc)
         await self.session.send(Sdp(call_id=self.call_id, sdp=self.pc.localDescription.sdp))
 
     def _take_browser_audio(self) -> None:
@@ -354,6 +364,7 @@ class GatewayCall:
     async def complete(self, sdp: str) -> None:
         """The client's SDP answer: the WebRTC leg is set, so answer the SIP call (200)."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        webrtc.encode_as_asked(self.pc)
         if self.sip is not None:
             self.sip.answer_with(200, "OK")
 
