@@ -23,9 +23,10 @@ from aiortc.codecs.base import Decoder
 from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
 from av.frame import Frame
 
-from lab.jitterbuffer import PlayedFrame, PlayedFrames
+from lab.jitterbuffer import DEFAULT_SPEC, BoundedJitterBuffer, JitterBufferSpec, PlayedFrame, PlayedFrames
 
 OPUS_RATE = 48000
 OPUS_MAX_FRAME = OPUS_RATE * 120 // 1000  # samples: the longest Opus packet
@@ -33,6 +34,8 @@ OPUS_MAX_FRAME = OPUS_RATE * 120 // 1000  # samples: the longest Opus packet
 #: and sends none when it is 0.
 FEC_EXPECTED_LOSS_PERCENT = 10
 MAX_CONCEALED = 50  # packets (1 s): beyond that a gap is a new stream, not loss
+OPUS_PT = 111  # as browsers number it
+OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=OPUS_PT)
 
 
 def av_library(stem: str) -> str | None:
@@ -172,3 +175,36 @@ class ConcealingDecoder(Decoder):
             plane.update(bytes(plane.buffer_size))
         silence.sample_rate = first.sample_rate
         return [silence, *decoded]
+
+
+def opus_packets(samples: np.ndarray, rate: int, bitrate: int, fec: bool) -> list[RtpPacket]:
+    """`samples` through the lab's Opus encoder as RTP packets, 20 ms each: the browser leg
+    offline, for tests and benches."""
+    encoder = OpusEncoder(bitrate, fec)
+    pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    step = rate // 50
+    packets: list[RtpPacket] = []
+    for pts in range(0, len(pcm) - step + 1, step):
+        payloads, timestamp = encoder.encode(_pcm_frame(pcm[pts : pts + step], rate, pts))
+        for payload in payloads:
+            assert timestamp is not None  # None only with no payload (the encoder buffering)
+            seq = len(packets)
+            packets.append(RtpPacket(OPUS_PT, sequence_number=seq, timestamp=timestamp, payload=payload))
+    return packets
+
+
+def receive(
+    packets: list[RtpPacket], codec: RTCRtpCodecParameters, rate: int, spec: JitterBufferSpec = DEFAULT_SPEC
+) -> tuple[np.ndarray, ConcealingDecoder]:
+    """What the lab's aiortc receive path (jitter buffer, decoder) makes of `packets`
+    arriving in list order, as float samples at `rate`; and the decoder, for its counts."""
+    buffer = BoundedJitterBuffer(spec)
+    decoder = ConcealingDecoder(codec)
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    pcm: list[np.ndarray] = [np.zeros(0, dtype=np.int16)]
+    for packet in packets:
+        _, played = buffer.add(packet)
+        for frame in decoder.decode(played) if played is not None else []:
+            assert isinstance(frame, av.AudioFrame)
+            pcm += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
+    return np.concatenate(pcm).astype(np.float32) / 32768.0, decoder

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from aiortc import RTCSessionDescription
@@ -15,38 +14,10 @@ from aiortc.rtp import RtpPacket
 
 from lab import webrtc
 from lab.audio import RATE, pesq_nb, read_wav
-from lab.codecs import ConcealingDecoder, OpusEncoder
+from lab.codecs import OPUS, OpusEncoder, opus_packets, receive
 from lab.jitterbuffer import BoundedJitterBuffer, JitterBufferSpec, release_delays
 
-OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)
 PCMU = RTCRtpCodecParameters(mimeType="audio/PCMU", clockRate=8000, channels=1, payloadType=0)
-
-
-def opus_packets(samples: np.ndarray, bitrate: int, fec: bool) -> list[RtpPacket]:
-    """`samples` (8 kHz) through the lab's Opus encoder, as RTP packets."""
-    encoder = OpusEncoder(bitrate, fec)
-    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
-    packets = []
-    for pts in range(0, len(pcm) - webrtc.FRAME_SAMPLES + 1, webrtc.FRAME_SAMPLES):
-        frame = webrtc.pcm_frame(pcm[pts : pts + webrtc.FRAME_SAMPLES].tobytes(), pts)
-        payloads, timestamp = encoder.encode(frame)
-        packets += [
-            RtpPacket(payload_type=111, sequence_number=len(packets), timestamp=timestamp, payload=p)
-            for p in payloads
-        ]
-    return packets
-
-
-def received(packets: list[RtpPacket], codec: RTCRtpCodecParameters) -> tuple[np.ndarray, ConcealingDecoder]:
-    """What the lab's receive path (jitter buffer, decoder) makes of `packets`, at 8 kHz."""
-    buffer, decoder = BoundedJitterBuffer(), ConcealingDecoder(codec)
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-    pcm = []
-    for packet in packets:
-        _, played = buffer.add(packet)
-        for frame in decoder.decode(played) if played is not None else []:
-            pcm += [out.to_ndarray().reshape(-1) for out in resampler.resample(frame)]
-    return np.concatenate(pcm).astype(np.float32) / 32768.0, decoder
 
 
 def seeded_loss(packets: list[RtpPacket], fraction: float, seed: int = 7) -> list[RtpPacket]:
@@ -65,11 +36,11 @@ def test_opus_fec_rebuilds_what_5_percent_loss_took(prompt: np.ndarray, bitrate:
     """The same seeded 5 % of packets lost: with FEC the decoder rebuilds them from the next
     packet and the prompt scores far higher than with PLC alone."""
     two_loops = np.tile(prompt, 2)
-    clean, _ = received(opus_packets(two_loops, bitrate, True), OPUS)
+    clean, _ = receive(opus_packets(two_loops, RATE, bitrate, True), OPUS, RATE)
     score = {}
     for fec in (False, True):
-        sent = opus_packets(two_loops, bitrate, fec)
-        heard, decoder = received(seeded_loss(sent, 0.05), OPUS)
+        sent = opus_packets(two_loops, RATE, bitrate, fec)
+        heard, decoder = receive(seeded_loss(sent, 0.05), OPUS, RATE)
         assert decoder.opus is not None
         assert decoder.opus.fec_frames > 0  # every gap is concealed, FEC or not
         assert len(heard) == len(clean)  # the timeline is kept
@@ -83,7 +54,7 @@ def test_a_lost_g711_packet_becomes_silence_of_its_length() -> None:
         RtpPacket(payload_type=0, sequence_number=i, timestamp=i * 160, payload=bytes([0x55]) * 160)
         for i in range(50)
     ]
-    heard, _ = received([p for p in packets if p.sequence_number not in (10, 11, 12)], PCMU)
+    heard, _ = receive([p for p in packets if p.sequence_number not in (10, 11, 12)], PCMU, RATE)
     assert len(heard) == (len(packets) - 1) * 160  # the last one waits for the next packet
     assert np.all(heard[10 * 160 : 13 * 160] == 0) and np.all(heard[: 10 * 160] != 0)
 
