@@ -183,14 +183,22 @@ def opus_fmtp(sdp: str) -> dict[str, int]:
 
 
 def with_opus_fmtp(sdp: str, fmtp: dict[str, int]) -> str:
-    """`sdp` whose Opus a=fmtp line says `fmtp` (aiortc writes none for Opus). Set before
-    setLocalDescription: aiortc keeps the description it is given."""
+    """`sdp` whose Opus a=fmtp line also says `fmtp` (aiortc writes none for Opus). Set
+    before setLocalDescription: aiortc keeps the description it is given."""
     rtpmap = _RTPMAP_RE.search(sdp)
     if rtpmap is None or not fmtp:
         return sdp
-    line = f"a=fmtp:{rtpmap[1]} " + ";".join(f"{k}={v}" for k, v in fmtp.items())
+    line = f"a=fmtp:{rtpmap[1]} " + ";".join(f"{k}={v}" for k, v in (opus_fmtp(sdp) | fmtp).items())
+    existing = re.search(rf"^a=fmtp:{rtpmap[1]} [^\r\n]*", sdp, re.MULTILINE)
+    if existing is not None:
+        return sdp[: existing.start()] + line + sdp[existing.end() :]
     end = sdp.index("\n", rtpmap.end()) + 1
     return sdp[:end] + line + "\r\n" + sdp[end:]
+
+
+# aiortc has no per-call hook for these: its receiver makes its jitter buffer when it is
+# made, its sender its encoder at the first frame (only when it has none). So the lab sets
+# the private attributes, before media flows.
 
 
 def use_jitter_buffer(pc: RTCPeerConnection, spec: JitterBufferSpec) -> None:
@@ -214,8 +222,8 @@ def encode_as_asked(pc: RTCPeerConnection) -> None:
     frame, and only if it has none)."""
     remote = pc.remoteDescription
     fmtp = opus_fmtp(remote.sdp) if remote is not None else {}
-    if not fmtp:
-        return
+    if "maxaveragebitrate" not in fmtp and not fmtp.get("useinbandfec"):
+        return  # nothing asked: aiortc's encoder as it is
     for transceiver in pc.getTransceivers():
         codecs = transceiver._codecs
         if transceiver.kind == "audio" and codecs and codecs[0].mimeType.lower() == "audio/opus":

@@ -186,3 +186,36 @@ async def test_without_fmtp_aiortc_keeps_its_own_encoder() -> None:
     finally:
         await client.close()
         await gateway.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--opus-bitrate", "3"], "argument --opus-bitrate: Opus bitrate in kbit/s, from 6 to 510, not '3'"),
+        (["--opus-fec", "maybe"], "argument --opus-fec: invalid choice: 'maybe'"),
+        (["--jitter-buffer", "fixed:30"], "30 ms is not a multiple of 20 ms from 0 to 1000"),
+        (["--codec", "g729"], "argument --codec: invalid choice: 'g729'"),
+        (["--codec", "pcma", "--opus-bitrate", "24"], "calllab call: Opus bitrate and FEC are Opus settings"),
+    ],
+)
+def test_calllab_call_refuses_bad_audio_options_before_starting_anything(
+    args: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lab.cli import main
+
+    try:
+        code = main(["call", "+79991234567", *args])
+    except SystemExit as refused:  # argparse's own errors
+        code = refused.code  # type: ignore[assignment]
+    assert code == 2
+    assert error in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_opus_fmtp_is_added_or_merged_into_the_opus_line() -> None:
+    sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n"
+    added = webrtc.with_opus_fmtp(sdp, {"useinbandfec": 1})
+    assert "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 useinbandfec=1\r\na=rtpmap:0" in added
+    merged = webrtc.with_opus_fmtp(added, {"maxaveragebitrate": 20000})
+    assert merged.count("a=fmtp:") == 1 and "a=fmtp:111 useinbandfec=1;maxaveragebitrate=20000\r\n" in merged
+    assert webrtc.opus_fmtp(merged) == {"useinbandfec": 1, "maxaveragebitrate": 20000}
+    assert webrtc.with_opus_fmtp(sdp.replace("opus", "G722"), {"useinbandfec": 1}).count("fmtp") == 0
