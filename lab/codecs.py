@@ -100,6 +100,7 @@ class OpusDecoder:
         self._pcm = np.zeros(OPUS_MAX_FRAME, dtype=np.int16)
         self.fec_frames = 0  # lost packets rebuilt from the next packet's FEC
         self.plc_frames = 0  # lost packets concealed without it
+        self.bad_packets = 0  # packets libopus could not decode, concealed
 
     def __del__(self) -> None:
         if getattr(self, "_state", None):
@@ -108,9 +109,12 @@ class OpusDecoder:
     def _decode(self, data: bytes | None, samples: int, fec: bool) -> np.ndarray:
         out = self._pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_int16))
         n = self._lib.opus_decode(self._state, data, len(data) if data else 0, out, samples, int(fec))
-        if n < 0:
-            raise ValueError(f"opus_decode failed ({n})")
-        return self._pcm[:n].copy()
+        if n < 0 and data is not None:
+            # A packet libopus cannot read is a lost one. Raising would end aiortc's decoder
+            # thread (it catches FFmpeg's errors only), and with it the call's audio.
+            self.bad_packets += 1
+            return self._decode(None, OPUS_RATE // 50, fec=False)
+        return self._pcm[: max(n, 0)].copy()
 
     def samples_in(self, data: bytes) -> int:
         n = self._lib.opus_packet_get_nb_samples(data, len(data), OPUS_RATE)

@@ -14,7 +14,7 @@ from aiortc.rtp import RtpPacket
 
 from lab import webrtc
 from lab.audio import RATE, pesq_nb, read_wav
-from lab.codecs import OPUS, OpusEncoder, opus_packets, receive
+from lab.codecs import OPUS, OpusDecoder, OpusEncoder, opus_packets, receive
 from lab.jitterbuffer import BoundedJitterBuffer, JitterBufferSpec, release_delays
 
 PCMU = RTCRtpCodecParameters(mimeType="audio/PCMU", clockRate=8000, channels=1, payloadType=0)
@@ -219,3 +219,9 @@ def test_opus_fmtp_is_added_or_merged_into_the_opus_line() -> None:
     assert merged.count("a=fmtp:") == 1 and "a=fmtp:111 useinbandfec=1;maxaveragebitrate=20000\r\n" in merged
     assert webrtc.opus_fmtp(merged) == {"useinbandfec": 1, "maxaveragebitrate": 20000}
     assert webrtc.with_opus_fmtp(sdp.replace("opus", "G722"), {"useinbandfec": 1}).count("fmtp") == 0
+
+
+def test_a_packet_libopus_cannot_read_is_concealed_not_fatal() -> None:
+    """aiortc's decoder thread survives FFmpeg's errors only: anything else ends the call's audio."""
+    decoder = OpusDecoder()
+    assert len(decoder.decode(b"\xff")) == 960 and decoder.bad_packets == 1  # 20 ms of PLC
