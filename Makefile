@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := kamailio espeak-ng tshark sox chromium curl
 NUMBER ?= +79991234567
 
-.PHONY: setup apt venv demo test test-quick lab report lint bench bench-call bench-analysis clean
+.PHONY: setup apt venv demo test test-quick lab report lint bench bench-call bench-analysis bench-jitter clean
 
 setup: apt venv
 
@@ -44,13 +44,16 @@ lint: venv
 	$(BIN)/ruff format --check lab tests bench
 	$(BIN)/mypy lab
 
-bench: bench-call bench-analysis
+bench: bench-call bench-analysis bench-jitter
 
 bench-call: setup
 	$(BIN)/python bench/call_path.py
 
 bench-analysis: setup
 	$(BIN)/python bench/analysis.py
+
+bench-jitter: setup
+	$(BIN)/python bench/jitter_buffer.py
 
 clean:
 	rm -rf .calllab

@@ -1,5 +1,5 @@
 """WAV files, speech prompts, and the two measures of "the audio that arrived is the audio
-that was sent": envelope correlation (robust, any codec) and PESQ (P.862)."""
+that was sent": envelope correlation (robust, any codec) and PESQ (P.862, and P.862.2 wideband)."""
 
 from __future__ import annotations
 
@@ -135,8 +135,11 @@ def _aligned_source(source: np.ndarray, received: np.ndarray, rate: int) -> np.n
     return looped[start : start + len(received)]
 
 
+WIDEBAND_RATE = 16000  # P.862.2 scores 16 kHz audio only
+
+
 def pesq_nb(source: np.ndarray, received: np.ndarray, rate: int = RATE) -> float:
-    """PESQ narrowband MOS-LQO of what was heard of `source`, sent in a loop.
+    """PESQ narrowband (P.862) MOS-LQO of what was heard of `source`, sent in a loop.
 
     Only the talk period is scored, in whole loops of the source, each aligned on its own:
     the jitter buffers move the delay during a call, and the silence before the first
@@ -145,6 +148,19 @@ def pesq_nb(source: np.ndarray, received: np.ndarray, rate: int = RATE) -> float
     5 s and a 30 s call of the same chain score alike, and alike its offline ceiling (which
     is one loop, scored the same way).
     """
+    return _pesq(source, received, rate, "nb")
+
+
+def pesq_wb(source: np.ndarray, received: np.ndarray, rate: int = WIDEBAND_RATE) -> float:
+    """Wideband PESQ (P.862.2) MOS-LQO of 16 kHz audio, for chains that stay wideband end
+    to end (Opus, G.722, Speex 16 kHz); scored like pesq_nb. Its scale is not P.862's: the
+    same narrowband chain scores lower here, so compare wb with wb."""
+    if rate != WIDEBAND_RATE:
+        raise ValueError(f"wideband PESQ scores {WIDEBAND_RATE} Hz audio, not {rate} Hz")
+    return _pesq(source, received, rate, "wb")
+
+
+def _pesq(source: np.ndarray, received: np.ndarray, rate: int, mode: str) -> float:
     from pesq import pesq
 
     first, last = talk_period(received, rate)
@@ -156,7 +172,7 @@ def pesq_nb(source: np.ndarray, received: np.ndarray, rate: int = RATE) -> float
     loops = [talk[s : s + period] for s in range((period - lag) % period, len(talk) - period + 1, period)]
     scores = [
         float(
-            pesq(rate, _aligned_source(source, part, rate).astype(np.float32), part.astype(np.float32), "nb")
+            pesq(rate, _aligned_source(source, part, rate).astype(np.float32), part.astype(np.float32), mode)
         )
         for part in loops or [talk]
     ]

@@ -27,7 +27,9 @@ from lab.stack import LabError, health, read_state, running_config, start_daemon
 if TYPE_CHECKING:
     from lab.analysis.model import CallModel
     from lab.client import Call
+    from lab.jitterbuffer import JitterBufferSpec
     from lab.scenario import CallResult
+    from lab.webrtc import BrowserAudio
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -85,7 +87,7 @@ async def _call(args: argparse.Namespace) -> CallResult:
     kwargs = {
         "duration": args.duration,
         "answer": answer,
-        "codec": args.codec,
+        "audio": args.audio,
         "password": args.password,
         "on_status": lambda call: _print_status(call, stream),
         "dtmf": args.dtmf,
@@ -141,6 +143,11 @@ def cmd_call(args: argparse.Namespace) -> int:
         print("calllab call: --attended needs --transfer NUMBER", file=sys.stderr)
         return 2
     args.impairments = plan(args.impair, args.network)
+    try:
+        args.audio = _browser_audio(args)
+    except ValueError as exc:
+        print(f"calllab call: {exc}", file=sys.stderr)
+        return 2
     try:
         result = asyncio.run(_call(args))
     except LabError as exc:
@@ -251,6 +258,38 @@ def _megabytes(text: str) -> float:
     return value
 
 
+def _browser_audio(args: argparse.Namespace) -> BrowserAudio:
+    from lab.jitterbuffer import DEFAULT_SPEC
+    from lab.webrtc import BrowserAudio
+
+    return BrowserAudio(
+        args.codec,
+        opus_bitrate=args.opus_bitrate,
+        opus_fec=args.opus_fec == "on",
+        jitter_buffer=args.jitter_buffer or DEFAULT_SPEC,
+    )
+
+
+def _kbit(text: str) -> int:
+    """kbit/s on the command line, bit/s inside."""
+    try:
+        kbit = float(text)
+    except ValueError:
+        kbit = -1.0
+    if not 6 <= kbit <= 510:
+        raise argparse.ArgumentTypeError(f"Opus bitrate in kbit/s, from 6 to 510, not {text!r}")
+    return round(kbit * 1000)
+
+
+def _jitter_buffer(text: str) -> JitterBufferSpec:
+    from lab.jitterbuffer import JitterBufferSpec
+
+    try:
+        return JitterBufferSpec.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _policy(text: str) -> PhonePolicy:
     try:
         return PhonePolicy.parse(text)
@@ -280,7 +319,26 @@ def parser() -> argparse.ArgumentParser:
     call.add_argument(
         "--hold", type=float, default=0.0, metavar="S", help="hold the call for S seconds, then resume"
     )
-    call.add_argument("--codec", choices=["opus", "pcmu", "pcma"], default="opus", help="WebRTC leg codec")
+    call.add_argument(
+        "--codec", choices=["opus", "pcmu", "pcma", "g722"], default="opus", help="WebRTC leg codec"
+    )
+    call.add_argument(
+        "--opus-bitrate",
+        type=_kbit,
+        default=None,
+        metavar="KBIT",
+        help="Opus bitrate both ways on the browser leg, 6-510 kbit/s (default: aiortc's 96)",
+    )
+    call.add_argument(
+        "--opus-fec", choices=["on", "off"], default="off", help="Opus in-band FEC on the browser leg"
+    )
+    call.add_argument(
+        "--jitter-buffer",
+        type=_jitter_buffer,
+        default=None,
+        metavar="fixed:MS|adaptive:MIN-MAX",
+        help="how long the browser leg's receivers wait for a missing packet (default fixed:20)",
+    )
     call.add_argument("--password", default=None, help="log in with this password instead of the lab's")
     call.add_argument(
         "--impair",

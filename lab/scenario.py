@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab import webrtc
 from lab.analysis.model import CallModel
 from lab.analysis.pcap import CaptureError
 from lab.analysis.recorded_call import analyze
@@ -27,6 +28,7 @@ from lab.config import (
     call_dir,
     new_call_id,
 )
+from lab.jitterbuffer import PACKET_MS
 from lab.network.control import what_the_networks_did
 from lab.network.detour import offering
 from lab.network.legs import LegImpairment, to_header
@@ -35,6 +37,7 @@ from lab.phonecontrol import AwaitReport, Command, Dial, Dialling, Filed, Hangup
 from lab.phonecontrol import command as control_command
 from lab.report import write as write_report
 from lab.signaling import DTMF_DIGITS, status_text
+from lab.webrtc import BrowserAudio
 
 RING_TIMEOUT = 60.0  # s the caller lets a phone ring before giving up
 PHONE_REPORT_TIMEOUT = 5.0  # s for the phone to file its recording after the call
@@ -61,6 +64,9 @@ class CallResult:
     #: time.monotonic() of the first sample the browser sent and heard (see one_way_latency)
     timing: dict[str, float | None] = field(default_factory=dict)
     webrtc_codec: dict[str, Any] | None = None  # {"name", "pt", "rate"} negotiated on the browser leg
+    #: the browser leg's asked audio ({"codec", "opus_bitrate", "opus_fec", "jitter_buffer"}) and
+    #: what the client's jitter buffer did ("client_jitter_buffer": {"lost", "late", "depth_ms"})
+    browser_audio: dict[str, Any] | None = None
     capture: str | None = None  # captures/<call_id>.pcapng
     capture_error: str | None = None  # why there is no capture
     report: str | None = None  # captures/<call_id>.html
@@ -144,7 +150,8 @@ class LabCall:
         number: PhoneNumber,
         *,
         answer: PhonePolicy | None = None,
-        codec: str = "opus",
+        codec: str | None = None,
+        audio: BrowserAudio | None = None,
         on_status: Callable[[Call], None] | None = None,
         capture: bool = True,
         report: bool = True,
@@ -188,6 +195,7 @@ class LabCall:
         self.call = session.create_call(
             self.number,
             codec=codec,
+            audio=audio,
             prompt=cfg.prompts_dir / "browser.wav",
             record_dir=self.folder,
             headers=headers,
@@ -297,6 +305,12 @@ class LabCall:
             result.setup_ms = round((established - call.started_at - self.answer_wait) * 1000, 1)
         if call.negotiated is not None:
             result.webrtc_codec = dataclasses.asdict(call.negotiated)
+        result.browser_audio = call.audio.describe() | {
+            "client_jitter_buffer": [
+                {"lost": b.lost, "late": b.late, "depth_ms": b.depth * PACKET_MS}
+                for b in webrtc.jitter_buffers(call.media.pc)
+            ]
+        }
         result.timing = {
             "browser_sent_t0": call.mic.started_at if call.mic else None,
             "browser_received_t0": call.heard.started_at,
@@ -315,7 +329,8 @@ async def place_call(
     *,
     duration: float = 5.0,
     answer: PhonePolicy | None = None,
-    codec: str = "opus",
+    codec: str | None = None,
+    audio: BrowserAudio | None = None,
     password: str | None = None,
     on_status: Callable[[Call], None] | None = None,
     ring_timeout: float = RING_TIMEOUT,
@@ -338,6 +353,9 @@ async def place_call(
     `transfer`, REFER the phone to that number (`attended`: first hold the call and place a
     consultation call to the number, then REFER with Replaces): on success the two phones
     talk for a second and the target hangs up; on failure the call goes on.
+
+    `audio` is the browser leg's codec, Opus bitrate and FEC, and jitter buffers
+    (`BrowserAudio`); `codec` is short for `audio=BrowserAudio(codec)`.
 
     With `capture`, SIP and RTP of every leg go to captures/<call_id>.pcapng, and with
     `report` the call's HTML report to captures/<call_id>.html.
@@ -362,6 +380,7 @@ async def place_call(
             number,
             answer=answer,
             codec=codec,
+            audio=audio,
             on_status=on_status,
             capture=capture,
             report=report,

@@ -75,6 +75,8 @@ class PlaceCall:
     visible_name: str = ""
     sdp: str
     headers: dict[str, str] = field(default_factory=dict)  # only X-Calllab-* go on the INVITE
+    #: the gateway's aiortc receiver: JitterBufferSpec text (fixed:MS, adaptive:MIN-MAX); "": its default
+    jitter_buffer: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import ctypes.util
 import fractions
-import glob
-import os
+import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,83 @@ import aioice.ice
 import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, rtcrtpreceiver, rtcrtpsender
+from aiortc.codecs import get_decoder
+from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from lab.audio import RATE, write_wav
+from lab.codecs import ConcealingDecoder, OpusEncoder, av_library
+from lab.jitterbuffer import DEFAULT_SPEC, BoundedJitterBuffer, JitterBufferSpec
 
 FRAME_SAMPLES = RATE // 50  # 20 ms
-#: aiortc holds 4 audio packets (80 ms) before playing; on loopback 1 is plenty.
-AUDIO_PREFETCH = 1
 CODECS = {"opus": "audio/opus", "pcmu": "audio/PCMU", "pcma": "audio/PCMA", "g722": "audio/G722"}
+OPUS_BITRATES = range(6000, 510001)  # bit/s, what libopus takes (RFC 7587 maxaveragebitrate)
+AIORTC_OPUS_BITRATE = 96000  # aiortc's own encoder, stereo
 
 
-def _short_jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> JitterBuffer:
-    if not is_video:
-        prefetch = min(prefetch, AUDIO_PREFETCH)
-    return JitterBuffer(capacity=capacity, prefetch=prefetch, is_video=is_video)
+@dataclass(frozen=True)
+class BrowserAudio:
+    """The browser leg's audio for one call: codec, Opus bitrate and in-band FEC, and the
+    jitter buffer of both aiortc receivers (the client's and the gateway's).
+
+    Opus bitrate and FEC go where a browser puts them, in the SDP (a=fmtp maxaveragebitrate,
+    useinbandfec, RFC 7587): each side's encoder does what the other side's SDP asks. The
+    gateway answers with the client's values, so both directions are coded alike. None:
+    aiortc's encoder as it is (96 kbit/s stereo, no FEC).
+    """
+
+    codec: str = "opus"
+    opus_bitrate: int | None = None  # bit/s
+    opus_fec: bool = False
+    jitter_buffer: JitterBufferSpec = field(default=DEFAULT_SPEC)
+
+    def __post_init__(self) -> None:
+        if self.codec not in CODECS:
+            raise ValueError(f"codec {self.codec!r}: choose one of {', '.join(CODECS)}")
+        if self.opus_bitrate is not None and self.opus_bitrate not in OPUS_BITRATES:
+            raise ValueError(f"Opus bitrate {self.opus_bitrate} bit/s: from 6000 to 510000")
+        if self.codec != "opus" and (self.opus_bitrate is not None or self.opus_fec):
+            raise ValueError(f"Opus bitrate and FEC are Opus settings; the codec is {self.codec}")
+
+    def describe(self) -> dict[str, Any]:
+        """As the call's JSON says it."""
+        return {
+            "codec": self.codec,
+            "opus_bitrate": self.opus_bitrate,
+            "opus_fec": self.opus_fec,
+            "jitter_buffer": str(self.jitter_buffer),
+        }
+
+    def opus_fmtp(self) -> dict[str, int]:
+        """What this side asks the far end's Opus encoder for."""
+        fmtp = {"useinbandfec": 1} if self.opus_fec else {}
+        if self.opus_bitrate is not None:
+            fmtp["maxaveragebitrate"] = self.opus_bitrate
+        return fmtp
+
+
+def browser_audio(codec: str | None, audio: BrowserAudio | None) -> BrowserAudio:
+    """`audio`, or the defaults for `codec` (a shorthand the API keeps); not both at odds."""
+    if audio is None:
+        return BrowserAudio(codec or "opus")
+    if codec is not None and codec != audio.codec:
+        raise ValueError(f"codec {codec!r} and audio's codec {audio.codec!r}: give one")
+    return audio
+
+
+def _audio_jitter_buffer(capacity: int, prefetch: int = 0, is_video: bool = False) -> Any:
+    if is_video:
+        return JitterBuffer(capacity=capacity, prefetch=prefetch, is_video=True)
+    return BoundedJitterBuffer(DEFAULT_SPEC)
+
+
+def _concealing_decoder(codec: RTCRtpCodecParameters) -> Decoder:
+    if codec.mimeType.lower().startswith("audio/"):
+        return ConcealingDecoder(codec)
+    return get_decoder(codec)
 
 
 _audio_ssrcs: set[int] = set()  # this process's audio senders
@@ -68,21 +128,22 @@ def _ffmpeg_on_the_callers_thread() -> None:
     av.AudioResampler (aiortc's encoders have one, the lab's tracks one each) started 2
     threads here and kept them for its life: the gateway grew 2 threads a call. 20 ms audio
     frames gain nothing from threads; av_cpu_force_count(1) runs them on the caller's."""
-    bundled = glob.glob(os.path.join(os.path.dirname(av.__file__), os.pardir, "av.libs", "libavutil*"))
-    path = bundled[0] if bundled else ctypes.util.find_library("avutil")
+    path = av_library("avutil")
     if path is not None:
         ctypes.CDLL(path).av_cpu_force_count(1)
 
 
 def configure(host: str) -> None:
-    """Make this process's WebRTC peers use `host` only (no other interface, no STUN), hold
-    one audio packet, mark audio talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
+    """Make this process's WebRTC peers use `host` only (no other interface, no STUN), give
+    audio receivers the bounded jitter buffer and decoders that conceal lost packets (Opus
+    with FEC), mark audio talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
 
     aioice never offers 127.0.0.1 on its own and, left alone, would offer every interface.
     """
     _ffmpeg_on_the_callers_thread()
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [host]
-    rtcrtpreceiver.JitterBuffer = _short_jitter_buffer  # type: ignore[assignment,misc]
+    rtcrtpreceiver.JitterBuffer = _audio_jitter_buffer  # type: ignore[assignment,misc]
+    rtcrtpreceiver.get_decoder = _concealing_decoder
     if rtcrtpsender.RtpPacket is not _AudioMarksTalkspurts:
         rtcrtpsender.RtpPacket = _AudioMarksTalkspurts  # type: ignore[misc]
         RTCRtpSender.__init__ = _remember_audio_sender(RTCRtpSender.__init__)  # type: ignore[method-assign]
@@ -103,6 +164,72 @@ def prefer_codec(pc: RTCPeerConnection, codec: str) -> None:
     for transceiver in pc.getTransceivers():
         if transceiver.kind == "audio":
             transceiver.setCodecPreferences(chosen)
+
+
+_FMTP_RE = re.compile(r"^a=fmtp:(\d+) (.*)$", re.MULTILINE)
+_RTPMAP_RE = re.compile(r"^a=rtpmap:(\d+) opus/48000", re.MULTILINE | re.IGNORECASE)
+
+
+def opus_fmtp(sdp: str) -> dict[str, int]:
+    """The numeric parameters of the Opus a=fmtp line in `sdp` (empty: no Opus, no fmtp)."""
+    rtpmap = _RTPMAP_RE.search(sdp)
+    if rtpmap is None:
+        return {}
+    for pt, params in _FMTP_RE.findall(sdp):
+        if pt == rtpmap[1]:
+            pairs = (p.strip().partition("=") for p in params.split(";"))
+            return {k: int(v) for k, _, v in pairs if v.strip().isdigit()}
+    return {}
+
+
+def with_opus_fmtp(sdp: str, fmtp: dict[str, int]) -> str:
+    """`sdp` whose Opus a=fmtp line also says `fmtp` (aiortc writes none for Opus). Set
+    before setLocalDescription: aiortc keeps the description it is given."""
+    rtpmap = _RTPMAP_RE.search(sdp)
+    if rtpmap is None or not fmtp:
+        return sdp
+    line = f"a=fmtp:{rtpmap[1]} " + ";".join(f"{k}={v}" for k, v in (opus_fmtp(sdp) | fmtp).items())
+    existing = re.search(rf"^a=fmtp:{rtpmap[1]} [^\r\n]*", sdp, re.MULTILINE)
+    if existing is not None:
+        return sdp[: existing.start()] + line + sdp[existing.end() :]
+    end = sdp.index("\n", rtpmap.end()) + 1
+    return sdp[:end] + line + "\r\n" + sdp[end:]
+
+
+# aiortc has no per-call hook for these: its receiver makes its jitter buffer when it is
+# made, its sender its encoder at the first frame (only when it has none). So the lab sets
+# the private attributes, before media flows.
+
+
+def use_jitter_buffer(pc: RTCPeerConnection, spec: JitterBufferSpec) -> None:
+    """Every audio receiver of `pc` gets a jitter buffer of `spec`; before media flows."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "audio":
+            transceiver.receiver._RTCRtpReceiver__jitter_buffer = BoundedJitterBuffer(spec)  # type: ignore[attr-defined]
+
+
+def jitter_buffers(pc: RTCPeerConnection) -> list[BoundedJitterBuffer]:
+    return [
+        t.receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+        for t in pc.getTransceivers()
+        if t.kind == "audio" and isinstance(t.receiver._RTCRtpReceiver__jitter_buffer, BoundedJitterBuffer)  # type: ignore[attr-defined]
+    ]
+
+
+def encode_as_asked(pc: RTCPeerConnection) -> None:
+    """Give each Opus sender of `pc` the bitrate and FEC the far end's SDP asks for; after
+    both descriptions are set, before media flows (aiortc makes its encoder at the first
+    frame, and only if it has none)."""
+    remote = pc.remoteDescription
+    fmtp = opus_fmtp(remote.sdp) if remote is not None else {}
+    if "maxaveragebitrate" not in fmtp and not fmtp.get("useinbandfec"):
+        return  # nothing asked: aiortc's encoder as it is
+    for transceiver in pc.getTransceivers():
+        codecs = transceiver._codecs
+        if transceiver.kind == "audio" and codecs and codecs[0].mimeType.lower() == "audio/opus":
+            bitrate = fmtp.get("maxaveragebitrate", AIORTC_OPUS_BITRATE)
+            encoder = OpusEncoder(bitrate, fec=bool(fmtp.get("useinbandfec")))
+            transceiver.sender._RTCRtpSender__encoder = encoder  # type: ignore[attr-defined]
 
 
 def pcm_frame(pcm: bytes, pts: int) -> av.AudioFrame:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lab.analysis.ceiling import through_chain
-from lab.audio import RATE, best_match, pesq_nb, read_wav, write_wav
+from lab.audio import RATE, WIDEBAND_RATE, best_match, pesq_nb, pesq_wb, read_wav, resample, write_wav
 
 
 def test_matches_its_own_prompt_not_the_other(lab_home: Path) -> None:
@@ -60,3 +60,18 @@ def test_pesq_refuses_a_silent_recording(lab_home: Path) -> None:
     browser, _ = read_wav(lab_home / ".calllab/prompts/browser.wav")
     with pytest.raises(ValueError, match="less than 0.25 s of sound"):
         pesq_nb(browser, np.zeros(RATE * 3, np.float32))
+
+
+def test_wideband_pesq_scores_16_khz_audio_and_hears_the_lost_band(lab_home: Path) -> None:
+    """P.862.2 on the prompt at 16 kHz: a clean copy scores near its top (4.64), the same
+    audio cut to telephone band (G.711's 4 kHz) clearly lower, noise lower still."""
+    browser, _ = read_wav(lab_home / ".calllab/prompts/browser.wav")
+    wide = resample(browser, RATE, WIDEBAND_RATE)  # the espeak prompt is 8 kHz: band to 4 kHz
+    brighter = (np.sign(wide) * np.abs(wide) ** 0.7).astype(np.float32)  # harmonics above 4 kHz
+    heard = np.roll(brighter, 8000)
+    clean = pesq_wb(brighter, heard)
+    narrow = pesq_wb(brighter, resample(resample(heard, WIDEBAND_RATE, RATE), RATE, WIDEBAND_RATE))
+    noisy = pesq_wb(brighter, heard + np.random.default_rng(1).normal(0, 0.05, len(heard)).astype(np.float32))
+    assert clean > 4.5 and clean > narrow + 0.15 and narrow > noisy + 2, (clean, narrow, noisy)
+    with pytest.raises(ValueError, match="16000 Hz"):
+        pesq_wb(browser, browser, RATE)

@@ -40,6 +40,9 @@ async def test_bad_messages_and_a_login_too_many(stack: Stack) -> None:
             '{"type": "dtmf", "call_id": ["x"], "digits": "1"}',
             CLIENT_MESSAGES.encode(PlaceCall(call_id="abuse-1", callee="+79161234567", sdp="")),
             CLIENT_MESSAGES.encode(PlaceCall(call_id="abuse-2", callee="+79161234567", sdp="v=0\x00garbage")),
+            CLIENT_MESSAGES.encode(
+                PlaceCall(call_id="abuse-3", callee="+79161234567", sdp="", jitter_buffer="elastic:20")
+            ),
         ]
         answers = []
         for text in bad:
@@ -52,7 +55,11 @@ async def test_bad_messages_and_a_login_too_many(stack: Stack) -> None:
     assert [(a.call_id, a.status, a.sip_code) for a in answers[2:] if isinstance(a, Status)] == [
         ("abuse-1", CallStatus.FAILED, 488),
         ("abuse-2", CallStatus.FAILED, 488),
+        ("abuse-3", CallStatus.FAILED, 400),
     ]
+    assert isinstance(answers[-1], Status) and answers[-1].reason == (
+        "call.jitter_buffer: jitter buffer 'elastic:20': write fixed:MS or adaptive:MIN-MAX, e.g. fixed:20"
+    )
     assert (await gateway_ping(cfg.ws_url)).active_calls == 0  # no SIP call was placed
 
     sessions = [Session(cfg.ws_url, account, host=cfg.browser.host) for _ in range(MAX_ACCOUNTS + 1)]

@@ -16,7 +16,15 @@ from lab.tasks import Tasks
 
 
 class CallMedia:
-    def __init__(self, prompt: Path | None, record_dir: Path | None, tasks: Tasks, name: str) -> None:
+    def __init__(
+        self,
+        audio: webrtc.BrowserAudio,
+        prompt: Path | None,
+        record_dir: Path | None,
+        tasks: Tasks,
+        name: str,
+    ) -> None:
+        self.audio = audio
         self.prompt = prompt
         self.record_dir = record_dir
         self.tasks = tasks
@@ -46,20 +54,26 @@ class CallMedia:
         if media and media[0].codecs:
             self.negotiated = media[0].codecs[0]
 
-    async def offer(self, codec: str) -> str:
-        """The SDP offer of an outgoing call, offering only `codec`."""
+    async def _describe(self, description: RTCSessionDescription) -> str:
+        """Set our description, asking for the Opus bitrate and FEC we want to receive."""
+        webrtc.use_jitter_buffer(self.pc, self.audio.jitter_buffer)
+        sdp = webrtc.with_opus_fmtp(description.sdp, self.audio.opus_fmtp())
+        await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type=description.type))
+        return sdp
+
+    async def offer(self) -> str:
+        """The SDP offer of an outgoing call, offering only the call's codec."""
         self._attach()
         if self.mic is not None:
             self.pc.addTrack(self.mic)
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
-        webrtc.prefer_codec(self.pc, codec)
-        await self.pc.setLocalDescription(await self.pc.createOffer())
-        sdp: str = self.pc.localDescription.sdp
-        return sdp
+        webrtc.prefer_codec(self.pc, self.audio.codec)
+        return await self._describe(await self.pc.createOffer())
 
     async def take_answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        webrtc.encode_as_asked(self.pc)
         self._negotiated(sdp)
 
     async def answer(self, offer: str) -> str:
@@ -68,8 +82,8 @@ class CallMedia:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         if self.mic is not None:
             self.pc.addTrack(self.mic)
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        sdp: str = self.pc.localDescription.sdp
+        sdp = await self._describe(await self.pc.createAnswer())
+        webrtc.encode_as_asked(self.pc)
         self._negotiated(sdp)
         return sdp
 

@@ -149,7 +149,7 @@ class Session:
             callee=msg.caller or "unknown",
             visible_name=self.account.login,
             constraints={"audio": True, "video": False},
-            codec="opus",
+            audio=webrtc.BrowserAudio(),
             prompt=self.incoming_prompt,
             record_dir=self.incoming_record_dir(call_id) if self.incoming_record_dir else None,
             headers={},
@@ -167,7 +167,8 @@ class Session:
         *,
         visible_name: str | None = None,
         constraints: dict[str, Any] | None = None,
-        codec: str = "opus",
+        codec: str | None = None,
+        audio: webrtc.BrowserAudio | None = None,
         prompt: Path | None = None,
         record_dir: Path | None = None,
         headers: dict[str, str] | None = None,
@@ -175,14 +176,16 @@ class Session:
     ) -> Call:
         """The seed's session.createCall({callee, visibleName, constraints}).
 
-        Raises InvalidNumber for anything that is not a phone number, before any SIP is sent.
+        `codec` is short for `audio=BrowserAudio(codec)`; `audio` also sets the Opus bitrate,
+        FEC and the jitter buffers. Raises InvalidNumber for anything that is not a phone
+        number, before any SIP is sent.
         """
         call = Call(
             self,
             callee=normalize_number(callee),
             visible_name=visible_name or self.account.login,
             constraints=constraints or {"audio": True, "video": False},
-            codec=codec,
+            audio=webrtc.browser_audio(codec, audio),
             prompt=prompt,
             record_dir=record_dir,
             headers=headers or {},
@@ -222,7 +225,7 @@ class Call:
     callee: str
     visible_name: str
     constraints: dict[str, Any]
-    codec: str
+    audio: webrtc.BrowserAudio
     prompt: Path | None
     record_dir: Path | None
     headers: dict[str, str]
@@ -249,7 +252,9 @@ class Call:
             raise ValueError(f"call id {self.call_id!r}: letters, digits, '-' and '_' only")
         if self.constraints.get("video"):
             raise NotImplementedError("video calls: the SIP side of the lab carries audio only")
-        self.media = CallMedia(self.prompt, self.record_dir, self.session.tasks, f"call {self.call_id}")
+        self.media = CallMedia(
+            self.audio, self.prompt, self.record_dir, self.session.tasks, f"call {self.call_id}"
+        )
         self._sdp_offer: asyncio.Future[str] = asyncio.get_event_loop().create_future()
 
     @property
@@ -291,7 +296,7 @@ class Call:
         """Start the call: the seed's call.call()."""
         self.started_at = time.time()
         self._set(CallStatus.PENDING, t=self.started_at)
-        offer = await self.media.offer(self.codec)
+        offer = await self.media.offer()
         if self.offer_edit is not None:
             offer = await self.offer_edit(offer)
         self._sdp_answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -303,6 +308,7 @@ class Call:
                     visible_name=self.visible_name,
                     sdp=offer,
                     headers=self.headers,
+                    jitter_buffer=str(self.audio.jitter_buffer),
                 )
             )
             sdp = await asyncio.wait_for(self._sdp_answer, OFFER_TIMEOUT)

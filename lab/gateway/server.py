@@ -17,6 +17,7 @@ from lab import webrtc
 from lab.config import CALL_HEADER, CALL_ID_RE, IMPAIR_HEADER, LabConfig, Party, SipAccount, new_call_id
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
+from lab.jitterbuffer import DEFAULT_SPEC, JitterBufferSpec
 from lab.network import detour
 from lab.network.impairment import ImpairmentError
 from lab.network.legs import from_header
@@ -296,6 +297,11 @@ class GatewayCall:
             await self.fail(484, str(exc))
             return
         self.far_number = callee
+        try:
+            jitter_buffer = JitterBufferSpec.parse(msg.jitter_buffer) if msg.jitter_buffer else DEFAULT_SPEC
+        except ValueError as exc:
+            await self.fail(400, f"call.jitter_buffer: {exc}")
+            return
         problem = offer_problem(msg.sdp)
         if problem is None:
             self._take_browser_audio()
@@ -303,6 +309,7 @@ class GatewayCall:
                 await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg.sdp, type="offer"))
             except Exception as exc:  # aiortc says what it cannot take with asserts as well
                 problem = f"WebRTC refused the offer: {str(exc) or type(exc).__name__}"
+            webrtc.use_jitter_buffer(self.pc, jitter_buffer)
         if problem is not None:
             await self.fail(488, f"call.sdp: {problem}")
             return
@@ -336,7 +343,10 @@ class GatewayCall:
         await self.session.send(self._status(Report(CallStatus.TRYING)))
         self.pc.addTrack(self.bridge.to_browser)
         answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
+        # The browser leg is coded alike both ways: ask the client for what it asked of us.
+        sdp = webrtc.with_opus_fmtp(answer.sdp, webrtc.opus_fmtp(msg.sdp))
+        await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        webrtc.encode_as_asked(self.pc)
         sdp = self.pc.localDescription.sdp
         browser_leg = detour.answering(cfg, self.call_id, cfg.gateway.host, "to-phone", msg.sdp)
         if browser_leg is not None:  # answer on the network the browser's offer came from
@@ -373,6 +383,7 @@ class GatewayCall:
     async def complete(self, sdp: str) -> None:
         """The client's SDP answer: the WebRTC leg is set, so answer the SIP call (200)."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        webrtc.encode_as_asked(self.pc)
         if self.sip is not None:
             self.sip.answer_with(200, "OK")
 
