@@ -314,6 +314,8 @@ def row_of(point: Point, result: CallResult) -> Row:
     for side in SIDES:
         if side in said:
             row[f"{side}_dropped"] = said[side].get("dropped")
+    if result.ok and (missed := _not_impaired(result.impairments)):
+        row.update(ok=False, reason=missed)
     model: CallModel | None = result.model
     if model is None:
         if result.ok:
@@ -340,6 +342,16 @@ def row_of(point: Point, result: CallResult) -> Row:
             row[f"{side}_pesq"] = pesq.mos_lqo
             row[f"{side}_ceiling"] = pesq.ceiling
     return row
+
+
+def _not_impaired(said: Sequence[Mapping[str, Any]]) -> str:
+    """Why a call's media did not cross the network it asked for ("" when it did): such a
+    call measured a perfect network, and its row must not count as the impaired one."""
+    for r in said:
+        if r.get("spec") and (r.get("error") or not r.get("packets")):
+            why = r.get("error") or "it carried no packets: the media took the direct path"
+            return f"{r['leg']} {r['direction']}: {r.get('network')}: {why}"
+    return ""
 
 
 def failed_row(point: Point, error: BaseException) -> Row:

@@ -189,8 +189,15 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> CallResult:
         reason="hangup",
         statuses=statuses,
         impairments=[
-            {"leg": "mobile", "direction": "to-phone", "network": "Mobile network", "dropped": 3},
-            {"leg": "mobile", "direction": "to-browser", "network": "Mobile network", "dropped": 1},
+            {
+                "leg": "mobile",
+                "direction": d,
+                "network": "Mobile network",
+                "spec": "loss=3%",
+                "packets": 100,
+                "dropped": n,
+            }
+            for d, n in (("to-phone", 3), ("to-browser", 1))
         ],
         model=dataclasses.replace(model, pesq=pesq),
     )
@@ -241,6 +248,15 @@ def test_a_call_without_a_capture_keeps_its_point_and_says_why(recorded: CallRes
         None,
     )
     assert row["to_phone_dropped"] == 3  # what the network reported still counts
+
+
+def test_a_call_whose_media_missed_its_network_is_no_impaired_measurement(recorded: CallResult) -> None:
+    direct = [dict(r, packets=0, dropped=0) for r in recorded.impairments]
+    row = row_of(_point(), dataclasses.replace(recorded, impairments=direct))
+    assert not row["ok"] and row["status"] == "FINISH"
+    assert row["reason"] == (
+        "mobile to-phone: Mobile network: it carried no packets: the media took the direct path"
+    )
 
 
 def test_csv_and_json_hold_every_column_of_every_row(recorded: CallResult, tmp_path: Path) -> None:
