@@ -9,10 +9,11 @@ tables and text; the JSON keeps Wireshark's placeholder, as `tshark -z rtp,strea
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lab.analysis.hops import NetworkHop
 from lab.analysis.model import CallModel, RtpStream
 
 
@@ -198,6 +199,49 @@ def pesq_table(model: CallModel) -> Table:
             for p in model.pesq
         ],
         frozenset({0, 1}),
+    )
+
+
+def hop_table(hops: Sequence[NetworkHop]) -> Table:
+    """What each network party did to each stream that crossed it, measured on the wire."""
+    return Table(
+        [
+            "hop",
+            "codec",
+            "sent",
+            "delivered",
+            "lost",
+            "duplicated",
+            "delay min / mean / max (ms)",
+            "delay sd (ms)",
+        ],
+        [
+            [
+                h.label,
+                h.codec,
+                str(h.sent),
+                str(h.delivered),
+                str(h.lost),
+                str(h.duplicated),
+                f"{h.delay_min_ms:.1f} / {h.delay_ms:.1f} / {h.delay_max_ms:.1f}",
+                f"{h.delay_sd_ms:.1f}",
+            ]
+            for h in hops
+        ],
+        frozenset({0, 1}),
+    )
+
+
+def network_table(said: Sequence[Mapping[str, Any]]) -> Table:
+    """What the network parties said they did (CallResult.impairments), per leg and direction."""
+    return Table(
+        ["network", "direction", "asked", "packets", "dropped", "duplicated", "delayed"],
+        [
+            [str(r.get("network")), str(r.get("direction")), str(r.get("spec") or "perfect")]
+            + [str(r.get(k, "")) for k in ("packets", "dropped", "duplicated", "delayed")]
+            for r in said
+        ],
+        frozenset({0, 1, 2}),
     )
 
 
