@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from lab import plots
+from lab.analysis.columns import hop_table, network_table
 from lab.analysis.model import load
 from lab.analysis.quality import Pesq
 from lab.analysis.synth import Datagram, SynthStream, write_pcap
@@ -347,3 +348,12 @@ def test_the_plots_draw_a_median_line_per_codec_with_its_ceiling() -> None:
     assert lines["opus ceiling"] == pytest.approx([2.5, 2.5])
     html = render_sweep(rows, "Sweep", "loss_pct", "loss (%)", ["codec"])
     assert html.count("<img") == 2 and "Failed calls" in html
+
+
+def test_the_hop_and_network_tables_show_what_the_networks_did(recorded: CallResult) -> None:
+    assert recorded.model is not None
+    hops = hop_table(recorded.model.hops)
+    mine = [r for r in hops.rows if r[0] == "PSTN gateway -> Mobile network -> Mobile phone" and r[4] == "3"]
+    assert len(mine) == 1 and mine[0][2:5] == ["100", "97", "3"] and mine[0][6] == "20.0 / 20.0 / 20.0"
+    said = network_table(recorded.impairments)
+    assert said.rows[0] == ["Mobile network", "to-phone", "loss=3%", "100", "3", "", ""]
