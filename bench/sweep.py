@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
 import statistics
 import time
-from concurrent.futures import ProcessPoolExecutor
 
 from lab.stack import Stack
-from lab.sweep import Results, Sweep, capacity, lab_call, run, summary, write_report
+from lab.sweep import Results, Sweep, analysis_pool, capacity, lab_call, run, summary, write_report
 
 NUMBER = "+79001234567"
 CODECS = ("opus", "pcmu")
@@ -26,8 +24,7 @@ LOSSES = ("0", "2", "5", "10")
 
 
 async def timed(stack: Stack, sweep: Sweep, parallel: int, results: Results) -> float:
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=spawn) as analysis:
+    with analysis_pool() as analysis:
         analysis.submit(int).result()  # the worker's start is not the sweep's cost
         t0 = time.monotonic()
         await run(sweep.points(), lab_call(stack.cfg, sweep, analysis), results, parallel)

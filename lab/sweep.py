@@ -29,6 +29,7 @@ import csv
 import itertools
 import json
 import multiprocessing
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -502,6 +503,16 @@ def analysed(cfg: LabConfig, capture: str, log: Mapping[str, Any]) -> tuple[Call
     return model, str(write(model, path, f"Call {Path(capture).stem}"))
 
 
+def analysis_pool() -> ProcessPoolExecutor:
+    """The worker process that analyses a sweep's calls: spawned, not forked (the sweep's
+    process runs aiortc's threads), and deaf to Ctrl-C, which is the sweep's to handle."""
+    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def lab_call(cfg: LabConfig, sweep: Sweep, analysis: Executor) -> CallFunction:
     """The real call of a point: place_call through the lab, analysed in `analysis`."""
     from lab.scenario import place_call
@@ -531,8 +542,7 @@ async def run_in_lab(
     after, as `calllab call` does."""
     from lab.stack import Stack, running_config
 
-    spawn = multiprocessing.get_context("spawn")  # no fork of a process with aiortc's threads
-    with ProcessPoolExecutor(1, mp_context=spawn) as analysis:
+    with analysis_pool() as analysis:
         cfg = running_config()
         if cfg is not None:
             return await run(points, lab_call(cfg, sweep, analysis), results, concurrency, on_row)

@@ -3,14 +3,12 @@ measured loss is what the network says it dropped."""
 
 from __future__ import annotations
 
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from lab.stack import Stack
-from lab.sweep import Results, Sweep, capacity, lab_call, read_csv, run, write_report
+from lab.sweep import Results, Sweep, analysis_pool, capacity, lab_call, read_csv, run, write_report
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +21,7 @@ async def test_loss_on_the_mobile_leg_lowers_pesq_and_the_rows_measure_what_was_
     )
     points = sweep.points()
     results = Results(tmp_path / "sweep.csv")
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as analysis:
+    with analysis_pool() as analysis:
         await run(points, lab_call(stack.cfg, sweep, analysis), results, capacity(stack.cfg))
     results.close()
     clean, lossy = results.ordered
