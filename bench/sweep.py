@@ -16,7 +16,7 @@ import statistics
 import time
 
 from lab.stack import Stack
-from lab.sweep import Results, Sweep, analysis_pool, capacity, lab_call, run, summary, write_report
+from lab.sweep import Results, Sweep, analysis_pool, default_parallel, lab_call, run, summary, write_report
 
 NUMBER = "+79001234567"
 CODECS = ("opus", "pcmu")
@@ -33,7 +33,7 @@ async def timed(stack: Stack, sweep: Sweep, parallel: int, results: Results) -> 
 
 async def main(args: argparse.Namespace) -> None:
     async with Stack() as stack:
-        parallel = args.parallel or capacity(stack.cfg)
+        parallel = args.parallel or default_parallel(stack.cfg)
         one = Sweep(
             NUMBER, "mobile", "both", (("codec", ("opus",)),), (("loss", ("5",)),), 1, 1, args.duration
         )

@@ -243,7 +243,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     codecs = tuple((a.option, sw.split(v)) for a in sw.CODEC_AXES if (v := getattr(args, a.keyword)))
     values = tuple((p.name, sw.split(v)) for p in sw.PARAMETERS if (v := getattr(args, p.name)))
     cfg = running_config() or LabConfig()
-    parallel = sw.capacity(cfg) if args.parallel is None else args.parallel
+    parallel = sw.default_parallel(cfg) if args.parallel is None else args.parallel
     try:
         if values and args.leg is None:
             raise sw.SweepError("--leg: the leg the impairment is on: one of browser, sip, mobile")
@@ -417,7 +417,10 @@ def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     sweep.add_argument("--seed", type=int, default=1, help="seed of the first repeat (default 1)")
     sweep.add_argument("--duration", type=float, default=5.0, help="seconds of talk per call (default 5)")
     sweep.add_argument(
-        "--parallel", type=int, default=None, help="calls at once (default: the lab's capacity, 4)"
+        "--parallel",
+        type=int,
+        default=None,
+        help="calls at once, at most 4 (default: the lab's 4 or the machine's cores if fewer)",
     )
     sweep.add_argument(
         "-o", "--output", help="HTML report (default captures/sweep-<time>.html); the CSV beside it"

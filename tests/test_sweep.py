@@ -195,10 +195,11 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> CallResult:
                 "direction": d,
                 "network": "Mobile network",
                 "spec": "loss=3%",
-                "packets": 100,
-                "dropped": n,
+                "packets": 102,
+                "dropped": len(lost) + 1,  # an RTCP packet too
+                "dropped_seqs": [1000 + n for n in sorted(lost)],
             }
-            for d, n in (("to-phone", 3), ("to-browser", 1))
+            for d, lost in (("to-phone", MINE_LOST_TO_PHONE), ("to-browser", MINE_LOST_TO_BROWSER))
         ],
         model=dataclasses.replace(model, pesq=pesq),
     )
@@ -228,7 +229,7 @@ def test_a_row_has_the_point_and_what_the_call_measured_on_its_own_streams(recor
         "status": "FINISH",
         "ok": True,
     }
-    # On the wire, exactly what the network said it dropped; at the receiver, the same loss.
+    # On the wire, exactly the RTP packets the network said it dropped; at the receiver, the same loss.
     assert (row["to_phone_sent"], row["to_phone_lost"], row["to_phone_dropped"]) == (100, 3, 3)
     assert (row["to_browser_sent"], row["to_browser_lost"], row["to_browser_dropped"]) == (100, 1, 1)
     assert row["to_phone_loss_pct"] == pytest.approx(3.0) and row["to_browser_loss_pct"] == pytest.approx(1.0)
@@ -356,4 +357,4 @@ def test_the_hop_and_network_tables_show_what_the_networks_did(recorded: CallRes
     mine = [r for r in hops.rows if r[0] == "PSTN gateway -> Mobile network -> Mobile phone" and r[4] == "3"]
     assert len(mine) == 1 and mine[0][2:5] == ["100", "97", "3"] and mine[0][6] == "20.0 / 20.0 / 20.0"
     said = network_table(recorded.impairments)
-    assert said.rows[0] == ["Mobile network", "to-phone", "loss=3%", "100", "3", "", ""]
+    assert said.rows[0] == ["Mobile network", "to-phone", "loss=3%", "102", "4", "", ""]
