@@ -595,7 +595,7 @@ def summary(rows: Sequence[Row], total: int) -> list[str]:
     lines = [f"{len(done)} of {total} calls done, {len(failed)} failed"]
     lines += [f"  #{r['index']} {_point_text(r)}: {r['status']} {r['reason']}".rstrip() for r in failed]
     if len(done) < total:
-        lines.append(f"  {total - len(done)} calls not run (interrupted)")
+        lines.append(f"  {total - len(done)} calls not finished (interrupted: those in flight were hung up)")
     return lines
 
 

@@ -305,7 +305,7 @@ async def test_an_interrupted_sweep_keeps_every_finished_row_and_says_which_fail
     said = summary(results.rows, len(points))
     assert said[0] == "4 of 6 calls done, 1 failed"
     assert "#2" in said[1] and "loss=2%" in said[1] and "the gateway closed" in said[1]
-    assert said[-1] == "  2 calls not run (interrupted)"
+    assert said[-1] == "  2 calls not finished (interrupted: those in flight were hung up)"
 
 
 async def test_the_runner_never_has_more_calls_in_flight_than_allowed() -> None:
