@@ -95,7 +95,7 @@ PARAMETER = {p.name: p for p in PARAMETERS}
 #: Row column names of the two directions, in DIRECTIONS order.
 SIDES = ("to_phone", "to_browser")
 PESQ_DIRECTIONS = {"to_phone": "Browser -> Mobile phone", "to_browser": "Mobile phone -> Browser"}
-#: The phone answers at once: a sweep measures media, not ringing.
+#: The phone answers almost at once: a sweep measures media, not ringing.
 ANSWER = PhonePolicy("answer", 0.3)
 
 
@@ -117,13 +117,6 @@ class Point:
 
     def call_kwargs(self) -> dict[str, Any]:
         return {**dict(self.codecs), "impairments": self.impairments}
-
-    @property
-    def label(self) -> str:
-        codecs = " ".join(f"{k}={v}" for k, v in self.codecs)
-        return f"#{self.index} {codecs} {self.leg}:{self.direction}:{self.impairment.spec()}".replace(
-            "  ", " "
-        )
 
 
 @dataclass(frozen=True)
