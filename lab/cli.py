@@ -244,6 +244,61 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from lab import sweep as sw
+
+    codecs = tuple((a.option, sw.split(v)) for a in sw.CODEC_AXES if (v := getattr(args, a.keyword)))
+    values = tuple((p.name, sw.split(v)) for p in sw.PARAMETERS if (v := getattr(args, p.name)))
+    cfg = running_config() or LabConfig()
+    parallel = sw.default_parallel(cfg) if args.parallel is None else args.parallel
+    try:
+        if values and args.leg is None:
+            raise sw.SweepError("--leg: the leg the impairment is on: one of browser, sip, mobile")
+        if not 1 <= parallel <= sw.capacity(cfg):
+            raise sw.SweepError(
+                f"--parallel {parallel}: 1 to {sw.capacity(cfg)} (the calls the lab carries at once)"
+            )
+        sweep = sw.Sweep(
+            args.number,
+            args.leg or "mobile",
+            args.direction,
+            codecs,
+            values,
+            args.repeat,
+            args.seed,
+            args.duration,
+        )
+        points = sweep.points()
+    except sw.SweepError as exc:
+        print(f"calllab sweep: {exc}", file=sys.stderr)
+        return 2
+    html = (
+        Path(args.output)
+        if args.output
+        else cfg.captures_dir / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.html"
+    )
+    results = sw.Results(html.with_suffix(".csv"))
+    progress = sw.Progress(len(points))
+    print(f"sweep: {len(points)} calls, {parallel} at once", file=sys.stderr, flush=True)
+    code = 0
+    try:
+        asyncio.run(sw.run_in_lab(sweep, points, results, parallel, progress.update))
+    except KeyboardInterrupt:
+        code = 130
+    except LabError as exc:
+        print(f"calllab: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        results.close()
+    for line in sw.summary(results.rows, len(points)):
+        print(line, file=sys.stderr)
+    sw.write_report(sweep, results.rows, html, len(points))
+    print(f"report {html}\nrows   {results.csv_path}", file=sys.stderr)
+    if args.json:
+        print(results.json())
+    return code or (1 if results.failed or len(results.rows) < len(points) else 0)
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -377,6 +432,7 @@ def parser() -> argparse.ArgumentParser:
     dial_in.add_argument("--duration", type=float, default=3.0, help="seconds to talk")
     dial_in.add_argument("--json", action="store_true", help="one JSON object on stdout")
     dial_in.set_defaults(func=cmd_dial_in)
+    _sweep_parser(sub)
     analyze_cmd = sub.add_parser("analyze", help="SIP ladder and RTP statistics of any capture")
     analyze_cmd.add_argument("capture", help="pcap or pcapng file")
     analyze_cmd.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -392,6 +448,43 @@ def parser() -> argparse.ArgumentParser:
     )
     clean.set_defaults(func=cmd_clean)
     return p
+
+
+def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from lab.sweep import CODEC_AXES, PARAMETERS
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="a grid of calls (codecs x impairment values x repeats) in parallel: CSV, JSON, HTML report",
+    )
+    sweep.add_argument("--number", required=True, help="the number every call dials")
+    for axis in CODEC_AXES:
+        sweep.add_argument(
+            f"--{axis.option}",
+            dest=axis.keyword,
+            metavar="A,B",
+            help=f"{axis.help}: {', '.join(axis.choices)}",
+        )
+    sweep.add_argument("--leg", default=None, metavar="LEG", help="the impaired leg: browser, sip or mobile")
+    sweep.add_argument("--direction", default="both", help="to-phone, to-browser or both (default)")
+    for p in PARAMETERS:
+        sweep.add_argument(
+            f"--{p.name}", metavar="V,W", help=f"{p.name} values ({p.unit})".replace("%", "%%")
+        )
+    sweep.add_argument("--repeat", type=_count, default=1, help="calls per grid point, each its own seed")
+    sweep.add_argument("--seed", type=int, default=1, help="seed of the first repeat (default 1)")
+    sweep.add_argument("--duration", type=float, default=5.0, help="seconds of talk per call (default 5)")
+    sweep.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        help="calls at once, at most 4 (default: the lab's 4 or the machine's cores if fewer)",
+    )
+    sweep.add_argument(
+        "-o", "--output", help="HTML report (default captures/sweep-<time>.html); the CSV beside it"
+    )
+    sweep.add_argument("--json", action="store_true", help="the rows as one JSON array on stdout")
+    sweep.set_defaults(func=cmd_sweep)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from IPython import get_ipython
 from IPython.display import HTML
 from matplotlib.figure import Figure
 
 from lab.analysis.call_steps import CallStep
-from lab.analysis.columns import BRIEF, Table, stream_table
+from lab.analysis.columns import BRIEF, Table, hop_table, network_table, stream_table
 from lab.analysis.model import CallModel
 from lab.config import LabConfig
 from lab.plots import png
@@ -70,3 +71,13 @@ def streams_table(
     empty = stream_table((), keys)
     rows = [[name, *row] for name, model in calls.items() for row in stream_table(model.streams, keys).rows]
     return HTML(html_table(Table([by, *empty.header], rows, frozenset({0} | {i + 1 for i in empty.left}))))
+
+
+def hops_table(model: CallModel) -> HTML:
+    """Each stream that crossed a network party: sent, delivered, lost, delay on the wire."""
+    return HTML(html_table(hop_table(model.hops)))
+
+
+def networks_table(said: Sequence[Mapping[str, Any]]) -> HTML:
+    """What each network party said it did to a call (CallResult.impairments)."""
+    return HTML(html_table(network_table(said)))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -305,3 +306,72 @@ def codec_comparison(models: Mapping[str, CallModel]) -> Figure:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+SWEEP_SIDES = (("to_phone", "browser -> mobile phone"), ("to_browser", "mobile phone -> browser"))
+
+
+def sweep(
+    rows: Sequence[Mapping[str, Any]], x: str, lines: Sequence[str], metric: str, x_label: str = ""
+) -> Figure:
+    """One of a sweep's measures (`pesq` or `mos`) against the swept column `x`, one panel per
+    direction: a line per combination of the `lines` columns (the codecs) through the median
+    of the repeats, each repeat a point, and for PESQ the codec chain's ceiling dashed.
+    Only calls that went well count; a pure function of the rows."""
+    fig = Figure(figsize=(11, 3.8), dpi=100)
+    axes = fig.subplots(1, 2, sharey=True)
+    good = [r for r in rows if r.get("ok")]
+    keys = sorted({tuple(str(r.get(c)) for c in lines) for r in good})
+    colours = [f"C{i}" for i in range(10)]
+    for ax, (side, title) in zip(axes, SWEEP_SIDES, strict=True):
+        for k, key in enumerate(keys):
+            mine = [r for r in good if tuple(str(r.get(c)) for c in lines) == key]
+            colour = colours[k % len(colours)]
+            points = _pairs(mine, x, f"{side}_{metric}")
+            if not points:
+                continue
+            xs = sorted({px for px, _ in points})
+            label = ", ".join(key) or metric
+            ax.scatter(*zip(*points, strict=True), color=colour, alpha=0.35, s=14)
+            ax.plot(
+                xs,
+                [_median([py for px, py in points if px == v]) for v in xs],
+                "-o",
+                color=colour,
+                label=label,
+            )
+            if metric == "pesq":
+                known = _pairs(mine, x, f"{side}_ceiling")
+                if known:
+                    ax.plot(
+                        xs,
+                        [_median([c for px, c in known if px == v] or [float("nan")]) for v in xs],
+                        "--",
+                        color=colour,
+                        lw=1,
+                        label=f"{label} ceiling",
+                    )
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(x_label or x)
+        ax.grid(alpha=0.3)
+        ax.set_ylim(1, 4.8)
+    axes[0].set_ylabel("PESQ MOS-LQO" if metric == "pesq" else "E-model MOS (receiving stream)")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower left")
+    fig.suptitle(
+        ("PESQ (P.862)" if metric == "pesq" else "E-model (G.107)")
+        + " against the swept parameter: line = median of repeats, points = repeats",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def _pairs(rows: Sequence[Mapping[str, Any]], x: str, y: str) -> list[tuple[float, float]]:
+    """(x, y) of the rows that have a y; a row without x (nothing swept) sits at 0."""
+    return [(float(r.get(x) or 0.0), float(r[y])) for r in rows if r.get(y) is not None]
+
+
+def _median(values: Sequence[float]) -> float:
+    return float(np.median(values))

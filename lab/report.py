@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 
@@ -106,3 +108,57 @@ def write(model: CallModel, path: Path, title: str | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(model, title))
     return path
+
+
+#: The sweep report's measures per direction: (row column after "to_phone_", header).
+SWEEP_MEASURES = (
+    ("dropped", "dropped by the network"),
+    ("loss_pct", "loss at receiver (%)"),
+    ("jitter_ms", "jitter (ms)"),
+    ("delay_ms", "network delay (ms)"),
+    ("pesq", "PESQ"),
+    ("ceiling", "ceiling"),
+    ("mos", "E-model MOS"),
+)
+
+
+def render_sweep(
+    rows: Sequence[Mapping[str, Any]],
+    title: str,
+    x: str,
+    x_label: str,
+    lines: Sequence[str],
+    notes: Sequence[str] = (),
+) -> str:
+    """A sweep's report: PESQ and E-model MOS against the swept parameter, then every call.
+    A pure function of the rows."""
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+        f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+        *(f"<p>{html.escape(n)}</p>" for n in notes),
+        "<h2>PESQ</h2>" + _png(plots.sweep(rows, x, lines, "pesq", x_label)),
+        "<h2>E-model</h2>" + _png(plots.sweep(rows, x, lines, "mos", x_label)),
+    ]
+    failed = [r for r in rows if not r.get("ok")]
+    if failed:
+        parts.append("<h2 class='fail'>Failed calls</h2><ul>")
+        for r in failed:
+            what = html.escape(f"{r.get('spec')}: {r.get('status')} {r.get('reason')}")
+            parts.append(f"<li>#{r.get('index')} {what}</li>")
+        parts.append("</ul>")
+
+    def cell(row: Mapping[str, Any], key: str) -> str:
+        value = row.get(key)
+        return "" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    keys = ["index", *lines, "spec", "status"]
+    headers = ["#", *lines, "impairment", "status"]
+    for side, name in (("to_phone", "to phone"), ("to_browser", "to browser")):
+        keys += [f"{side}_{k}" for k, _ in SWEEP_MEASURES]
+        headers += [f"{h} {name}" for _, h in SWEEP_MEASURES]
+    keys.append("call_id")
+    headers.append("call")
+    left = frozenset({*range(1, len(lines) + 3), len(keys) - 1})
+    table = Table(headers, [[cell(r, k) for k in keys] for r in rows], left)
+    parts.append("<h2>Calls</h2>" + html_table(table) + "</body></html>")
+    return "\n".join(parts)

@@ -21,10 +21,12 @@ from IPython.display import display
 
 from lab import plots
 from lab.analysis import pcap
-from lab.analysis.columns import BRIEF, pesq_table, stream_table
+from lab.analysis.columns import BRIEF, hop_table, network_table, pesq_table, stream_table
 from lab.analysis.model import CallModel, build, lab_party_names
 from lab.client import CALL_STATUS, Call, LoginFailed, Session
 from lab.config import LabConfig, PhonePolicy, SipAccount
+from lab.network.impairment import PROFILES, ImpairmentError
+from lab.network.legs import LEGS, LegImpairment, plan
 from lab.numbers import InvalidNumber, normalize_number
 from lab.phonecontrol import AnswerCall, Command, HangupCall, PhoneControl, RejectCall, SetPolicy, as_dict
 from lab.report import html_table
@@ -89,7 +91,9 @@ class PhoneForm:
     """The seed's Phone UI as widgets, and nothing else: the login form (login, auth name,
     password, domain, outbound proxy, port), the number, Voice call / Video call, the keypad,
     Hangup, Hold, the transfer field with Consult and Transfer, the status line and the
-    players. PhoneWidget gives the buttons their work; enable() says which a state allows."""
+    players; and the lab's network per leg (a profile each, perfect by default, and
+    `--impair` specs) that the next call crosses. PhoneWidget gives the buttons their work;
+    enable() says which a state allows."""
 
     def __init__(self, defaults: SipAccount) -> None:
         layout = w.Layout(width="320px")
@@ -116,6 +120,15 @@ class PhoneForm:
         self.transfer_target = w.Text(placeholder="transfer to", layout=w.Layout(width="160px"))
         self.transfer_button = w.Button(description="Transfer")
         self.consult_button = w.Button(description="Consult")
+        self.networks = {
+            leg: w.Dropdown(options=list(PROFILES), value="perfect", description=f"{leg} leg", layout=layout)
+            for leg in LEGS
+        }
+        self.impair = w.Text(
+            placeholder="LEG:DIRECTION:SPEC; ... e.g. mobile:both:loss=5%,burst=3",
+            description="impair",
+            layout=w.Layout(width="480px"),
+        )
         self.status = w.HTML("<b>not logged in</b>")
         self.players = w.VBox()
         self.history: list[str] = []  # every line the status showed
@@ -140,7 +153,10 @@ class PhoneForm:
                 w.HBox([self.transfer_target, self.consult_button, self.transfer_button]),
             ]
         )
-        self.widget = w.VBox([w.HTML("<h3>Phone</h3>"), w.HBox([form, dial]), self.status, self.players])
+        network = w.VBox([w.HTML("<b>Network</b> (for the next call)"), *self.networks.values(), self.impair])
+        self.widget = w.VBox(
+            [w.HTML("<h3>Phone</h3>"), w.HBox([form, dial]), network, self.status, self.players]
+        )
         self.enable(PhoneState())
 
     def enable(self, state: PhoneState) -> None:
@@ -153,6 +169,8 @@ class PhoneForm:
         self.hold_button.disabled = self.transfer_button.disabled = not state.talking
         self.hold_button.description = "Unhold" if state.on_hold else "Hold"
         self.consult_button.disabled = not state.talking or state.consulting
+        for choice in (*self.networks.values(), self.impair):
+            choice.disabled = state.in_call  # a call's networks are chosen when it is dialled
 
     def say(self, text: str, error: bool = False) -> None:
         self.history.append(text)
@@ -169,6 +187,12 @@ class PhoneForm:
             outbound_proxy=self.outbound_proxy.value.strip(),
             port=int(self.port.value),
         )
+
+    def impairments(self) -> tuple[LegImpairment, ...]:
+        """The networks chosen, as `calllab call --network PROFILE@LEG --impair ...` takes
+        them (the impair field's specs override a profile); ImpairmentError names what is wrong."""
+        chosen = [f"{d.value}@{leg}" for leg, d in self.networks.items() if d.value != "perfect"]
+        return plan(impair=[t.strip() for t in self.impair.value.split(";") if t.strip()], network=chosen)
 
     def show_recordings(self, audio: dict[str, str | None]) -> None:
         self.players.children = tuple(
@@ -271,7 +295,8 @@ class PhoneWidget:
     async def voice_call(
         self, number: str | None = None, answer: PhonePolicy | None = None, codec: str = "opus"
     ) -> Call | None:
-        """Dial (the number field unless given) and return once it is answered or over."""
+        """Dial (the number field unless given) through the networks the form chose, and
+        return once it is answered or over."""
         if self.session is None:
             self._say("log in first", error=True)
             return None
@@ -279,11 +304,18 @@ class PhoneWidget:
             self.form.number.value = number
         try:
             dialled = normalize_number(self.form.number.value)
-        except InvalidNumber as exc:
+            impairments = self.form.impairments()
+        except (InvalidNumber, ImpairmentError) as exc:
             self._say(str(exc), error=True)
             return None
         self.lab_call = LabCall(
-            self.cfg, self.session, dialled, answer=answer, codec=codec, on_status=self._on_status
+            self.cfg,
+            self.session,
+            dialled,
+            answer=answer,
+            codec=codec,
+            on_status=self._on_status,
+            impairments=impairments,
         )
         self.result = None
         self.form.players.children = ()
@@ -519,7 +551,8 @@ class MobilePhoneWidget:
 
 class CallDashboard:
     """The call as it happens (the SIP ladder grows, about a second behind) and, after
-    hangup, ladder, jitter and loss plots, the quality table and an Export report button."""
+    hangup, ladder, jitter and loss plots, the quality table, what each network party did
+    (its own count, and each hop measured on the wire) and an Export report button."""
 
     def __init__(self, cfg: LabConfig) -> None:
         self.cfg = cfg
@@ -582,6 +615,8 @@ class CallDashboard:
             title += f"<p>setup {result.setup_ms:.1f} ms</p>"
         if result.capture_error:
             title += f"<p style='color:#c62828'>{html.escape(result.capture_error)}</p>"
+        if result.impairments:
+            title += "<p>What the networks did:</p>" + html_table(network_table(result.impairments))
         self.title.value = title
         if result.model is None:
             return
@@ -594,8 +629,10 @@ class CallDashboard:
         self.ladder.value = plots.png(plots.ladder(model))
         figures = [plots.jitter(model), plots.loss(model), plots.quality(model)] if model.streams else []
         self.plots.children = tuple(w.Image(value=plots.png(f), format="png") for f in figures)
-        self.table.value = html_table(stream_table(model.streams, BRIEF)) + (
-            html_table(pesq_table(model)) if model.pesq else ""
+        self.table.value = (
+            html_table(stream_table(model.streams, BRIEF))
+            + (html_table(hop_table(model.hops)) if model.hops else "")
+            + (html_table(pesq_table(model)) if model.pesq else "")
         )
 
     def export(self) -> Path | None:

@@ -47,6 +47,14 @@ assert browser_leg == {"opus": "opus", "pcmu": "pcmu", "pcma": "pcma"}, browser_
 assert len(model.messages) > 0 and len(model.parties) >= 2
 assert invite and invite[0]["method"] == "INVITE"
 """,
+    "06_network_impairments": """
+assert clean.ok and lossy.ok and not clean.impairments
+said = {r["direction"]: r for r in lossy.impairments}
+assert sorted(said) == ["to-browser", "to-phone"] and all(r["dropped"] > 0 for r in said.values()), said
+hops = {h.dst_party: h for h in lossy.model.hops}
+assert hops["Mobile phone"].lost == len(said["to-phone"]["dropped_seqs"]), (hops, said)
+assert [r["index"] for r in results.ordered] == [0, 1, 2, 3] and all(r["to_phone_pesq"] for r in results.rows)
+""",
 }
 
 
@@ -59,7 +67,7 @@ async def lab_up(lab_config: LabConfig) -> object:
     stop_daemon(lab_config)
 
 
-def test_there_are_five_notebooks_each_saying_what_it_teaches() -> None:
+def test_there_are_six_notebooks_each_saying_what_it_teaches() -> None:
     assert [p.stem for p in NOTEBOOKS] == sorted(CHECKS)
     for path in NOTEBOOKS:
         book = nbformat.read(path, as_version=4)

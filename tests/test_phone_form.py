@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lab.config import LabConfig
+from lab.network.impairment import ImpairmentError, profile
 from lab.widgets import PhoneForm, PhoneState
 
 
@@ -41,3 +44,27 @@ def test_the_form_gives_the_account_and_keeps_what_it_said() -> None:
     assert (account.login, account.auth_name, account.password) == ("VKP009", "VKP009", "lab-password")
     form.say("FAILED 486 Busy Here", error=True)
     assert form.history == ["FAILED 486 Busy Here"] and "#c62828" in form.status.value
+
+
+def test_the_network_choices_are_perfect_by_default_and_give_the_calls_impairments() -> None:
+    form = PhoneForm(LabConfig().account())
+    assert form.impairments() == ()  # every leg perfect: the media goes direct
+    form.networks["mobile"].value = "3g"
+    form.impair.value = "sip:to-phone:delay=80ms,seed=2; mobile:to-browser:loss=5%"
+    asked = {(i.leg, i.direction): i.impairment.spec() for i in form.impairments()}
+    assert asked == {
+        ("sip", "to-phone"): "delay=80ms,seed=2",
+        ("mobile", "to-phone"): profile("3g").spec(),
+        ("mobile", "to-browser"): "loss=5%,seed=0",  # the impair field overrides the profile
+    }
+
+
+def test_a_bad_impair_field_names_the_parameter_and_the_choices_wait_while_in_call() -> None:
+    form = PhoneForm(LabConfig().account())
+    form.impair.value = "mobile:both:loss=150%"
+    with pytest.raises(ImpairmentError, match="loss=150%: must be from 0% up to"):
+        form.impairments()
+    form.enable(PhoneState(logged_in=True, in_call=True))
+    assert form.impair.disabled and all(d.disabled for d in form.networks.values())
+    form.enable(PhoneState(logged_in=True))
+    assert not form.impair.disabled and not any(d.disabled for d in form.networks.values())

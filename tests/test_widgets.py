@@ -107,6 +107,30 @@ async def test_phone_widget_call_with_keypad_hold_and_dashboard(
     assert str(report) in dashboard.export_link.value
 
 
+async def test_the_phone_dials_through_the_chosen_network_and_the_dashboard_says_what_it_did(
+    stack: Stack, mobile: MobilePhoneWidget
+) -> None:
+    await mobile.set_policy("after:0.3")
+    dashboard = CallDashboard(stack.cfg)
+    phone = PhoneWidget(stack.cfg, dashboard=dashboard)
+    phone.form.impair.value = "mobile:to-phone:loss=150%"
+    assert await phone.log_in()
+    assert await phone.voice_call(NUMBER) is None and "loss=150%: must be from 0%" in phone.form.status.value
+    phone.form.impair.value = "mobile:to-phone:loss=10%,seed=4"
+    call = await phone.voice_call(NUMBER)
+    assert call is not None and call.status == CALL_STATUS.ESTABLISHED
+    assert phone.form.impair.disabled  # chosen for this call
+    await asyncio.sleep(2)
+    await phone.hang_up()
+    result = await phone.wait_until_over()
+    assert result is not None and result.ok
+    assert [(r["leg"], r["direction"], r["spec"]) for r in result.impairments] == [
+        ("mobile", "to-phone", "loss=10%,seed=4")
+    ]
+    assert "What the networks did" in dashboard.title.value and "loss=10%,seed=4" in dashboard.title.value
+    assert not phone.form.impair.disabled
+
+
 async def ringing(stack: Stack, mobile: MobilePhoneWidget) -> tuple[PhoneWidget, asyncio.Future[Call | None]]:
     """The Phone widget dials; the mobile phone rings until its own buttons decide."""
     await mobile.set_policy("manual")

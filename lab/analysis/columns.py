@@ -9,7 +9,7 @@ tables and text; the JSON keeps Wireshark's placeholder, as `tshark -z rtp,strea
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,17 +209,17 @@ def pesq_table(model: CallModel) -> Table:
 
 
 def hop_table(hops: Sequence[NetworkHop]) -> Table:
-    """Sent vs received across each network party (lab.analysis.hops)."""
+    """What each network party did to each stream that crossed it, measured on the wire."""
     return Table(
         [
-            "stream",
+            "hop",
             "codec",
             "sent",
             "delivered",
             "lost",
             "duplicated",
-            "delay mean / min / max ms",
-            "delay sd ms",
+            "delay min / mean / max (ms)",
+            "delay sd (ms)",
         ],
         [
             [
@@ -227,9 +227,9 @@ def hop_table(hops: Sequence[NetworkHop]) -> Table:
                 h.codec,
                 str(h.sent),
                 str(h.delivered),
-                f"{h.lost} ({100 * h.lost / h.sent:.1f} %)" if h.sent else "0",
+                str(h.lost),
                 str(h.duplicated),
-                f"{h.delay_ms:.1f} / {h.delay_min_ms:.1f} / {h.delay_max_ms:.1f}",
+                f"{h.delay_min_ms:.1f} / {h.delay_ms:.1f} / {h.delay_max_ms:.1f}",
                 f"{h.delay_sd_ms:.1f}",
             ]
             for h in hops
@@ -255,6 +255,19 @@ def hop_json(h: NetworkHop) -> dict[str, object]:
         "delay_sd_ms": round(h.delay_sd_ms, 3),
         "lost_seqs": h.lost_seqs.tolist(),
     }
+
+
+def network_table(said: Sequence[Mapping[str, Any]]) -> Table:
+    """What the network parties said they did (CallResult.impairments), per leg and direction."""
+    return Table(
+        ["network", "direction", "asked", "packets", "dropped", "duplicated", "delayed"],
+        [
+            [str(r.get("network")), str(r.get("direction")), str(r.get("spec") or "perfect")]
+            + [str(r.get(k, "")) for k in ("packets", "dropped", "duplicated", "delayed")]
+            for r in said
+        ],
+        frozenset({0, 1, 2}),
+    )
 
 
 def summary(s: RtpStream, keys: Sequence[str] = SUMMARY) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from lab.analysis.model import CallModel, LabEvent, lab_party_names, load
+from lab.analysis.model import CallModel, LabEvent, RtpStream, lab_party_names, load
 from lab.analysis.quality import Pesq
 from lab.audio import one_way_latency, pesq_nb, read_wav
 from lab.config import LabConfig
@@ -46,7 +46,9 @@ def analyze(
     if not log:
         return model
     events = _events(model, log, cfg)
-    pesq = _pesq(model, sidecar(capture), cfg, log) if with_pesq else ()
+    browser_pt = (log.get("webrtc_codec") or {}).get("pt")
+    own = own_streams(model, str(log.get("call_id", "")), browser_pt)
+    pesq = _pesq(own, sidecar(capture), cfg, log) if with_pesq else ()
     return dataclasses.replace(model, events=events, pesq=pesq)
 
 
@@ -73,13 +75,33 @@ def _events(model: CallModel, log: Mapping[str, Any], cfg: LabConfig) -> tuple[L
     return tuple(sorted(events, key=lambda e: e.t))
 
 
-def _leg_codec(model: CallModel, src: str, dst: str) -> str | None:
-    """The codec from `src` to `dst`: on the direct stream, or on the hop through a network."""
-    direct = next((s for s in model.streams if s.src_party == src and s.dst_party == dst), None)
-    if direct is not None:
-        return direct.codec.lower()
-    hop = next((h for h in model.hops if h.src_party == src and h.dst_party == dst), None)
-    return hop.codec.lower() if hop is not None else None
+def own_streams(model: CallModel, call_id: str, browser_pt: int | None = None) -> tuple[RtpStream, ...]:
+    """The streams of lab call `call_id` in a capture that may hold other calls too (every
+    call's capture records the whole lab, and a sweep's calls overlap): those to or from an
+    address:port that an SDP of the call's own dialogs named (dialogs whose requests carry
+    its X-Calllab-Call header; answers carry no such header). The browser leg's SDP travels
+    over the client's WebSocket, not in the capture: its streams are the ones no SDP
+    describes, with the call's payload type `browser_pt` when given. All streams when no
+    SIP message carries the call's id (not a lab call)."""
+    dialogs = [[model.messages[i] for i in d.messages] for d in model.dialogs]
+    mine = [d for d in dialogs if any(msg.lab_call == call_id for msg in d)]
+    own = {(m.address, m.port) for d in mine for msg in d for m in msg.sdp if m.port}
+    if not call_id or not own:
+        return model.streams
+    described = {(m.address, m.port) for msg in model.messages for m in msg.sdp if m.port}
+
+    def is_own(s: RtpStream) -> bool:
+        ends = {(s.src, s.src_port), (s.dst, s.dst_port)}
+        if ends & described:
+            return bool(ends & own)
+        return browser_pt is None or s.pt == browser_pt
+
+    return tuple(s for s in model.streams if is_own(s))
+
+
+def _stream(streams: tuple[RtpStream, ...], src: str, dst: str, network: str) -> RtpStream | None:
+    """What `src` sent toward `dst`: straight to it, or into the leg's network party."""
+    return next((s for s in streams if s.src_party == src and s.dst_party in (dst, network)), None)
 
 
 def _mouth_to_ear_ms(
@@ -90,11 +112,14 @@ def _mouth_to_ear_ms(
     return round(float(one_way_latency(source, received, float(sent_t0), float(heard_t0))) * 1000, 1)
 
 
-def _pesq(model: CallModel, folder: Path, cfg: LabConfig, log: Mapping[str, Any]) -> tuple[Pesq, ...]:
+def _pesq(
+    streams: tuple[RtpStream, ...], folder: Path, cfg: LabConfig, log: Mapping[str, Any]
+) -> tuple[Pesq, ...]:
     from lab.analysis.ceiling import through_chain
 
     names = (cfg.browser.name, cfg.gateway.name, cfg.pstn.name, cfg.phone.name)
-    hops = list(zip(names, names[1:], strict=False))
+    networks = [n.name for n in cfg.networks.values()]  # browser, sip, mobile: call-path order
+    hops = [(a, b, n) for (a, b), n in zip(zip(names, names[1:], strict=False), networks, strict=True)]
     rows = []
     timing, phone = log.get("timing", {}), log.get("phone", {})
     for sender, receiver, prompt, heard, sent_t0, heard_t0 in (
@@ -127,8 +152,8 @@ def _pesq(model: CallModel, folder: Path, cfg: LabConfig, log: Mapping[str, Any]
             heard_score = round(pesq_nb(source, received), 2)
         except ValueError:  # nothing heard: the streams' loss and the E-model say why
             continue
-        legs = hops if sender == "Browser" else [(b, a) for a, b in reversed(hops)]
-        chain = tuple(c for c in (_leg_codec(model, a, b) for a, b in legs) if c is not None)
+        legs = hops if sender == "Browser" else [(b, a, n) for a, b, n in reversed(hops)]
+        chain = tuple(s.codec.lower() for s in (_stream(streams, *leg) for leg in legs) if s is not None)
         ceiling = None
         if chain and (shutil.which("sox") or "gsm" not in chain):
             try:
