@@ -125,7 +125,8 @@ async def test_the_phone_dials_through_the_chosen_network_and_the_dashboard_says
     result = await phone.wait_until_over()
     assert result is not None and result.ok
     assert [(r["leg"], r["direction"], r["spec"]) for r in result.impairments] == [
-        ("mobile", "to-phone", "loss=10%,seed=4")
+        ("mobile", "to-phone", "loss=10%,seed=4"),
+        ("mobile", "to-browser", ""),  # the impaired leg's other direction: a perfect network
     ]
     assert "What the networks did" in dashboard.title.value and "loss=10%,seed=4" in dashboard.title.value
     assert not phone.form.impair.disabled

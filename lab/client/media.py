@@ -55,11 +55,12 @@ class CallMedia:
             self.negotiated = media[0].codecs[0]
 
     async def _describe(self, description: RTCSessionDescription) -> str:
-        """Set our description, asking for the Opus bitrate and FEC we want to receive."""
+        """Set our description, asking for the Opus bitrate and FEC we want to receive; the
+        SDP to send is the one with the ICE candidates gathered while setting it."""
         webrtc.use_jitter_buffer(self.pc, self.audio.jitter_buffer)
         sdp = webrtc.with_opus_fmtp(description.sdp, self.audio.opus_fmtp())
         await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type=description.type))
-        return sdp
+        return str(self.pc.localDescription.sdp)
 
     async def offer(self) -> str:
         """The SDP offer of an outgoing call, offering only the call's codec."""
