@@ -52,6 +52,7 @@ CODEC_IDS = {
     "G722": "G722/16000/1",
     "SPEEX8": "speex/8000/1",
     "SPEEX16": "speex/16000/1",
+    "SPEEX32": "speex/32000/1",
     "ILBC": "iLBC/8000/1",
 }
 
@@ -299,6 +300,7 @@ class PjsuaAccount(pj.Account):  # type: ignore[misc]
         invite = parse_sip(prm.rdata.wholeMsg)
         user, headers = (invite.request_user, invite.headers) if invite else ("", {})
         call.source = str(prm.rdata.srcAddress)  # set before any other thread sees the call
+        call.offer = invite.body if invite else ""
         try:
             call.sdp_edit = self.listener.answer_edit(headers, invite.body if invite else "")
         except Exception:
@@ -324,6 +326,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
         self.endpoint = endpoint
         self.listener: CallListener | None = None
         self.source = ""  # "host:port" an incoming call's INVITE came from
+        self.offer = ""  # the SDP of an incoming call's INVITE
         self.alive = True
         self.last_code = 0
         self.last_reason = ""
