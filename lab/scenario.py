@@ -80,7 +80,7 @@ class CallResult:
     #: (packets, dropped, duplicated, delayed, dropped_seqs)
     impairments: list[dict[str, Any]] = field(default_factory=list)
     #: each leg's codec as negotiated, from the capture: {"browser": "opus", "sip": "G722",
-    #: "mobile": "GSM"} (lab.sip.codecs names); empty without a capture
+    #: "mobile": "GSM"} (lab.sip.codecs names); empty when the call was not captured and analysed
     codecs: dict[str, str | None] = field(default_factory=dict)
     #: the analysed capture (what the report shows); not part of call.json
     model: CallModel | None = field(default=None, repr=False, compare=False)

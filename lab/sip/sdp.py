@@ -1,5 +1,6 @@
 """SDP (RFC 4566): the media lines of an offer or answer, with their codecs, address and
-direction. The client reads its WebRTC leg's codec from here, the analysis its RTP endpoints."""
+direction. The client reads its WebRTC leg's codec from here, the analysis its RTP endpoints;
+the SIP parties edit what they send with SdpEdit functions (keep_codecs, composed)."""
 
 from __future__ import annotations
 
