@@ -10,6 +10,7 @@ import pytest
 
 from lab.audio import best_match, read_wav
 from lab.config import PhonePolicy
+from lab.network.legs import plan
 from lab.scenario import place_call
 from lab.sip.codecs import LEG_CODECS
 from lab.stack import Stack
@@ -53,6 +54,30 @@ async def test_each_leg_carries_the_codec_asked_for(stack: Stack, sip: str, mobi
         streams = [s for s in result.model.streams if {s.src_party, s.dst_party} == {a, b}]
         assert len(streams) == 2, (a, b, [s.label for s in result.model.streams])
         assert {s.codec.upper().replace("SPEEX", f"SPEEX{s.clock_rate // 1000}") for s in streams} == {codec}
+    browser_prompt, _ = read_wav(stack.cfg.prompts_dir / "browser.wav")
+    assert result.audio["phone_received"]
+    at_phone, _ = read_wav(Path(result.audio["phone_received"]))
+    assert best_match(browser_prompt, at_phone).correlation > 0.85
+
+
+async def test_the_codec_choice_and_a_network_detour_go_together(stack: Stack) -> None:
+    """Both edits of the offerers' SDP at once: the media crosses the Core and Mobile
+    networks, and carries the codecs asked for there."""
+    result = await place_call(
+        stack.cfg,
+        "+79991234567",
+        duration=3.0,
+        answer=PhonePolicy("answer", 0),
+        sip_codec="speex16",
+        mobile_codec="ilbc",
+        impairments=plan(["sip:both:delay=5ms,seed=1", "mobile:both:delay=5ms,seed=1"]),
+    )
+    assert result.ok, result
+    assert result.codecs == {"browser": "opus", "sip": "SPEEX16", "mobile": "ILBC"}
+    assert result.model is not None
+    pairs = {(s.src_party, s.dst_party) for s in result.model.streams}
+    assert {("Gateway", "Core network"), ("Core network", "PSTN gateway")} <= pairs, pairs
+    assert {("PSTN gateway", "Mobile network"), ("Mobile network", "Mobile phone")} <= pairs, pairs
     browser_prompt, _ = read_wav(stack.cfg.prompts_dir / "browser.wav")
     assert result.audio["phone_received"]
     at_phone, _ = read_wav(Path(result.audio["phone_received"]))
