@@ -188,6 +188,9 @@ async def test_silent_far_end_ends_both_legs_naming_it() -> None:
 EVERY_CODEC = (Path(__file__).parent / "fixtures" / "pjsua_offer_every_codec.sdp").read_bytes().decode()
 
 
+FROM_THE_SIP_SERVER = {"via": "SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bK1"}
+
+
 def offered(edit: Any) -> list[str]:
     return [str(c) for c in parse_sdp(edit(EVERY_CODEC, ""))[0].codecs]
 
@@ -199,7 +202,9 @@ async def test_each_leg_offers_the_calls_codec_or_what_it_offered_before() -> No
     # Without a choice, what it offered before: GSM, PCMU, PCMA (in the SDP's order; the real
     # offer has GSM first, from the channel's codec priorities).
     assert offered(b.sdp_edit) == ["PCMU/8000", "PCMA/8000", "GSM/8000", "telephone-event/8000"]
-    assert len(offered(a.sdp_edit)) == len(parse_sdp(EVERY_CODEC)[0].codecs)  # A takes every codec
+    # Leg A (its answer's edit is made on pjsua's thread) takes every codec from the SIP side.
+    takes = Channel().answer_edit(FROM_THE_SIP_SERVER, EVERY_CODEC)
+    assert len(offered(takes)) == len(parse_sdp(EVERY_CODEC)[0].codecs)
 
 
 async def test_an_offer_without_a_codec_it_takes_gets_488_naming_both_lists() -> None:
@@ -209,17 +214,20 @@ async def test_an_offer_without_a_codec_it_takes_gets_488_naming_both_lists() ->
     a, _ = incoming(channel, offer=g722)
     assert a.did == [("answer", 488)] and channel.placed == []
     assert a.reason == "offered G722; the PSTN gateway accepts GSM, PCMU, PCMA"
-    g729 = "v=0\r\nc=IN IP4 127.0.0.9\r\nm=audio 4000 RTP/AVP 18 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    g729 = "v=0\r\nc=IN IP4 127.0.0.2\r\nm=audio 4000 RTP/AVP 18 101\r\na=rtpmap:101 telephone-event/8000\r\n"
     a, _ = incoming(Channel(), offer=g729)
     assert a.did == [("answer", 488)] and a.reason.startswith(
         "offered G729; the PSTN gateway accepts PCMU, PCMA, G722"
     )
     a, _ = incoming(Channel(), **{"x-calllab-codecs": "mobile=G722"})
     assert a.did == [("answer", 488)] and "not possible on the mobile leg" in a.reason
-    a, b = incoming(channel, offer=keep_codecs(EVERY_CODEC, ["G722/8000", "GSM/8000"]))
-    assert b.did[0][0] == "dial" and offered(a.sdp_edit) == [
+    g722_gsm = keep_codecs(EVERY_CODEC, ["G722/8000", "GSM/8000"])
+    _, b = incoming(channel, offer=g722_gsm)
+    assert b.did[0][0] == "dial"  # taken: its answer offers only what this gateway takes
+    assert offered(channel.answer_edit(FROM_THE_SIP_SERVER, g722_gsm)) == [
         "PCMU/8000",
         "PCMA/8000",
         "GSM/8000",
         "telephone-event/8000",
     ]
+    assert channel.answer_edit(FROM_THE_SIP_SERVER, g722) is None  # refused: left to pjsua as it is
