@@ -25,7 +25,7 @@ from lab.analysis.rtp import RtpStats
 class CodecImpairment:
     ie: float
     bpl: float
-    source: str  # "G.113" or "assumed"
+    source: str  # "G.113 Appendix I ..." or "assumed: why"
 
 
 _NOT_IN_G113 = "assumed: not in G.113 Appendix I"
