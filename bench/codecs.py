@@ -1,7 +1,7 @@
 """Each SIP leg codec and each mobile leg codec in an unimpaired call: PESQ against the
 same prompt offline through the same codec chain (the ceiling), and the gateway's CPU.
 
-    flock /tmp/calllab-e2e.lock .venv/bin/python bench/codecs.py [--talk 8] [--repeat 1]
+    make bench-codecs, or: .venv/bin/python bench/codecs.py [--talk 8] [--repeat 1]
 
 SIP codecs are measured with the default mobile codec (GSM), mobile codecs with the default
 SIP codec (PCMU); the browser leg is Opus. Gateway CPU is its share of a core during the
