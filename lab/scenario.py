@@ -14,7 +14,7 @@ from typing import Any
 from lab import webrtc
 from lab.analysis.model import CallModel
 from lab.analysis.pcap import CaptureError
-from lab.analysis.recorded_call import analyze
+from lab.analysis.recorded_call import analyze, own_streams
 from lab.capture import Capture, CaptureUnavailable, lab_filter, prune
 from lab.client import Call, CallStatus, LoginFailed, Session
 from lab.config import (
@@ -308,7 +308,9 @@ class LabCall:
             except CaptureError as exc:
                 result.capture_error = f"the capture could not be analysed: {exc}"
             else:
-                result.codecs = codecs.negotiated(result.model, self.cfg)
+                browser_pt = (result.webrtc_codec or {}).get("pt")
+                own = own_streams(result.model, self.call_id, browser_pt)
+                result.codecs = codecs.negotiated(own, self.cfg)
                 (self.folder / "call.json").write_text(result.to_json())
                 path = self.cfg.captures_dir / f"{self.call_id}.html"
                 result.report = str(write_report(result.model, path, f"Call {self.call_id}"))

@@ -14,13 +14,13 @@ before codecs could be chosen.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from lab.sip.sdp import SdpEdit, keep_codecs
 
 if TYPE_CHECKING:
-    from lab.analysis.model import CallModel
+    from lab.analysis.model import RtpStream
     from lab.config import LabConfig
 
 #: The lab's name of each codec -> its rtpmap encoding name and RTP clock rate. G.722's RTP
@@ -108,8 +108,9 @@ def lab_name(encoding: str, rate: int) -> str | None:
     return next((name for name, rtpmap in RTPMAP.items() if rtpmap.lower() == key), None)
 
 
-def negotiated(model: CallModel, cfg: LabConfig) -> dict[str, str | None]:
-    """Each leg's codec as the capture shows it (the first stream toward the phone)."""
+def negotiated(streams: Sequence[RtpStream], cfg: LabConfig) -> dict[str, str | None]:
+    """Each leg's codec as a call's streams in its capture show it (the first stream toward
+    the phone; lab.analysis.recorded_call.own_streams picks the call's own)."""
     legs = {
         "browser": (cfg.browser.name, cfg.gateway.name),
         "sip": (cfg.gateway.name, cfg.pstn.name),
@@ -119,7 +120,7 @@ def negotiated(model: CallModel, cfg: LabConfig) -> dict[str, str | None]:
     for leg, (near, far) in legs.items():
         network = cfg.networks[leg].name
         stream = next(
-            (s for s in model.streams if (s.src_party, s.dst_party) in ((near, far), (near, network))),
+            (s for s in streams if (s.src_party, s.dst_party) in ((near, far), (near, network))),
             None,
         )
         found[leg] = None if stream is None else lab_name(stream.codec, stream.clock_rate) or stream.codec
