@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := kamailio espeak-ng tshark sox chromium curl
 NUMBER ?= +79991234567
 
-.PHONY: setup apt venv demo test test-quick lab report lint bench bench-call bench-analysis bench-jitter clean
+.PHONY: setup apt venv demo test test-quick lab report lint bench bench-call bench-analysis bench-jitter bench-codecs clean
 
 setup: apt venv
 
@@ -44,7 +44,7 @@ lint: venv
 	$(BIN)/ruff format --check lab tests bench
 	$(BIN)/mypy lab
 
-bench: bench-call bench-analysis bench-jitter
+bench: bench-call bench-analysis bench-jitter bench-codecs
 
 bench-call: setup
 	$(BIN)/python bench/call_path.py
@@ -54,6 +54,9 @@ bench-analysis: setup
 
 bench-jitter: setup
 	$(BIN)/python bench/jitter_buffer.py
+
+bench-codecs: setup
+	$(BIN)/python bench/codecs.py
 
 clean:
 	rm -rf .calllab

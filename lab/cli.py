@@ -22,6 +22,7 @@ from lab.network.impairment import ImpairmentError
 from lab.network.legs import plan, profiles_help
 from lab.numbers import InvalidNumber, normalize_number
 from lab.signaling import status_text
+from lab.sip.codecs import LEG_CODECS, CodecError, choose, default_offer
 from lab.stack import LabError, health, read_state, running_config, start_daemon, stop_daemon
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ async def _call(args: argparse.Namespace) -> CallResult:
         "transfer": args.transfer,
         "attended": args.attended,
         "impairments": args.impairments,
+        "sip_codec": args.sip_codec,
+        "mobile_codec": args.mobile_codec,
     }
     try:
         normalize_number(args.number)
@@ -143,6 +146,10 @@ def cmd_call(args: argparse.Namespace) -> int:
         print("calllab call: --attended needs --transfer NUMBER", file=sys.stderr)
         return 2
     args.impairments = plan(args.impair, args.network)
+    for leg, option in (("sip", "--sip-codec"), ("mobile", "--mobile-codec")):
+        name = getattr(args, f"{leg}_codec")
+        if name is not None:
+            choose(leg, name, option)
     try:
         args.audio = _browser_audio(args)
     except ValueError as exc:
@@ -394,6 +401,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="fixed:MS|adaptive:MIN-MAX",
         help="how long the browser leg's receivers wait for a missing packet (default fixed:20)",
     )
+    for leg, where in (("sip", "gateway <-> PSTN gateway"), ("mobile", "PSTN gateway <-> phone")):
+        choices = ", ".join(c.lower() for c in LEG_CODECS[leg])
+        default = default_offer(LabConfig(), leg)[0].lower()
+        call.add_argument(
+            f"--{leg}-codec", metavar="CODEC", help=f"{where} codec: {choices} (default {default})"
+        )
     call.add_argument("--password", default=None, help="log in with this password instead of the lab's")
     call.add_argument(
         "--impair",
@@ -492,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (LabError, CaptureError, InvalidNumber, ImpairmentError, ConnectionError) as exc:
+    except (LabError, CaptureError, InvalidNumber, ImpairmentError, CodecError, ConnectionError) as exc:
         print(f"calllab: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.sip.codecs import LEG_CODECS
+
 #: Where the lab keeps its state (run/), speech prompts and captures.
 HOME = Path(os.environ.get("CALLLAB_HOME", Path(__file__).resolve().parents[1]))
 
@@ -110,6 +112,9 @@ class LabConfig:
     #: Phone answer policy per dialled number, e.g. {"+79990000486": "busy"}.
     number_policies: dict[str, str] = field(default_factory=dict)
     mobile_codec: str = "GSM"  # the PSTN gateway <-> phone leg, as a mobile network would
+    #: What the PSTN gateway takes from the SIP side (lab.sip.codecs names): every codec of
+    #: the pjsua2 wheel; a real GSM gateway may take only G.711 and GSM (then 488 for others).
+    pstn_codecs: tuple[str, ...] = LEG_CODECS["sip"]
     no_answer_timeout: float = 30.0  # s the PSTN gateway lets a phone ring before 480
     media_timeout: float = 3.0  # s without RTP after which a gateway ends the call
     #: captures/ keeps the newest calls (capture, report, recordings) within both limits;
@@ -244,7 +249,7 @@ class LabConfig:
             "mobile_network",
         ):
             data[key] = Party(**data[key])
-        for key in ("phone2_numbers", "pstn_trusted_hosts"):
+        for key in ("phone2_numbers", "pstn_trusted_hosts", "pstn_codecs"):
             data[key] = tuple(data[key])
         data["phone_policy"] = PhonePolicy(**data["phone_policy"])
         data["home"] = Path(data["home"])
@@ -270,6 +275,8 @@ CALL_HEADER = "X-Calllab-Call"
 ANSWER_HEADER = "X-Calllab-Answer"
 #: What the network does to this call's media, per leg and direction (lab.network.legs).
 IMPAIR_HEADER = "X-Calllab-Impair"
+#: The codec the call asks for on each SIP leg (lab.sip.codecs): "sip=G722;mobile=GSM".
+CODECS_HEADER = "X-Calllab-Codecs"
 
 
 def new_call_id(prefix: str = "") -> str:

@@ -14,12 +14,13 @@ from typing import Any
 from lab import webrtc
 from lab.analysis.model import CallModel
 from lab.analysis.pcap import CaptureError
-from lab.analysis.recorded_call import analyze
+from lab.analysis.recorded_call import analyze, own_streams
 from lab.capture import Capture, CaptureUnavailable, lab_filter, prune
 from lab.client import Call, CallStatus, LoginFailed, Session
 from lab.config import (
     ANSWER_HEADER,
     CALL_HEADER,
+    CODECS_HEADER,
     IMPAIR_HEADER,
     LabConfig,
     Party,
@@ -37,6 +38,7 @@ from lab.phonecontrol import AwaitReport, Command, Dial, Dialling, Filed, Hangup
 from lab.phonecontrol import command as control_command
 from lab.report import write as write_report
 from lab.signaling import DTMF_DIGITS, status_text
+from lab.sip import codecs
 from lab.webrtc import BrowserAudio
 
 RING_TIMEOUT = 60.0  # s the caller lets a phone ring before giving up
@@ -77,6 +79,9 @@ class CallResult:
     #: per impaired leg and direction: the spec asked for and what its network party did
     #: (packets, dropped, duplicated, delayed, dropped_seqs)
     impairments: list[dict[str, Any]] = field(default_factory=list)
+    #: each leg's codec as negotiated, from the capture: {"browser": "opus", "sip": "G722",
+    #: "mobile": "GSM"} (lab.sip.codecs names); empty when the call was not captured and analysed
+    codecs: dict[str, str | None] = field(default_factory=dict)
     #: the analysed capture (what the report shows); not part of call.json
     model: CallModel | None = field(default=None, repr=False, compare=False)
 
@@ -157,7 +162,11 @@ class LabCall:
         report: bool = True,
         incoming: bool = False,
         impairments: tuple[LegImpairment, ...] = (),
+        sip_codec: str | None = None,
+        mobile_codec: str | None = None,
     ) -> None:
+        """`sip_codec`, `mobile_codec`: the codec of those legs (lab.sip.codecs.LEG_CODECS),
+        else the lab's default; CodecError for one that leg cannot carry."""
         self.cfg = cfg
         self.session = session
         self.call_id = new_call_id("dialin-" if incoming else "")
@@ -171,6 +180,13 @@ class LabCall:
         self.impairments = () if incoming else impairments
         if self.impairments:
             headers[IMPAIR_HEADER] = to_header(self.impairments)
+        chosen = {
+            leg: codecs.choose(leg, name)
+            for leg, name in (("sip", sip_codec), ("mobile", mobile_codec))
+            if name
+        }
+        if chosen and not incoming:
+            headers[CODECS_HEADER] = codecs.to_header(chosen)
         self.incoming = incoming
         self.folder = call_dir(cfg, self.call_id)
         self.want_report = report
@@ -292,6 +308,10 @@ class LabCall:
             except CaptureError as exc:
                 result.capture_error = f"the capture could not be analysed: {exc}"
             else:
+                browser_pt = (result.webrtc_codec or {}).get("pt")
+                own = own_streams(result.model, self.call_id, browser_pt)
+                result.codecs = codecs.negotiated(own, self.cfg)
+                (self.folder / "call.json").write_text(result.to_json())
                 path = self.cfg.captures_dir / f"{self.call_id}.html"
                 result.report = str(write_report(result.model, path, f"Call {self.call_id}"))
         prune(self.cfg.captures_dir, self.cfg.keep_calls, self.cfg.keep_mb)
@@ -342,11 +362,14 @@ async def place_call(
     transfer: str = "",
     attended: bool = False,
     impairments: tuple[LegImpairment, ...] = (),
+    sip_codec: str | None = None,
+    mobile_codec: str | None = None,
 ) -> CallResult:
     """Log in, call `number`, talk for `duration` s, hang up; never raises for call failures.
 
     `impairments` (lab.network.legs.plan) send those legs' media through their network
-    party, which drops, delays and duplicates packets as asked.
+    party, which drops, delays and duplicates packets as asked. `sip_codec` and
+    `mobile_codec` choose those legs' codecs (lab.sip.codecs.LEG_CODECS; "g722", "gsm").
 
     Once established: send `dtmf` digits (then wait a second for them to arrive), and hold
     the call for `hold` seconds (then resume); both count within `duration`. Then, with
@@ -364,6 +387,12 @@ async def place_call(
         number = normalize_number(number)
         transfer = normalize_number(transfer) if transfer else ""
     except InvalidNumber as exc:
+        return _result(new_call_id(), number, None, CallStatus.FAILED.value, None, str(exc))
+    try:
+        for leg, name in (("sip", sip_codec), ("mobile", mobile_codec)):
+            if name:
+                codecs.choose(leg, name)
+    except codecs.CodecError as exc:
         return _result(new_call_id(), number, None, CallStatus.FAILED.value, None, str(exc))
     if any(d not in DTMF_DIGITS for d in dtmf):
         reason = f"DTMF digits must be among {DTMF_DIGITS}, not {dtmf!r}"
@@ -385,6 +414,8 @@ async def place_call(
             capture=capture,
             report=report,
             impairments=impairments,
+            sip_codec=sip_codec,
+            mobile_codec=mobile_codec,
         )
         if await lab_call.start(ring_timeout) == CallStatus.ESTABLISHED:
             started = time.monotonic()

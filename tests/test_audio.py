@@ -75,3 +75,18 @@ def test_wideband_pesq_scores_16_khz_audio_and_hears_the_lost_band(lab_home: Pat
     assert clean > 4.5 and clean > narrow + 0.15 and narrow > noisy + 2, (clean, narrow, noisy)
     with pytest.raises(ValueError, match="16000 Hz"):
         pesq_wb(browser, browser, RATE)
+
+
+def test_pjmedias_own_codecs_offline_match_ffmpeg_and_sox_where_both_have_one(lab_home: Path) -> None:
+    """The ceiling of Speex and iLBC comes from pjmedia's codecs reached through ctypes:
+    pjmedia's G.711 and GSM through the same path score as FFmpeg's and sox's do."""
+    from lab.analysis.ceiling import pjmedia
+
+    browser, _ = read_wav(lab_home / ".calllab/prompts/browser.wav")
+    for codec in ("pcmu", "gsm"):
+        ours = pesq_nb(browser, pjmedia(codec.upper(), 8000)(browser))
+        assert abs(ours - pesq_nb(browser, through_chain(browser, [codec]))) < 0.05, codec
+    scores = {c: pesq_nb(browser, through_chain(browser, [c])) for c in ("speex8", "speex16", "ilbc")}
+    assert 3.2 < scores["speex8"] < 4.0 and 3.2 < scores["speex16"] < 4.0 and 2.6 < scores["ilbc"] < 3.4, (
+        scores
+    )

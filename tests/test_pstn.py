@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import Any, cast
 
 from lab.config import LabConfig
 from lab.sip.endpoint import CallSnapshot, SipCall, SipEndpoint
 from lab.sip.pstn import PstnGateway
+from lab.sip.sdp import keep_codecs, parse_sdp
 
 CFG = dataclasses.replace(LabConfig(), no_answer_timeout=0.2, media_timeout=0.6)
 
@@ -16,9 +18,12 @@ CFG = dataclasses.replace(LabConfig(), no_answer_timeout=0.2, media_timeout=0.6)
 class FakeCall:
     """What the channel does to a call, recorded: ("dial", uri), ("answer", code), ..."""
 
-    def __init__(self, name: str, source: str = "") -> None:
+    def __init__(self, name: str, source: str = "", offer: str = "") -> None:
         self.name = name
         self.source = source  # where an incoming call's INVITE came from
+        self.offer = offer  # ... and its SDP
+        self.sdp_edit: Any = None
+        self.reason = ""  # of its last answer
         self.listener: Any = None
         self.alive = True
         self.did: list[tuple[Any, ...]] = []
@@ -32,6 +37,7 @@ class FakeCall:
 
     def answer_with(self, code: int, reason: str = "") -> None:
         self.did.append(("answer", code))
+        self.reason = reason
 
     def hangup_with(self, code: int = 0, reason: str = "", cause: str = "", cause_code: int = 200) -> None:
         self.did.append(("hangup", code, cause, cause_code) if cause else ("hangup", code, cause))
@@ -68,10 +74,14 @@ class Channel(PstnGateway):
 
 
 def incoming(
-    channel: Channel, user: str = "+79161234567", source: str = "127.0.0.3:5060", **extra: str
+    channel: Channel,
+    user: str = "+79161234567",
+    source: str = "127.0.0.3:5060",
+    offer: str = "",
+    **extra: str,
 ) -> tuple[FakeCall, FakeCall]:
     """A call from the SIP server to a phone number: returns legs A and B."""
-    a = FakeCall("A", source)
+    a = FakeCall("A", source, offer)
     assert channel.admit_call()
     headers = {
         "from": '"Browser" <sip:VKP009@127.0.0.3>;tag=1',
@@ -172,3 +182,52 @@ async def test_silent_far_end_ends_both_legs_naming_it() -> None:
     phone = CFG.phone_for("+79161234567").name
     silent = f"PSTN gateway: no RTP from {phone} for {CFG.media_timeout:g} s"
     assert a.did[-1] == ("hangup", 0, silent, 408)  # Reason: SIP;cause=408
+
+
+#: What pjsua2 offers with every codec of the wheel enabled.
+EVERY_CODEC = (Path(__file__).parent / "fixtures" / "pjsua_offer_every_codec.sdp").read_bytes().decode()
+
+
+FROM_THE_SIP_SERVER = {"via": "SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bK1"}
+
+
+def offered(edit: Any) -> list[str]:
+    return [str(c) for c in parse_sdp(edit(EVERY_CODEC, ""))[0].codecs]
+
+
+async def test_each_leg_offers_the_calls_codec_or_what_it_offered_before() -> None:
+    _, b = incoming(Channel(), **{"x-calllab-codecs": "sip=G722;mobile=ILBC"})
+    assert offered(b.sdp_edit) == ["iLBC/8000", "telephone-event/8000"]
+    a, b = incoming(Channel())
+    # Without a choice, what it offered before: GSM, PCMU, PCMA (in the SDP's order; the real
+    # offer has GSM first, from the channel's codec priorities).
+    assert offered(b.sdp_edit) == ["PCMU/8000", "PCMA/8000", "GSM/8000", "telephone-event/8000"]
+    # Leg A (its answer's edit is made on pjsua's thread) takes every codec from the SIP side.
+    takes = Channel().answer_edit(FROM_THE_SIP_SERVER, EVERY_CODEC)
+    assert len(offered(takes)) == len(parse_sdp(EVERY_CODEC)[0].codecs)
+
+
+async def test_an_offer_without_a_codec_it_takes_gets_488_naming_both_lists() -> None:
+    channel = Channel()
+    channel.cfg = dataclasses.replace(CFG, pstn_codecs=("GSM", "PCMU", "PCMA"))
+    g722 = keep_codecs(EVERY_CODEC, ["G722/8000"])
+    a, _ = incoming(channel, offer=g722)
+    assert a.did == [("answer", 488)] and channel.placed == []
+    assert a.reason == "offered G722; the PSTN gateway accepts GSM, PCMU, PCMA"
+    g729 = "v=0\r\nc=IN IP4 127.0.0.2\r\nm=audio 4000 RTP/AVP 18 101\r\na=rtpmap:101 telephone-event/8000\r\n"
+    a, _ = incoming(Channel(), offer=g729)
+    assert a.did == [("answer", 488)] and a.reason.startswith(
+        "offered G729; the PSTN gateway accepts PCMU, PCMA, G722"
+    )
+    a, _ = incoming(Channel(), **{"x-calllab-codecs": "mobile=G722"})
+    assert a.did == [("answer", 488)] and "not possible on the mobile leg" in a.reason
+    g722_gsm = keep_codecs(EVERY_CODEC, ["G722/8000", "GSM/8000"])
+    _, b = incoming(channel, offer=g722_gsm)
+    assert b.did[0][0] == "dial"  # taken: its answer offers only what this gateway takes
+    assert offered(channel.answer_edit(FROM_THE_SIP_SERVER, g722_gsm)) == [
+        "PCMU/8000",
+        "PCMA/8000",
+        "GSM/8000",
+        "telephone-event/8000",
+    ]
+    assert channel.answer_edit(FROM_THE_SIP_SERVER, g722) is None  # refused: left to pjsua as it is

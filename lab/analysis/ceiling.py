@@ -1,13 +1,15 @@
 """Speech through a codec chain offline: the quality ceiling a live call is compared with.
 
 Opus, G.711 and G.722 run through FFmpeg (PyAV, the same library aiortc uses); GSM 06.10
-through sox's libgsm, since FFmpeg ships no GSM encoder.
+through sox's libgsm, since FFmpeg ships no GSM encoder; Speex and iLBC through pjmedia's own
+codecs, the ones the lab's calls use (lab.sip.transcode, a process of its own).
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -86,12 +88,34 @@ def gsm(samples: np.ndarray) -> np.ndarray:
     return decoded
 
 
+def pjmedia(codec: str, rate: int) -> Callable[[np.ndarray], np.ndarray]:
+    """`codec` (lab.sip.codecs name) at its clock rate `rate`, through pjmedia."""
+
+    def round_trip(samples: np.ndarray) -> np.ndarray:
+        with tempfile.TemporaryDirectory() as tmp:
+            src, back = Path(tmp, "in.wav"), Path(tmp, "out.wav")
+            write_wav(src, resample(samples, RATE, rate), rate)
+            command = [sys.executable, "-m", "lab.sip.transcode", codec, str(src), str(back)]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+            if done.returncode != 0 or not back.exists():
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise RuntimeError(f"pjmedia {codec} offline failed ({done.returncode}): {last}")
+            decoded, _ = read_wav(back)
+        return resample(decoded, rate)
+
+    return round_trip
+
+
 CODECS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "opus": opus,
     "pcmu": pcmu,
     "pcma": pcma,
     "g722": g722,
     "gsm": gsm,
+    "speex8": pjmedia("SPEEX8", 8000),
+    "speex16": pjmedia("SPEEX16", 16000),
+    "speex32": pjmedia("SPEEX32", 32000),
+    "ilbc": pjmedia("ILBC", 8000),
 }
 
 

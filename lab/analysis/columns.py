@@ -141,6 +141,9 @@ JSON = (
     "mean_jitter_ms",
     "max_jitter_ms",
     "max_skew_ms",
+    "ie",
+    "bpl",
+    "ie_source",
     "r_factor",
     "mos",
 )

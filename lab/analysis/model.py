@@ -270,7 +270,7 @@ def _with_network_delay(stream: RtpStream, hops: tuple[NetworkHop, ...]) -> RtpS
     hop = next((h for h in hops if h.network == stream.src_party and h.ssrc == stream.ssrc), None)
     if hop is None:
         return stream
-    quality = e_model(stream.stats, stream.codec, stream.bursts.burst_ratio, hop.delay_ms)
+    quality = e_model(stream.stats, stream.codec, stream.bursts.burst_ratio, hop.delay_ms, stream.clock_rate)
     return dataclasses.replace(stream, quality=quality)
 
 
@@ -427,7 +427,7 @@ def _rtp_streams(
                 clock_rate=codec.rate if codec else 0,
                 stats=stats,
                 bursts=bursts,
-                quality=e_model(stats, codec_name, bursts.burst_ratio),
+                quality=e_model(stats, codec_name, bursts.burst_ratio, rate=codec.rate if codec else 0),
                 series=series,
             )
         )

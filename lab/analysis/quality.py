@@ -25,18 +25,24 @@ from lab.analysis.rtp import RtpStats
 class CodecImpairment:
     ie: float
     bpl: float
-    source: str  # "G.113" or "assumed"
+    source: str  # "G.113 Appendix I ..." or "assumed: why"
 
 
+_NOT_IN_G113 = "assumed: not in G.113 Appendix I"
+_WIDEBAND = "assumed: wideband, scored on the narrowband scale"
+#: Keyed by the lab's codec names (lab.sip.codecs): Speex by its clock rate, since 16 and
+#: 32 kHz Speex are wideband codecs of their own.
 IMPAIRMENTS = {
-    "PCMU": CodecImpairment(0, 25.1, "G.113"),
-    "PCMA": CodecImpairment(0, 25.1, "G.113"),
-    "G722": CodecImpairment(0, 25.1, "assumed (narrowband scale)"),
-    "GSM": CodecImpairment(20, 10.0, "G.113 Ie; Bpl assumed"),
-    "G729": CodecImpairment(11, 19.0, "G.113"),
-    "ILBC": CodecImpairment(11, 32.0, "assumed"),
-    "SPEEX": CodecImpairment(10, 20.0, "assumed"),
-    "OPUS": CodecImpairment(0, 30.0, "assumed (narrowband scale)"),
+    "PCMU": CodecImpairment(0, 25.1, "G.113 Appendix I (G.711 with PLC)"),
+    "PCMA": CodecImpairment(0, 25.1, "G.113 Appendix I (G.711 with PLC)"),
+    "G722": CodecImpairment(0, 25.1, f"{_WIDEBAND}, as G.711"),
+    "GSM": CodecImpairment(20, 10.0, "G.113 Appendix I Ie (GSM 06.10 full rate); Bpl assumed"),
+    "G729": CodecImpairment(11, 19.0, "G.113 Appendix I (G.729A + VAD)"),
+    "ILBC": CodecImpairment(11, 32.0, _NOT_IN_G113),
+    "SPEEX8": CodecImpairment(10, 20.0, _NOT_IN_G113),
+    "SPEEX16": CodecImpairment(10, 20.0, f"{_NOT_IN_G113}; {_WIDEBAND}"),
+    "SPEEX32": CodecImpairment(10, 20.0, f"{_NOT_IN_G113}; {_WIDEBAND}"),
+    "OPUS": CodecImpairment(0, 30.0, _WIDEBAND),
 }
 UNKNOWN = CodecImpairment(10, 20.0, "assumed (codec unknown)")
 PTIME_MS = 20.0
@@ -53,8 +59,11 @@ class EModel:
     impairment: CodecImpairment
 
 
-def impairment_of(codec: str) -> CodecImpairment:
+def impairment_of(codec: str, rate: int = 0) -> CodecImpairment:
+    """`codec` as SDP names it; `rate`, its RTP clock rate, tells Speex 8, 16 and 32 apart."""
     name = codec.upper().replace("-", "")
+    if name == "SPEEX":
+        name += str(rate // 1000 or 8)
     for key, value in IMPAIRMENTS.items():
         if name.startswith(key):
             return value
@@ -77,9 +86,12 @@ def mos_from_r(r: float) -> float:
     return 1 + 0.035 * r + r * (r - 60) * (100 - r) * 7e-6
 
 
-def e_model(stats: RtpStats, codec: str, burst_ratio: float = 1.0, network_delay_ms: float = 0.0) -> EModel:
-    """`network_delay_ms`: the mean delay a network party added on the way (lab.analysis.hops)."""
-    imp = impairment_of(codec)
+def e_model(
+    stats: RtpStats, codec: str, burst_ratio: float = 1.0, network_delay_ms: float = 0.0, rate: int = 0
+) -> EModel:
+    """`network_delay_ms`: the mean delay a network party added on the way (lab.analysis.hops);
+    `rate`: the codec's RTP clock rate (Speex 8, 16 and 32 kHz are told apart by it)."""
+    imp = impairment_of(codec, rate)
     ppl = max(0.0, stats.lost_pct)
     ie_eff = imp.ie + (95 - imp.ie) * ppl / (ppl / burst_ratio + imp.bpl)
     delay = PTIME_MS + max(MIN_JITTER_BUFFER_MS, 2 * max(0.0, stats.max_jitter_ms)) + network_delay_ms

@@ -17,6 +17,7 @@ from lab.analysis.model import CallModel, LabEvent, RtpStream, lab_party_names, 
 from lab.analysis.quality import Pesq
 from lab.audio import one_way_latency, pesq_nb, read_wav
 from lab.config import LabConfig
+from lab.sip.codecs import lab_name
 from lab.sip.sdp import Codec
 
 
@@ -153,12 +154,13 @@ def _pesq(
         except ValueError:  # nothing heard: the streams' loss and the E-model say why
             continue
         legs = hops if sender == "Browser" else [(b, a, n) for a, b, n in reversed(hops)]
-        chain = tuple(s.codec.lower() for s in (_stream(streams, *leg) for leg in legs) if s is not None)
+        sent = [s for s in (_stream(streams, *leg) for leg in legs) if s is not None]
+        chain = tuple((lab_name(s.codec, s.clock_rate) or s.codec).lower() for s in sent)
         ceiling = None
         if chain and (shutil.which("sox") or "gsm" not in chain):
             try:
                 ceiling = round(pesq_nb(source, through_chain(source, list(chain))), 2)
-            except (KeyError, FileNotFoundError):
+            except (KeyError, FileNotFoundError, RuntimeError):
                 ceiling = None
         delay = _mouth_to_ear_ms(source, received, sent_t0, heard_t0)
         rows.append(Pesq(f"{sender} -> {receiver}", heard_score, ceiling, chain, delay))

@@ -14,7 +14,16 @@ from aiortc.mediastreams import MediaStreamTrack
 from websockets.asyncio.server import ServerConnection
 
 from lab import webrtc
-from lab.config import CALL_HEADER, CALL_ID_RE, IMPAIR_HEADER, LabConfig, Party, SipAccount, new_call_id
+from lab.config import (
+    CALL_HEADER,
+    CALL_ID_RE,
+    CODECS_HEADER,
+    IMPAIR_HEADER,
+    LabConfig,
+    Party,
+    SipAccount,
+    new_call_id,
+)
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
 from lab.jitterbuffer import DEFAULT_SPEC, JitterBufferSpec
@@ -52,6 +61,7 @@ from lab.signaling import (
     TransferEvent,
     Unhold,
 )
+from lab.sip import codecs
 from lab.sip.endpoint import (
     MAX_CALLS,
     MEDIA_TIMEOUT_CAUSE,
@@ -64,6 +74,7 @@ from lab.sip.endpoint import (
 )
 from lab.sip.message import user_of
 from lab.sip.party import run
+from lab.sip.sdp import compose
 from lab.tasks import Tasks
 from lab.typedjson import MessageError
 
@@ -323,6 +334,12 @@ class GatewayCall:
         except ImpairmentError as exc:
             await self.fail(400, f"call.headers.{IMPAIR_HEADER}: {exc}")
             return
+        cfg = self.session.gateway.cfg
+        try:
+            sip_codec = codecs.from_header(headers.get(CODECS_HEADER, "")).get("sip")
+        except codecs.CodecError as exc:
+            await self.fail(488, f"call.headers.{CODECS_HEADER}: {exc}")
+            return
         if self.session.endpoint.active_calls >= MAX_CALLS:  # checked and taken with no await between
             await self.fail(
                 503, f"gateway busy: it carries {MAX_CALLS} calls at once (pjsua2's limit per process)"
@@ -331,9 +348,9 @@ class GatewayCall:
         # INVITE first, so SIP call setup overlaps ICE and DTLS.
         self.sip = SipCall(self.session.endpoint, account)
         self.sip.listener = self
-        cfg = self.session.gateway.cfg
-        self.sip.sdp_edit = detour.offering(
-            cfg, "sip", self.call_id, cfg.gateway.host, "to-browser", impairments
+        self.sip.sdp_edit = compose(
+            codecs.offer([sip_codec] if sip_codec else codecs.default_offer(cfg, "sip")),
+            detour.offering(cfg, "sip", self.call_id, cfg.gateway.host, "to-browser", impairments),
         )
         try:
             self.sip.dial(f"sip:{callee}@{form.domain}", headers)
@@ -537,7 +554,11 @@ def form_problem(sip: LoginForm) -> str | None:
 
 
 def main() -> None:
-    run("Gateway", lambda cfg: ["PCMU", "PCMA"], Gateway)
+    run(
+        "Gateway",
+        lambda cfg: codecs.enabled(codecs.default_offer(cfg, "sip"), codecs.LEG_CODECS["sip"]),
+        Gateway,
+    )
 
 
 if __name__ == "__main__":

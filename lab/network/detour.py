@@ -18,7 +18,7 @@ on an asyncio loop (Detour.arewrite).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from lab.config import LabConfig, Party
@@ -27,9 +27,6 @@ from lab.network.legs import LegImpairment, on_leg
 from lab.sip.sdp import parse_sdp
 
 log = logging.getLogger(__name__)
-
-#: (the SDP this party is about to send, the far end's SDP or "") -> the SDP to send
-SdpEdit = Callable[[str, str], str]
 
 
 def readdress(sdp: str, own: str, network: str) -> str:

@@ -52,6 +52,7 @@ CODEC_IDS = {
     "G722": "G722/16000/1",
     "SPEEX8": "speex/8000/1",
     "SPEEX16": "speex/16000/1",
+    "SPEEX32": "speex/32000/1",
     "ILBC": "iLBC/8000/1",
 }
 
@@ -130,6 +131,23 @@ _MEDIA_STATES = {
 }
 
 
+def _media_config(med: pj.MediaConfig) -> None:
+    """The media settings of every pjsua2 party (and of the offline codecs: the same
+    `quality` sets Speex's encoder quality)."""
+    med.clockRate = CLOCK_RATE
+    med.sndClockRate = CLOCK_RATE
+    med.audioFramePtime = FRAME_MS
+    med.noVad = True
+    med.ecTailLen = 0
+    med.sndAutoCloseTime = -1
+    med.quality = 10
+    # Loopback has no network jitter: a one-frame jitter buffer instead of pjmedia's
+    # adaptive default keeps each SIP hop from adding tens of milliseconds.
+    med.jbInit = FRAME_MS
+    med.jbMinPre = FRAME_MS
+    med.jbMaxPre = 4 * FRAME_MS
+
+
 class SipEndpoint:
     """The process's one pjsua2 Endpoint, driven from one asyncio loop."""
 
@@ -163,18 +181,7 @@ class SipEndpoint:
         cfg.uaConfig.mainThreadOnly = False
         cfg.uaConfig.maxCalls = MAX_CALLS
         cfg.uaConfig.userAgent = f"calllab {name}"
-        cfg.medConfig.clockRate = CLOCK_RATE
-        cfg.medConfig.sndClockRate = CLOCK_RATE
-        cfg.medConfig.audioFramePtime = FRAME_MS
-        cfg.medConfig.noVad = True
-        cfg.medConfig.ecTailLen = 0
-        cfg.medConfig.sndAutoCloseTime = -1
-        cfg.medConfig.quality = 10
-        # Loopback has no network jitter: a one-frame jitter buffer instead of pjmedia's
-        # adaptive default keeps each SIP hop from adding tens of milliseconds.
-        cfg.medConfig.jbInit = FRAME_MS
-        cfg.medConfig.jbMinPre = FRAME_MS
-        cfg.medConfig.jbMaxPre = 4 * FRAME_MS
+        _media_config(cfg.medConfig)
         cfg.logConfig.level = 4 if log_path else 1
         cfg.logConfig.consoleLevel = 1
         if log_path:
@@ -299,6 +306,7 @@ class PjsuaAccount(pj.Account):  # type: ignore[misc]
         invite = parse_sip(prm.rdata.wholeMsg)
         user, headers = (invite.request_user, invite.headers) if invite else ("", {})
         call.source = str(prm.rdata.srcAddress)  # set before any other thread sees the call
+        call.offer = invite.body if invite else ""
         try:
             call.sdp_edit = self.listener.answer_edit(headers, invite.body if invite else "")
         except Exception:
@@ -324,6 +332,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
         self.endpoint = endpoint
         self.listener: CallListener | None = None
         self.source = ""  # "host:port" an incoming call's INVITE came from
+        self.offer = ""  # the SDP of an incoming call's INVITE
         self.alive = True
         self.last_code = 0
         self.last_reason = ""
@@ -625,6 +634,109 @@ class MediaWatchdog:
 
     def stop(self) -> None:
         self.task.cancel()
+
+
+class _PjStr(ctypes.Structure):
+    _fields_ = [("ptr", ctypes.c_char_p), ("slen", ctypes.c_long)]
+
+
+class _PjFrame(ctypes.Structure):  # pjmedia_frame
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("buf", ctypes.c_void_p),
+        ("size", ctypes.c_size_t),
+        ("timestamp", ctypes.c_uint64),
+        ("bit_info", ctypes.c_uint32),
+    ]
+
+
+class _PjCodecOp(ctypes.Structure):  # pjmedia_codec_op: function pointers, in order
+    _fields_ = [
+        (n, ctypes.c_void_p) for n in ("init", "open", "close", "modify", "parse", "encode", "decode")
+    ]
+
+
+class _PjCodec(ctypes.Structure):  # pjmedia_codec
+    _fields_ = [
+        ("prev", ctypes.c_void_p),
+        ("next", ctypes.c_void_p),
+        ("codec_data", ctypes.c_void_p),
+        ("factory", ctypes.c_void_p),
+        ("op", ctypes.POINTER(_PjCodecOp)),
+    ]
+
+
+_CodecFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
+_CodecIo = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(_PjFrame), ctypes.c_uint, ctypes.POINTER(_PjFrame)
+)
+#: pjmedia_codec_param: clock rate at byte 0, frame time (ms, 16 bits) at 20, and the VAD
+#: bit as bit 0 of byte 41 (PJSIP 2.15, x86-64; tests/test_ceiling.py checks the result).
+_PARAM_BYTES, _PTIME_AT, _VAD_AT = 512, 20, 41
+
+
+def codec_round_trip(codec: str, pcm: bytes) -> bytes:
+    """16-bit mono PCM at the codec's clock rate, encoded and decoded frame by frame by
+    pjmedia's own codec, as the lab's calls use it (settings of _media_config, VAD off):
+    what a perfect network leaves of the audio. pjsua2 has no codec API, so this reaches
+    pjmedia's C functions in the wheel's library.
+
+    It creates this process's one Endpoint (and never destroys it): for a process of its
+    own (python -m lab.sip.transcode), never a party's."""
+    if SipEndpoint._created:
+        raise RuntimeError("one pjsua2 Endpoint per process: transcode in a process of its own")
+    SipEndpoint._created = True
+    ep = pj.Endpoint()
+    ep.libCreate()
+    cfg = pj.EpConfig()
+    cfg.uaConfig.threadCnt = 0
+    cfg.uaConfig.mainThreadOnly = True
+    cfg.logConfig.level = cfg.logConfig.consoleLevel = 1
+    _media_config(cfg.medConfig)
+    ep.libInit(cfg)  # registers the codecs; no transport, no start: nothing goes on the wire
+    lib = ctypes.CDLL(pj._pjsua2.__file__)
+    lib.pjsua_get_pjmedia_endpt.restype = ctypes.c_void_p
+    lib.pjmedia_endpt_get_codec_mgr.restype = ctypes.c_void_p
+    lib.pjmedia_endpt_get_codec_mgr.argtypes = [ctypes.c_void_p]
+    lib.pjmedia_codec_mgr_find_codecs_by_id.argtypes = [ctypes.c_void_p] * 5
+    lib.pjmedia_codec_mgr_get_default_param.argtypes = [ctypes.c_void_p] * 3
+    lib.pjmedia_codec_mgr_alloc_codec.argtypes = [ctypes.c_void_p] * 3
+    lib.pjsua_pool_create.restype = ctypes.c_void_p
+    lib.pjsua_pool_create.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t]
+    manager = lib.pjmedia_endpt_get_codec_mgr(lib.pjsua_get_pjmedia_endpt())
+    codec_id = CODEC_IDS[codec.upper()].encode()
+    name, count, info = _PjStr(codec_id, len(codec_id)), ctypes.c_uint(1), ctypes.c_void_p()
+    param = ctypes.create_string_buffer(_PARAM_BYTES)
+    found = lib.pjmedia_codec_mgr_find_codecs_by_id(
+        manager, ctypes.byref(name), ctypes.byref(count), ctypes.byref(info), None
+    )
+    if found != 0 or count.value != 1 or lib.pjmedia_codec_mgr_get_default_param(manager, info, param):
+        raise RuntimeError(f"pjmedia has no codec {codec_id.decode()}")
+    param[_VAD_AT] = bytes([param.raw[_VAD_AT] & 0xFE])
+    handle = ctypes.POINTER(_PjCodec)()
+    pool = lib.pjsua_pool_create(b"transcode", 4000, 4000)
+    if lib.pjmedia_codec_mgr_alloc_codec(manager, info, ctypes.byref(handle)):
+        raise RuntimeError(f"pjmedia could not make a {codec_id.decode()} codec")
+    op = handle.contents.op.contents
+    if _CodecFn(op.init)(handle, pool) or _CodecFn(op.open)(handle, param):
+        raise RuntimeError(f"pjmedia could not open its {codec_id.decode()} codec")
+    encode, decode = _CodecIo(op.encode), _CodecIo(op.decode)
+    rate = int.from_bytes(param.raw[0:4], "little")
+    frame_bytes = rate * int.from_bytes(param.raw[_PTIME_AT : _PTIME_AT + 2], "little") // 1000 * 2
+    source, coded, out = (ctypes.create_string_buffer(n) for n in (frame_bytes, 2048, 2 * frame_bytes))
+    decoded = []
+    for start in range(0, len(pcm) - frame_bytes + 1, frame_bytes):
+        ctypes.memmove(source, pcm[start : start + frame_bytes], frame_bytes)
+        audio = _PjFrame(1, ctypes.addressof(source), frame_bytes, start // 2, 0)
+        packet = _PjFrame(0, ctypes.addressof(coded), 0, 0, 0)
+        if encode(handle, ctypes.byref(audio), len(coded), ctypes.byref(packet)):
+            raise RuntimeError(f"{codec_id.decode()}: encoding failed")
+        packet.type = 1
+        heard = _PjFrame(0, ctypes.addressof(out), 0, 0, 0)
+        if decode(handle, ctypes.byref(packet), len(out), ctypes.byref(heard)):
+            raise RuntimeError(f"{codec_id.decode()}: decoding failed")
+        decoded.append(out.raw[: heard.size])
+    return b"".join(decoded)
 
 
 def connect(a: pj.AudioMedia, b: pj.AudioMedia) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, Party, PhonePolicy, call_dir, new_call_id
-from lab.network.detour import SdpEdit, answering
+from lab.network.detour import answering
 from lab.numbers import normalize_number
 from lab.phonecontrol import (
     AnswerCall,
@@ -49,9 +49,11 @@ from lab.phonecontrol import (
     Ringing,
     SetPolicy,
 )
+from lab.sip import codecs
 from lab.sip.endpoint import CallSnapshot, SipCall, SipEndpoint, WavPlayer, WavRecorder
 from lab.sip.message import user_of
 from lab.sip.party import run
+from lab.sip.sdp import SdpEdit
 from lab.tasks import Tasks
 
 MAX_REPORT_WAIT = 30.0  # s an AwaitReport may hold its control connection
@@ -214,6 +216,7 @@ class Phone:
         """Call a user of the SIP server, through the mobile network (the PSTN gateway)."""
         call = SipCall(self.endpoint, self.account)
         call.listener = self
+        call.sdp_edit = codecs.offer(codecs.default_offer(self.cfg, "mobile"))
         headers = {CALL_HEADER: call_id, "P-Asserted-Identity": f"<sip:{own_number}@{self.party.host}>"}
         try:
             call.dial(f"sip:{to}@{self.cfg.pstn.sip_address}", headers)
@@ -332,7 +335,11 @@ def normalize_user(text: str) -> str:
 
 def main() -> None:
     """`python -m lab.sip.phone --config LAB.json [--party "Mobile phone 2"]`"""
-    run("Mobile phone", lambda cfg: [cfg.mobile_codec], Phone)
+    run(
+        "Mobile phone",
+        lambda cfg: codecs.enabled(codecs.default_offer(cfg, "mobile"), codecs.LEG_CODECS["mobile"]),
+        Phone,
+    )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Leg A is the incoming one; for it the channel places leg B on the other side, maps B's
 answers (180, 200, 486, 603, no answer) back onto leg A and bridges the audio. A call from
-the SIP server goes to the phone (B offers the mobile codec, GSM 06.10, first, as a mobile
-network would); a call from the phone goes to the SIP server, for a user of it.
+the SIP server goes to the phone (B offers the call's mobile codec, else GSM 06.10 first, as
+a mobile network would); a call from the phone goes to the SIP server, for a user of it.
 
 A channel carries one call, like a GSM line: with pjsua2's 4 calls per process that leaves
 room for the third leg of a transfer. The SIP server hunts for a free channel.
@@ -16,19 +16,21 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from lab.config import ANSWER_HEADER, CALL_HEADER, IMPAIR_HEADER, LabConfig, Party
+from lab.config import ANSWER_HEADER, CALL_HEADER, CODECS_HEADER, IMPAIR_HEADER, LabConfig, Party
 from lab.network import detour
 from lab.network.impairment import ImpairmentError
 from lab.network.legs import from_header
+from lab.sip import codecs
 from lab.sip.endpoint import MEDIA_TIMEOUT_CAUSE, CallSnapshot, MediaWatchdog, SipCall, SipEndpoint, connect
 from lab.sip.message import user_of
 from lab.sip.party import run
+from lab.sip.sdp import SdpEdit, compose, parse_sdp
 from lab.tasks import Tasks
 
 log = logging.getLogger("pstn-gateway")
 
 # Failures the phone side gives that the caller side should see unchanged.
-_PASS_THROUGH = {404, 408, 480, 486, 487, 600, 603}
+_PASS_THROUGH = {404, 408, 480, 486, 487, 488, 600, 603}
 
 
 @dataclass(eq=False)
@@ -113,7 +115,32 @@ class PstnGateway:
             return 403, f"PSTN gateway takes calls only from its SIP server {self.cfg.sipserver.host}"
         if headers.get("max-forwards", "").strip() == "0":
             return 483, "Too Many Hops"
+        try:
+            codecs.from_header(headers.get(CODECS_HEADER.lower(), ""))
+        except codecs.CodecError as exc:
+            return 488, f"PSTN gateway: {exc}"
+        if host == self.cfg.sipserver.host or host in self.cfg.pstn_trusted_hosts:
+            return self._codec_refusal(call.offer)
         return None
+
+    def _codec_refusal(self, offer: str) -> tuple[int, str] | None:
+        """488 naming both lists when an offer from the SIP side has no codec this gateway
+        takes. pjsua would refuse it too, but before the call reaches us and saying only
+        "Not Acceptable Here": so pjsua enables every codec and the check is ours."""
+        audio = next((m for m in parse_sdp(offer) if m.media == "audio"), None)
+        if audio is None:
+            return None  # no offer in the INVITE: the codec is agreed in the ACK
+        offered = [
+            codecs.lab_name(c.name, c.rate) or c.name.upper()
+            for c in audio.codecs
+            if c.name.lower() != "telephone-event"
+        ]
+        if set(offered) & set(self.cfg.pstn_codecs):
+            return None
+        return (
+            488,
+            f"offered {', '.join(offered)}; the PSTN gateway accepts {', '.join(self.cfg.pstn_codecs)}",
+        )
 
     def on_incoming_call(self, call: SipCall, user: str, headers: dict[str, str]) -> None:
         refusal = self._refusal(call, headers)
@@ -143,16 +170,21 @@ class PstnGateway:
         caller = user_of(headers.get("p-asserted-identity") or headers.get("from", ""))
         if caller:
             forward["P-Asserted-Identity"] = f"<sip:{caller}@{self.cfg.pstn.host}>"
-        via = headers.get("via", "")
-        caller_phone = next((p for p in self.cfg.phones if f"SIP/2.0/UDP {p.host}:" in via), None)
+        caller_phone = self._from_phone(headers)
         phone = self.cfg.phone_for(user) if caller_phone is None else caller_phone
         sip_side = "the SIP side"
         a.far, b.far = (phone.name, sip_side) if caller_phone else (sip_side, phone.name)
         target = self.cfg.sipserver.sip_address if caller_phone else phone.sip_address
         call_id = headers.get(CALL_HEADER.lower(), "")
-        if call_id and not caller_phone:  # leg B offers through the mobile network, if impaired
-            b.call.sdp_edit = detour.offering(
-                self.cfg, "mobile", call_id, self.cfg.pstn.host, "to-browser", impairments
+        chosen = codecs.from_header(headers.get(CODECS_HEADER.lower(), "")).get("mobile")
+        if caller_phone:  # leg B offers to the SIP side what the lab's SIP leg offers
+            b.call.sdp_edit = codecs.offer(codecs.default_offer(self.cfg, "sip"))
+        else:  # leg B offers the call's mobile codec, through the mobile network if impaired
+            b.call.sdp_edit = compose(
+                codecs.offer([chosen] if chosen else codecs.default_offer(self.cfg, "mobile")),
+                detour.offering(self.cfg, "mobile", call_id, self.cfg.pstn.host, "to-browser", impairments)
+                if call_id
+                else None,
             )
         log.info("call to %s: dialling %s", user, "the SIP server" if caller_phone else phone.name)
         a.no_answer = asyncio.get_running_loop().call_later(self.cfg.no_answer_timeout, self._no_answer, a)
@@ -164,10 +196,22 @@ class PstnGateway:
             a.unpair()
             a.call.answer_with(503, f"PSTN gateway: cannot reach {target}")
 
-    def answer_edit(self, headers: dict[str, str], offer: str) -> detour.SdpEdit | None:
-        """Leg A answers on the network its offer came from."""
+    def answer_edit(self, headers: dict[str, str], offer: str) -> SdpEdit | None:
+        """Leg A answers with a codec this gateway takes from the SIP side (when it takes
+        one: else on_incoming_call refuses the call), on the network its offer came from."""
         call_id = headers.get(CALL_HEADER.lower())
-        return detour.answering(self.cfg, call_id, self.cfg.pstn.host, "to-phone", offer) if call_id else None
+        takes = None
+        if self._from_phone(headers) is None and self._codec_refusal(offer) is None:
+            takes = codecs.offer(self.cfg.pstn_codecs)
+        network = (
+            detour.answering(self.cfg, call_id, self.cfg.pstn.host, "to-phone", offer) if call_id else None
+        )
+        return compose(takes, network)
+
+    def _from_phone(self, headers: dict[str, str]) -> Party | None:
+        """The lab phone that placed the call (its Via is the first), if one did."""
+        via = headers.get("via", "")
+        return next((p for p in self.cfg.phones if f"SIP/2.0/UDP {p.host}:" in via), None)
 
     def on_call_state(self, call: SipCall, snap: CallSnapshot) -> None:
         leg = self.legs.get(call)
@@ -317,7 +361,11 @@ class PstnGateway:
 
 
 def main() -> None:
-    run("PSTN gateway ch1", lambda cfg: [cfg.mobile_codec, "PCMU", "PCMA"], PstnGateway)
+    run(
+        "PSTN gateway ch1",
+        lambda cfg: codecs.enabled(codecs.default_offer(cfg, "mobile"), codecs.LEG_CODECS["sip"]),
+        PstnGateway,
+    )
 
 
 if __name__ == "__main__":

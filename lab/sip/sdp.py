@@ -1,10 +1,15 @@
 """SDP (RFC 4566): the media lines of an offer or answer, with their codecs, address and
-direction. The client reads its WebRTC leg's codec from here, the analysis its RTP endpoints."""
+direction. The client reads its WebRTC leg's codec from here, the analysis its RTP endpoints;
+the SIP parties edit what they send with SdpEdit functions (keep_codecs, composed)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+#: (the SDP a party is about to send, the far end's SDP or "") -> the SDP to send
+SdpEdit = Callable[[str, str], str]
 
 
 @dataclass(frozen=True)
@@ -105,3 +110,64 @@ def parse_sdp(body: str) -> tuple[SdpMedia, ...]:
         )
         for d in drafts
     )
+
+
+def compose(*edits: SdpEdit | None) -> SdpEdit | None:
+    """One edit doing each of `edits` in turn (None ones left out); None when none is left."""
+    chain = [e for e in edits if e is not None]
+    if len(chain) <= 1:
+        return chain[0] if chain else None
+
+    def edit(local: str, remote: str) -> str:
+        for each in chain:
+            local = each(local, remote)
+        return local
+
+    return edit
+
+
+def keep_codecs(sdp: str, codecs: Iterable[str]) -> str:
+    """The SDP with its audio streams offering only `codecs` ("speex/16000", as in rtpmap,
+    any case), plus telephone-event at a kept codec's clock rate (all of them when none
+    matches), so DTMF keeps working. The rtpmap and fmtp lines of the payload types left
+    out go too; every other line stays as it was. ValueError when an audio stream has none
+    of `codecs`."""
+    wanted = {c.lower() for c in codecs}
+    newline = "\r\n" if "\r\n" in sdp else "\n"
+    lines = sdp.split(newline)
+    starts = [i for i, line in enumerate(lines) if line.startswith("m=")]
+    out = lines[: starts[0]] if starts else lines
+    for start, end in zip(starts, [*starts[1:], len(lines)], strict=True):
+        out += _keep_in_media(lines[start:end], wanted)
+    return newline.join(out)
+
+
+_PT_ATTRIBUTE = re.compile(r"a=(?:rtpmap|fmtp|rtcp-fb):([0-9]{1,3})[\s]")
+
+
+def _keep_in_media(section: list[str], wanted: set[str]) -> list[str]:
+    parts = section[0].split()
+    if parts[0] != "m=audio" or len(parts) < 4:
+        return section
+    names: dict[str, tuple[str, int]] = {}
+    for line in section:
+        match = _RTPMAP.match(line[2:]) if line.startswith("a=") else None
+        if match:
+            names[match.group(1)] = (match.group(2).lower(), int(match.group(3)))
+    for pt in parts[3:]:
+        static = STATIC_PT.get(int(pt)) if _NUMBER.fullmatch(pt) else None
+        if pt not in names and static is not None:
+            names[pt] = (static.name.lower(), static.rate)
+    kept = [pt for pt in parts[3:] if pt in names and "/".join(map(str, names[pt])) in wanted]
+    if not kept:
+        offered = ", ".join("/".join(map(str, names[pt])) for pt in parts[3:] if pt in names)
+        raise ValueError(f"the SDP offers none of {', '.join(sorted(wanted))} (it has {offered})")
+    rates = {names[pt][1] for pt in kept}
+    events = [pt for pt in parts[3:] if names.get(pt, ("",))[0] == "telephone-event"]
+    kept += [pt for pt in events if names[pt][1] in rates] or events
+    kept.sort(key=parts.index)
+    dropped = set(parts[3:]) - set(kept)
+    body = [
+        line for line in section[1:] if (m := _PT_ATTRIBUTE.match(line)) is None or m.group(1) not in dropped
+    ]
+    return [" ".join([*parts[:3], *kept]), *body]

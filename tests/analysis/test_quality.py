@@ -30,3 +30,17 @@ def test_bursty_loss_costs_more_than_random_loss_at_the_same_rate() -> None:
     assert random_loss.ie_eff == pytest.approx(95 * 5 / (5 + 25.1), abs=0.1)
     assert bursty.ie_eff == pytest.approx(95 * 5 / (5 / 3.8 + 25.1), abs=0.1)
     assert bursty.mos < random_loss.mos
+
+
+def test_every_sip_codec_has_its_own_ie_and_says_where_it_comes_from() -> None:
+    from lab.analysis.quality import IMPAIRMENTS, impairment_of
+    from lab.sip.codecs import LEG_CODECS
+
+    for name in LEG_CODECS["sip"]:
+        assert name in IMPAIRMENTS, name
+        assert IMPAIRMENTS[name].source.startswith(("G.113 Appendix I", "assumed")), name
+    assert impairment_of("speex", 16000) is IMPAIRMENTS["SPEEX16"]
+    assert (
+        impairment_of("speex", 8000) is IMPAIRMENTS["SPEEX8"] and impairment_of("iLBC") is IMPAIRMENTS["ILBC"]
+    )
+    assert "wideband" in IMPAIRMENTS["SPEEX32"].source and "wideband" in IMPAIRMENTS["G722"].source
