@@ -45,6 +45,7 @@ from lab.config import LabConfig, PhonePolicy
 from lab.network.impairment import Impairment, ImpairmentError
 from lab.network.legs import DIRECTIONS, LEGS, LegImpairment, plan
 from lab.numbers import InvalidNumber, normalize_number
+from lab.sip.codecs import LEG_CODECS
 
 if TYPE_CHECKING:
     from lab.scenario import CallResult
@@ -68,7 +69,11 @@ class CodecAxis:
 
 #: Every codec a sweep can vary. A new codec option of place_call is one line here.
 CODEC_AXES: tuple[CodecAxis, ...] = (
-    CodecAxis("codec", "codec", ("opus", "pcmu", "pcma"), "browser leg (WebRTC) codecs"),
+    CodecAxis("codec", "codec", ("opus", "pcmu", "pcma", "g722"), "browser leg (WebRTC) codecs"),
+    CodecAxis("sip-codec", "sip_codec", tuple(c.lower() for c in LEG_CODECS["sip"]), "SIP leg codecs"),
+    CodecAxis(
+        "mobile-codec", "mobile_codec", tuple(c.lower() for c in LEG_CODECS["mobile"]), "mobile leg codecs"
+    ),
 )
 
 

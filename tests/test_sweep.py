@@ -83,7 +83,7 @@ def test_several_parameters_multiply_and_the_first_with_several_values_is_the_x_
         (Sweep(NUMBER, "air", values=(("loss", ("1",)),)), "--leg 'air': one of browser, sip, mobile"),
         (Sweep(NUMBER, direction="up"), "--direction 'up': one of to-phone, to-browser, both"),
         (Sweep(NUMBER, codecs=(("codec", ("g729",)),)), "--codec 'g729': one of opus, pcmu, pcma"),
-        (Sweep(NUMBER, codecs=(("sip-codec", ("gsm",)),)), "--sip-codec: not a codec axis; one of --codec"),
+        (Sweep(NUMBER, codecs=(("sip-codec", ("opus",)),)), "--sip-codec .opus.: one of pcmu, pcma, g722"),
         (Sweep(NUMBER, values=(("colour", ("red",)),)), "parameter 'colour': one of loss, burst, delay"),
         (Sweep(NUMBER, values=(("loss", ("0", "120")),)), "--loss '120': loss=120%: must be from 0% up to"),
         (Sweep(NUMBER, values=(("delay", ("-5",)),)), "--delay '-5': delay and jitter must be 0 ms or more"),
