@@ -42,6 +42,9 @@ assert all(len(m.pesq) == 2 and all(p.mos_lqo > 2.0 for p in m.pesq) for m in mo
 browser_leg = {c: next(s.codec.lower() for s in m.streams if s.src_party == "Browser")
                for c, m in models.items()}
 assert browser_leg == {"opus": "opus", "pcmu": "pcmu", "pcma": "pcma"}, browser_leg
+chains = {name: next(p.chain for p in m.pesq if p.direction.startswith("Browser")) for name, m in legs.items()}
+assert chains == {"PCMU / GSM": ("opus", "pcmu", "gsm"), "G722 / PCMU": ("opus", "g722", "pcmu"),
+                  "PCMU / ILBC": ("opus", "pcmu", "ilbc")}, chains
 """,
     "05_analyse_any_capture": """
 assert len(model.messages) > 0 and len(model.parties) >= 2
