@@ -33,6 +33,8 @@ from lab.report import html_table
 from lab.report import write as write_report
 from lab.scenario import CallResult, LabCall, consult
 from lab.signaling import status_text
+from lab.sip.codecs import LEG_CODECS
+from lab.webrtc import CODECS as BROWSER_CODECS
 
 log = logging.getLogger(__name__)
 KEYS = "123456789*0#"
@@ -124,6 +126,16 @@ class PhoneForm:
             leg: w.Dropdown(options=list(PROFILES), value="perfect", description=f"{leg} leg", layout=layout)
             for leg in LEGS
         }
+        #: each leg's codec for the next call; "default": the lab's (SIP PCMU, mobile GSM)
+        self.codecs = {
+            "browser": w.Dropdown(options=list(BROWSER_CODECS), value="opus", description="browser codec"),
+            "sip": w.Dropdown(
+                options=["default", *LEG_CODECS["sip"]], value="default", description="SIP codec"
+            ),
+            "mobile": w.Dropdown(
+                options=["default", *LEG_CODECS["mobile"]], value="default", description="mobile codec"
+            ),
+        }
         self.impair = w.Text(
             placeholder="LEG:DIRECTION:SPEC; ... e.g. mobile:both:loss=5%,burst=3",
             description="impair",
@@ -153,7 +165,14 @@ class PhoneForm:
                 w.HBox([self.transfer_target, self.consult_button, self.transfer_button]),
             ]
         )
-        network = w.VBox([w.HTML("<b>Network</b> (for the next call)"), *self.networks.values(), self.impair])
+        network = w.VBox(
+            [
+                w.HTML("<b>Network and codecs</b> (for the next call)"),
+                *self.networks.values(),
+                self.impair,
+                w.HBox(list(self.codecs.values())),
+            ]
+        )
         self.widget = w.VBox(
             [w.HTML("<h3>Phone</h3>"), w.HBox([form, dial]), network, self.status, self.players]
         )
@@ -169,8 +188,8 @@ class PhoneForm:
         self.hold_button.disabled = self.transfer_button.disabled = not state.talking
         self.hold_button.description = "Unhold" if state.on_hold else "Hold"
         self.consult_button.disabled = not state.talking or state.consulting
-        for choice in (*self.networks.values(), self.impair):
-            choice.disabled = state.in_call  # a call's networks are chosen when it is dialled
+        for choice in (*self.networks.values(), self.impair, *self.codecs.values()):
+            choice.disabled = state.in_call  # chosen when the call is dialled
 
     def say(self, text: str, error: bool = False) -> None:
         self.history.append(text)
@@ -193,6 +212,11 @@ class PhoneForm:
         them (the impair field's specs override a profile); ImpairmentError names what is wrong."""
         chosen = [f"{d.value}@{leg}" for leg, d in self.networks.items() if d.value != "perfect"]
         return plan(impair=[t.strip() for t in self.impair.value.split(";") if t.strip()], network=chosen)
+
+    def leg_codec(self, leg: str) -> str | None:
+        """The SIP or mobile leg's codec chosen, None for the lab's default."""
+        value = str(self.codecs[leg].value)
+        return None if value == "default" else value
 
     def show_recordings(self, audio: dict[str, str | None]) -> None:
         self.players.children = tuple(
@@ -293,10 +317,11 @@ class PhoneWidget:
         return True
 
     async def voice_call(
-        self, number: str | None = None, answer: PhonePolicy | None = None, codec: str = "opus"
+        self, number: str | None = None, answer: PhonePolicy | None = None, codec: str | None = None
     ) -> Call | None:
-        """Dial (the number field unless given) through the networks the form chose, and
-        return once it is answered or over."""
+        """Dial (the number field unless given) through the networks and with the codecs
+        the form chose (`codec` overrides the browser leg's), and return once it is
+        answered or over."""
         if self.session is None:
             self._say("log in first", error=True)
             return None
@@ -313,9 +338,11 @@ class PhoneWidget:
             self.session,
             dialled,
             answer=answer,
-            codec=codec,
+            codec=codec or str(self.form.codecs["browser"].value),
             on_status=self._on_status,
             impairments=impairments,
+            sip_codec=self.form.leg_codec("sip"),
+            mobile_codec=self.form.leg_codec("mobile"),
         )
         self.result = None
         self.form.players.children = ()

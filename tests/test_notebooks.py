@@ -42,7 +42,8 @@ assert all(len(m.pesq) == 2 and all(p.mos_lqo > 2.0 for p in m.pesq) for m in mo
 browser_leg = {c: next(s.codec.lower() for s in m.streams if s.src_party == "Browser")
                for c, m in models.items()}
 assert browser_leg == {"opus": "opus", "pcmu": "pcmu", "pcma": "pcma"}, browser_leg
-chains = {name: next(p.chain for p in m.pesq if p.direction.startswith("Browser")) for name, m in legs.items()}
+chains = {name: next(p.chain for p in m.pesq if p.direction.startswith("Browser"))
+          for name, m in legs.items()}
 assert chains == {"PCMU / GSM": ("opus", "pcmu", "gsm"), "G722 / PCMU": ("opus", "g722", "pcmu"),
                   "PCMU / ILBC": ("opus", "pcmu", "ilbc")}, chains
 """,

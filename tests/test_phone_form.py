@@ -68,3 +68,16 @@ def test_a_bad_impair_field_names_the_parameter_and_the_choices_wait_while_in_ca
     assert form.impair.disabled and all(d.disabled for d in form.networks.values())
     form.enable(PhoneState(logged_in=True))
     assert not form.impair.disabled and not any(d.disabled for d in form.networks.values())
+
+
+def test_each_legs_codec_is_a_choice_the_leg_can_carry_and_default_is_the_labs() -> None:
+    form = PhoneForm(LabConfig().account())
+    assert (
+        form.codecs["browser"].value == "opus" and form.leg_codec("sip") is form.leg_codec("mobile") is None
+    )
+    assert "G722" in form.codecs["sip"].options and "G722" not in form.codecs["mobile"].options
+    assert "OPUS" not in form.codecs["sip"].options  # not in the pjsua2 wheel
+    form.codecs["sip"].value, form.codecs["mobile"].value = "SPEEX16", "ILBC"
+    assert (form.leg_codec("sip"), form.leg_codec("mobile")) == ("SPEEX16", "ILBC")
+    form.enable(PhoneState(logged_in=True, in_call=True))
+    assert all(d.disabled for d in form.codecs.values())
