@@ -30,7 +30,8 @@ from aiortc.rtp import RtpPacket
 from lab.audio import RATE, ensure_prompts, pesq_nb, read_wav
 from lab.codecs import OPUS, opus_packets, receive
 from lab.config import LabConfig
-from lab.jitterbuffer import BoundedJitterBuffer, JitterBufferSpec, release_delays
+from lab.jitterbuffer import BoundedJitterBuffer, release_delays
+from lab.jitterspec import JitterBufferSpec
 
 BURST_AT = 500  # packet: 10 s in
 

@@ -28,7 +28,7 @@ from lab.stack import LabError, health, read_state, running_config, start_daemon
 if TYPE_CHECKING:
     from lab.analysis.model import CallModel
     from lab.client import Call
-    from lab.jitterbuffer import JitterBufferSpec
+    from lab.jitterspec import JitterBufferSpec
     from lab.scenario import CallResult
     from lab.webrtc import BrowserAudio
 
@@ -321,7 +321,7 @@ def _megabytes(text: str) -> float:
 
 
 def _browser_audio(args: argparse.Namespace) -> BrowserAudio:
-    from lab.jitterbuffer import DEFAULT_SPEC
+    from lab.jitterspec import DEFAULT_SPEC
     from lab.webrtc import BrowserAudio
 
     return BrowserAudio(
@@ -344,7 +344,7 @@ def _kbit(text: str) -> int:
 
 
 def _jitter_buffer(text: str) -> JitterBufferSpec:
-    from lab.jitterbuffer import JitterBufferSpec
+    from lab.jitterspec import JitterBufferSpec
 
     try:
         return JitterBufferSpec.parse(text)

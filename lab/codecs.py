@@ -26,7 +26,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 from av.frame import Frame
 
-from lab.jitterbuffer import DEFAULT_SPEC, BoundedJitterBuffer, JitterBufferSpec, PlayedFrame, PlayedFrames
+from lab.jitterbuffer import BoundedJitterBuffer, PlayedFrame, PlayedFrames
+from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 
 OPUS_RATE = 48000
 OPUS_MAX_FRAME = OPUS_RATE * 120 // 1000  # samples: the longest Opus packet

@@ -117,6 +117,10 @@ class LabConfig:
     pstn_codecs: tuple[str, ...] = LEG_CODECS["sip"]
     no_answer_timeout: float = 30.0  # s the PSTN gateway lets a phone ring before 480
     media_timeout: float = 3.0  # s without RTP after which a gateway ends the call
+    #: The pjsua2 parties' jitter buffer (lab.jitterspec): pjsua2 sets it per process, so it
+    #: is the lab's, from its start. One 20 ms frame while packets come on time: each SIP
+    #: hop then adds no more than loopback needs.
+    sip_jitter_buffer: str = "adaptive:20-80"
     #: captures/ keeps the newest calls (capture, report, recordings) within both limits;
     #: older ones are removed after each call and by `calllab clean`. A call is ~1 MB.
     keep_calls: int = 200

@@ -29,7 +29,7 @@ from lab.config import (
     call_dir,
     new_call_id,
 )
-from lab.jitterbuffer import PACKET_MS
+from lab.jitterspec import PACKET_MS
 from lab.network.control import what_the_networks_did
 from lab.network.detour import offering
 from lab.network.legs import LegImpairment, to_header

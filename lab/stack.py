@@ -28,6 +28,7 @@ import websockets
 from lab import process, sipserver
 from lab.audio import ensure_prompts
 from lab.config import LabConfig, Party
+from lab.jitterspec import JitterBufferSpec
 from lab.network import control as network_control
 from lab.signaling import CLIENT_MESSAGES, GATEWAY_MESSAGES, Ping, Pong
 from lab.sip.options import options_ping
@@ -166,6 +167,10 @@ class Stack:
 
     def preflight(self) -> None:
         cfg = self.cfg
+        try:
+            JitterBufferSpec.parse(cfg.sip_jitter_buffer)
+        except ValueError as exc:
+            raise LabError(f"sip_jitter_buffer: {exc}") from None
         if sipserver.find_binary() is None:
             raise LabError(f"the SIP server needs Kamailio; install it: {apt_hint(sipserver.APT_PACKAGE)}")
         if shutil.which("espeak-ng") is None and not (cfg.prompts_dir / "phone.wav").exists():

@@ -26,7 +26,8 @@ from aiortc.rtp import RtpPacket
 
 from lab.audio import RATE, write_wav
 from lab.codecs import ConcealingDecoder, OpusEncoder, av_library
-from lab.jitterbuffer import DEFAULT_SPEC, BoundedJitterBuffer, JitterBufferSpec
+from lab.jitterbuffer import BoundedJitterBuffer
+from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 
 FRAME_SAMPLES = RATE // 50  # 20 ms
 CODECS = {"opus": "audio/opus", "pcmu": "audio/PCMU", "pcma": "audio/PCMA", "g722": "audio/G722"}

@@ -15,7 +15,8 @@ from aiortc.rtp import RtpPacket
 from lab import webrtc
 from lab.audio import RATE, pesq_nb, read_wav
 from lab.codecs import OPUS, OpusDecoder, OpusEncoder, opus_packets, receive
-from lab.jitterbuffer import BoundedJitterBuffer, JitterBufferSpec, release_delays
+from lab.jitterbuffer import BoundedJitterBuffer, release_delays
+from lab.jitterspec import JitterBufferSpec
 
 PCMU = RTCRtpCodecParameters(mimeType="audio/PCMU", clockRate=8000, channels=1, payloadType=0)
 

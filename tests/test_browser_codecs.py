@@ -11,7 +11,7 @@ import pytest
 from lab.analysis.wireshark import fields
 from lab.audio import best_match, read_wav
 from lab.config import PhonePolicy
-from lab.jitterbuffer import JitterBufferSpec
+from lab.jitterspec import JitterBufferSpec
 from lab.scenario import CallResult, place_call
 from lab.stack import Stack
 from lab.webrtc import BrowserAudio

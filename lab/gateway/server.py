@@ -26,7 +26,7 @@ from lab.config import (
 )
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
-from lab.jitterbuffer import DEFAULT_SPEC, JitterBufferSpec
+from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 from lab.network import detour
 from lab.network.impairment import ImpairmentError
 from lab.network.legs import from_header

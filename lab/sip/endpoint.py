@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import pjsua2 as pj
 
+from lab.jitterspec import JitterBufferSpec
 from lab.sip.message import header_params, parse_sip, uri_of
 from lab.tasks import Tasks
 
@@ -43,6 +44,10 @@ MAX_ACCOUNTS = 8  # PJSUA_MAX_ACC: pjsua asserts (aborts the process) on a 9th a
 CLOCK_RATE = 8000
 FRAME_MS = 20
 SAMPLES_PER_FRAME = CLOCK_RATE * FRAME_MS // 1000
+#: Loopback has no network jitter: one frame of hold while packets come on time, not
+#: pjmedia's adaptive default, keeps each SIP hop from adding tens of milliseconds
+#: (LabConfig.sip_jitter_buffer sets another for a whole lab).
+SIP_JITTER_BUFFER = JitterBufferSpec(adaptive=True, min_ms=FRAME_MS, max_ms=4 * FRAME_MS)
 
 # What pjsip calls its codecs; the lab uses short names.
 CODEC_IDS = {
@@ -131,7 +136,7 @@ _MEDIA_STATES = {
 }
 
 
-def _media_config(med: pj.MediaConfig) -> None:
+def _media_config(med: pj.MediaConfig, jitter_buffer: JitterBufferSpec = SIP_JITTER_BUFFER) -> None:
     """The media settings of every pjsua2 party (and of the offline codecs: the same
     `quality` sets Speex's encoder quality)."""
     med.clockRate = CLOCK_RATE
@@ -141,11 +146,11 @@ def _media_config(med: pj.MediaConfig) -> None:
     med.ecTailLen = 0
     med.sndAutoCloseTime = -1
     med.quality = 10
-    # Loopback has no network jitter: a one-frame jitter buffer instead of pjmedia's
-    # adaptive default keeps each SIP hop from adding tens of milliseconds.
-    med.jbInit = FRAME_MS
-    med.jbMinPre = FRAME_MS
-    med.jbMaxPre = 4 * FRAME_MS
+    # pjmedia's jitter buffer starts at jbInit and keeps its prefetch between jbMinPre and
+    # jbMaxPre: one value for all three is a fixed buffer.
+    med.jbInit = jitter_buffer.min_ms
+    med.jbMinPre = jitter_buffer.min_ms
+    med.jbMaxPre = jitter_buffer.max_ms
 
 
 class SipEndpoint:
@@ -162,6 +167,7 @@ class SipEndpoint:
         rtp_port: int,
         rtp_port_count: int,
         codecs: list[str],
+        jitter_buffer: JitterBufferSpec = SIP_JITTER_BUFFER,
         log_path: Path | None = None,
     ) -> None:
         if SipEndpoint._created:
@@ -181,7 +187,7 @@ class SipEndpoint:
         cfg.uaConfig.mainThreadOnly = False
         cfg.uaConfig.maxCalls = MAX_CALLS
         cfg.uaConfig.userAgent = f"calllab {name}"
-        _media_config(cfg.medConfig)
+        _media_config(cfg.medConfig, jitter_buffer)
         cfg.logConfig.level = 4 if log_path else 1
         cfg.logConfig.consoleLevel = 1
         if log_path:

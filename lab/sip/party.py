@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lab.config import LabConfig, Party
+from lab.jitterspec import JitterBufferSpec
 from lab.sip.endpoint import SipEndpoint
 
 
@@ -59,6 +60,7 @@ async def serve(
         rtp_port=party.rtp_port,
         rtp_port_count=party.rtp_port_count,
         codecs=codecs,
+        jitter_buffer=JitterBufferSpec.parse(cfg.sip_jitter_buffer),
         log_path=cfg.run_dir / f"{slug}.pjsip.log",
     )
     app = build(endpoint)
