@@ -122,11 +122,21 @@ class Relay:
         if call not in self.calls:
             self.calls[call] = CallNetwork({})
             while len(self.calls) > KEEP_CALLS:
-                del self.calls[next(iter(self.calls))]
+                self._forget(next(iter(self.calls)))
         network = self.calls[call]
         for direction, impairment in (impair or {}).items():
             # A re-INVITE joins again: the schedule (its random stream) goes on unchanged.
             network.schedules.setdefault(direction, Schedule(impairment))
+
+    def _forget(self, call: str) -> None:
+        """Drop an old call's counts and close the ports still mirrored for it (the browser
+        leg's ICE ports are new every call: kept, they would pile up)."""
+        del self.calls[call]
+        for port in [p for p, route in self.routes.items() if route.call == call]:
+            del self.routes[port]
+            mirror = self._ports.pop(port, None)
+            if mirror is not None and mirror.transport is not None:
+                mirror.transport.close()
 
     def forward(self, data: bytes, src: tuple[str, int], port: int) -> None:
         route, out = self.routes.get(port), self._ports.get(src[1])

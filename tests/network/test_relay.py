@@ -9,7 +9,7 @@ import time
 import pytest
 
 from lab.network.impairment import Impairment
-from lab.network.relay import JoinRefused, Relay, rtp_sequence
+from lab.network.relay import KEEP_CALLS, JoinRefused, Relay, rtp_sequence
 
 # Addresses of this test's own, outside the lab's 127.0.0.1-.6 and its port ranges.
 RELAY, PHONE, PSTN = "127.0.0.61", "127.0.0.62", "127.0.0.63"
@@ -92,5 +92,18 @@ async def test_a_port_is_never_taken_from_another_party_and_a_new_call_takes_ove
         assert relay.routes[PSTN_PORT].call == "c2"
         assert relay.calls["c2"].schedules == {}  # c2 asked for nothing: a perfect network
         assert relay.summary("c3") == {}
+    finally:
+        relay.stop()
+
+
+async def test_the_oldest_calls_are_forgotten_with_their_ports() -> None:
+    relay = Relay(RELAY)
+    try:
+        for i in range(KEEP_CALLS + 2):
+            await relay.join(f"c{i}", PHONE, [PHONE_PORT + i], "to-phone")
+        assert len(relay.calls) == KEEP_CALLS and "c0" not in relay.calls and "c1" not in relay.calls
+        assert PHONE_PORT not in relay.routes and PHONE_PORT + 1 not in relay.routes
+        bound(RELAY, PHONE_PORT).close()  # its mirror was closed: the port is free again
+        assert relay.routes[PHONE_PORT + 2].call == "c2"
     finally:
         relay.stop()
