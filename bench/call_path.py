@@ -15,8 +15,10 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
+
 from lab.analysis.ceiling import through_chain
-from lab.audio import one_way_latency, pesq_nb, read_wav
+from lab.audio import RATE, one_way_latency, pesq_nb, read_wav
 from lab.config import LabConfig, PhonePolicy
 from lab.scenario import CallResult, place_call
 from lab.stack import Stack
@@ -31,14 +33,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
-def audio_of(result: CallResult, name: str) -> list[float]:
+def audio_of(result: CallResult, name: str, rate: int = RATE) -> np.ndarray:
+    """A recording of the call, which must be at `rate` (the lab's)."""
     path = result.audio.get(name)
     assert path, f"call {result.call_id}: no {name} recording ({result.final_status} {result.reason})"
     try:
-        samples, _ = read_wav(Path(path))
+        samples, recorded_at = read_wav(Path(path))
     except Exception as exc:
         raise RuntimeError(f"{path} ({Path(path).stat().st_size} bytes): {exc}") from exc
-    return samples  # type: ignore[return-value]
+    assert recorded_at == rate, f"{path}: recorded at {recorded_at} Hz, the lab runs at {rate} Hz"
+    return samples
 
 
 def quality(cfg: LabConfig, result: CallResult) -> dict[str, float]:
@@ -46,8 +50,8 @@ def quality(cfg: LabConfig, result: CallResult) -> dict[str, float]:
     phone, _ = read_wav(cfg.prompts_dir / "phone.wav")
     at_phone, at_browser = audio_of(result, "phone_received"), audio_of(result, "browser_received")
     return {
-        "pesq_b2p": pesq_nb(browser, at_phone),  # type: ignore[arg-type]
-        "pesq_p2b": pesq_nb(phone, at_browser),  # type: ignore[arg-type]
+        "pesq_b2p": pesq_nb(browser, at_phone),
+        "pesq_p2b": pesq_nb(phone, at_browser),
         "latency_b2p": one_way_latency(
             browser,
             at_phone,

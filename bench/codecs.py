@@ -1,25 +1,30 @@
 """Each SIP leg codec and each mobile leg codec in an unimpaired call: PESQ against the
 same prompt offline through the same codec chain (the ceiling), and the gateway's CPU.
 
-    make bench-codecs, or: .venv/bin/python bench/codecs.py [--talk 8] [--repeat 1]
+    make bench-codecs, or: .venv/bin/python bench/codecs.py [--talk 8] [--repeat 1] [--wideband]
 
 SIP codecs are measured with the default mobile codec (GSM), mobile codecs with the default
-SIP codec (PCMU); the browser leg is Opus. Gateway CPU is its share of a core during the
-call's talk, above what it uses idle: the gateway transcodes Opus <-> the SIP codec, so the
-SIP codec is what moves it. Numbers, not verdicts.
+SIP codec (PCMU); the browser leg is Opus. --wideband runs a 16 kHz lab instead and measures
+the wideband chains (and G.711 > GSM for comparison) with wideband PESQ (P.862.2).
+
+Gateway CPU is its share of a core during the call's talk, above what it uses idle: the
+gateway transcodes Opus <-> the SIP codec, so the SIP codec is what moves it. Numbers, not
+verdicts.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import statistics
 import time
 
 from call_path import NOW, NUMBER, audio_of, cpu_seconds
 
 from lab.analysis.ceiling import through_chain
-from lab.audio import pesq_nb, read_wav
+from lab.audio import pesq_nb, pesq_wb, read_wav
+from lab.config import NARROWBAND, WIDEBAND, LabConfig
 from lab.scenario import CallResult, place_call
 from lab.sip.codecs import LEG_CODECS
 from lab.stack import Stack
@@ -43,10 +48,19 @@ async def one_call(stack: Stack, sip: str, mobile: str, talk: float, pid: int) -
     return result, cpu
 
 
+#: A wideband lab's chains: each wideband SIP codec, each wideband mobile codec, and the
+#: default narrowband chain to show what P.862.2 makes of 4 kHz.
+WIDEBAND_CASES = [("G722", "G722"), ("SPEEX16", "SPEEX16"), ("SPEEX32", "G722"), ("PCMU", "GSM")]
+
+
 async def bench(args: argparse.Namespace) -> None:
-    cases = [(sip, "GSM") for sip in LEG_CODECS["sip"]]
-    cases += [("PCMU", mobile) for mobile in LEG_CODECS["mobile"] if ("PCMU", mobile) not in cases]
-    async with Stack() as stack:
+    if args.wideband:
+        cases, score, rate = WIDEBAND_CASES, pesq_wb, WIDEBAND
+    else:
+        cases = [(sip, "GSM") for sip in LEG_CODECS["sip"]]
+        cases += [("PCMU", mobile) for mobile in LEG_CODECS["mobile"] if ("PCMU", mobile) not in cases]
+        score, rate = pesq_nb, NARROWBAND
+    async with Stack(dataclasses.replace(LabConfig(), audio_rate=rate)) as stack:
         cfg = stack.cfg
         browser, _ = read_wav(cfg.prompts_dir / "browser.wav")
         phone, _ = read_wav(cfg.prompts_dir / "phone.wav")
@@ -57,7 +71,8 @@ async def bench(args: argparse.Namespace) -> None:
         await asyncio.sleep(args.window)
         idle = (cpu_seconds(pid) - c0) / args.window
         print(
-            f"gateway idle: {idle * 100:.1f}% of a core; talk {args.talk:g} s, {args.repeat} call(s) per case"
+            f"{rate} Hz lab, {score.__name__}; gateway idle: {idle * 100:.1f}% of a core; "
+            f"talk {args.talk:g} s, {args.repeat} call(s) per case"
         )
         header = (
             f"{'SIP':<8} {'mobile':<7} {'b->p live':>9} {'ceiling':>7} {'diff':>6} "
@@ -71,12 +86,13 @@ async def bench(args: argparse.Namespace) -> None:
                 await asyncio.sleep(1.0)  # the last call is torn down everywhere
                 result, cpu = await one_call(stack, sip, mobile, args.talk, pid)
                 assert result.ok, f"{sip}/{mobile}: {result.final_status} {result.sip_code} {result.reason}"
-                b2p.append(pesq_nb(browser, audio_of(result, "phone_received")))  # type: ignore[arg-type]
-                p2b.append(pesq_nb(phone, audio_of(result, "browser_received")))  # type: ignore[arg-type]
+                b2p.append(score(browser, audio_of(result, "phone_received", rate)))
+                p2b.append(score(phone, audio_of(result, "browser_received", rate)))
                 cpus.append(cpu - idle)
             chain = ["opus", sip.lower(), mobile.lower()]
-            ceil_b2p = pesq_nb(browser, through_chain(browser, chain))
-            ceil_p2b = pesq_nb(phone, through_chain(phone, chain[::-1]))
+            sip_legs = (False, True, True)  # the browser leg is Opus through FFmpeg; the others pjmedia
+            ceil_b2p = score(browser, through_chain(browser, chain, rate, sip_legs))
+            ceil_p2b = score(phone, through_chain(phone, chain[::-1], rate, sip_legs[::-1]))
             live_b2p, live_p2b, cpu = statistics.median(b2p), statistics.median(p2b), statistics.median(cpus)
             base_cpu = base_cpu if base_cpu is not None else cpu if sip == "PCMU" else None
             ratio = f"{cpu / base_cpu:7.2f}" if base_cpu else f"{'-':>7}"
@@ -96,6 +112,7 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=1, help="calls per case (medians)")
     parser.add_argument("--window", type=float, default=4.0, help="idle CPU window, s")
+    parser.add_argument("--wideband", action="store_true", help="a 16 kHz lab, its chains, P.862.2")
     asyncio.run(bench(parser.parse_args()))
 
 

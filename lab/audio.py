@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-RATE = 8000
+from lab.config import NARROWBAND, WIDEBAND
+
+RATE = NARROWBAND  # what the lab's audio runs at unless a lab is wideband
 
 PROMPTS = {
     # Two voices and two texts: each side's recording must match its own far end only.
@@ -53,8 +55,9 @@ def resample(samples: np.ndarray, rate: int, to: int = RATE) -> np.ndarray:
     return signal.resample_poly(samples, to // g, rate // g).astype(np.float32)
 
 
-def ensure_prompts(folder: Path) -> dict[str, Path]:
-    """The two speech prompts as 8 kHz mono WAVs, spoken by espeak-ng once and kept."""
+def ensure_prompts(folder: Path, rate: int = RATE) -> dict[str, Path]:
+    """The two speech prompts as mono WAVs at `rate`, spoken by espeak-ng (at 22.05 kHz) once
+    and kept."""
     paths = {name: folder / f"{name}.wav" for name in PROMPTS}
     if all(p.exists() for p in paths.values()):
         return paths
@@ -65,11 +68,11 @@ def ensure_prompts(folder: Path) -> dict[str, Path]:
     for name, (voice, text) in PROMPTS.items():
         raw = folder / f"{name}.espeak.wav"
         subprocess.run([espeak, "-v", voice, "-s", "150", "-w", str(raw), text], check=True)
-        samples, rate = read_wav(raw)
-        samples = resample(samples, rate)
+        samples, spoken_rate = read_wav(raw)
+        samples = resample(samples, spoken_rate, rate)
         samples = 0.5 * samples / max(1e-6, float(np.max(np.abs(samples))))
-        pause = np.zeros(RATE // 2, dtype=np.float32)
-        write_wav(paths[name], np.concatenate([samples, pause]))
+        pause = np.zeros(rate // 2, dtype=np.float32)
+        write_wav(paths[name], np.concatenate([samples, pause]), rate)
         raw.unlink()
     return paths
 
@@ -135,7 +138,7 @@ def _aligned_source(source: np.ndarray, received: np.ndarray, rate: int) -> np.n
     return looped[start : start + len(received)]
 
 
-WIDEBAND_RATE = 16000  # P.862.2 scores 16 kHz audio only
+WIDEBAND_RATE = WIDEBAND  # P.862.2 scores 16 kHz audio only
 
 
 def pesq_nb(source: np.ndarray, received: np.ndarray, rate: int = RATE) -> float:

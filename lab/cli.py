@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import signal
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.analysis.pcap import CaptureError
-from lab.config import LabConfig, PhonePolicy
+from lab.config import NARROWBAND, WIDEBAND, LabConfig, PhonePolicy
 from lab.network.impairment import ImpairmentError
 from lab.network.legs import plan, profiles_help
 from lab.numbers import InvalidNumber, normalize_number
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    cfg = LabConfig()
+    cfg = dataclasses.replace(LabConfig(), audio_rate=WIDEBAND if args.wideband else NARROWBAND)
     if read_state(cfg) is not None:
         print("the lab is already up; `calllab status` shows it")
         return 0
@@ -56,7 +57,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     cfg = running_config() or LabConfig()
     rows = asyncio.run(health(cfg))
     up = read_state(cfg) is not None
-    print(f"lab is {'up' if up else 'down'}")
+    band = "wideband, 16 kHz" if cfg.wideband else "narrowband, 8 kHz"
+    print(f"lab is {'up' if up else 'down'}" + (f" ({band} audio)" if up else ""))
     print(f"{'party':<17} {'address':<28} {'pid':>7}  health")
     print(f"{cfg.browser.name:<17} {cfg.browser.host:<28} {'-':>7}  (the client: this process)")
     for row in rows:
@@ -225,7 +227,7 @@ def _print_summary(model: CallModel) -> None:
     for s in model.streams:
         print(f"  RTP {summary(s)}")
     for p in model.pesq:
-        print(f"  PESQ {p.direction}: {p.mos_lqo:.2f} (ceiling {p.ceiling})")
+        print(f"  PESQ {p.direction}: {p.mos_lqo:.2f} (ceiling {p.ceiling}, {p.scale})")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -362,7 +364,13 @@ def _policy(text: str) -> PhonePolicy:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="calllab", description="SIP/WebRTC call lab on loopback")
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the lab in the background").set_defaults(func=cmd_up)
+    up = sub.add_parser("up", help="start the lab in the background")
+    up.add_argument(
+        "--wideband",
+        action="store_true",
+        help="run the lab's audio at 16 kHz (HD voice: G.722/Speex 16 end to end, P.862.2 PESQ)",
+    )
+    up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop the lab").set_defaults(func=cmd_down)
     sub.add_parser("status", help="parties, addresses, PIDs, health").set_defaults(func=cmd_status)
     call = sub.add_parser("call", help="call a number from the browser-style client")

@@ -134,7 +134,8 @@ class OpusDecoder:
         return self._decode(data, OPUS_MAX_FRAME, fec=False)
 
 
-def _pcm_frame(samples: np.ndarray, rate: int, pts: int) -> av.AudioFrame:
+def pcm_frame(samples: np.ndarray, rate: int, pts: int) -> av.AudioFrame:
+    """16-bit mono `samples` at `rate` as the frame aiortc's tracks and encoders take."""
     frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
     frame.sample_rate = rate
     frame.pts = pts
@@ -163,7 +164,7 @@ class ConcealingDecoder(Decoder):
         assert self.opus is not None
         concealed = [self.opus.conceal(lost, data)] if lost else []  # before: it moves the decoder on
         pcm = np.concatenate([*concealed, self.opus.decode(data)])
-        frame = _pcm_frame(pcm, OPUS_RATE, self._pts)
+        frame = pcm_frame(pcm, OPUS_RATE, self._pts)
         self._pts += len(pcm)
         return [frame]
 
@@ -190,7 +191,7 @@ def opus_packets(samples: np.ndarray, rate: int, bitrate: int, fec: bool) -> lis
     step = rate // 50
     packets: list[RtpPacket] = []
     for pts in range(0, len(pcm) - step + 1, step):
-        payloads, timestamp = encoder.encode(_pcm_frame(pcm[pts : pts + step], rate, pts))
+        payloads, timestamp = encoder.encode(pcm_frame(pcm[pts : pts + step], rate, pts))
         for payload in payloads:
             assert timestamp is not None  # None only with no payload (the encoder buffering)
             seq = len(packets)

@@ -24,6 +24,10 @@ HOME = Path(os.environ.get("CALLLAB_HOME", Path(__file__).resolve().parents[1]))
 #: ways people dial them. POSIX ERE, because Kamailio matches it.
 MOBILE_NUMBER_RE = r"^([+]7[0-9]{10}|8[0-9]{10})$"
 
+#: The two audio bands a lab runs at (Hz): the telephone's, and wideband ("HD voice").
+NARROWBAND = 8000
+WIDEBAND = 16000
+
 
 @dataclass(frozen=True)
 class Party:
@@ -121,6 +125,12 @@ class LabConfig:
     #: is the lab's, from its start. One 20 ms frame while packets come on time: each SIP
     #: hop then adds no more than loopback needs.
     sip_jitter_buffer: str = "adaptive:20-80"
+    #: The lab's audio band, in Hz: 8000 (narrowband, the telephone's) or 16000 (wideband,
+    #: "HD voice"). pjsua2 mixes every call of a process at one clock rate, so the band is the
+    #: lab's, from its start: the SIP parties' bridges, the gateway's frames, the prompts and
+    #: the recordings run at it. Wideband lets G.722 and Speex 16 carry 7 kHz end to end and
+    #: costs the SIP parties more CPU (README, "Wideband").
+    audio_rate: int = NARROWBAND
     #: captures/ keeps the newest calls (capture, report, recordings) within both limits;
     #: older ones are removed after each call and by `calllab clean`. A call is ~1 MB.
     keep_calls: int = 200
@@ -129,6 +139,10 @@ class LabConfig:
 
     #: Numbers the PSTN gateway connects to the second phone; every other one rings the first.
     phone2_numbers: tuple[str, ...] = ("+79990000002", "89990000002")
+
+    @property
+    def wideband(self) -> bool:
+        return self.audio_rate == WIDEBAND
 
     @property
     def parties(self) -> tuple[Party, ...]:
@@ -194,7 +208,9 @@ class LabConfig:
 
     @property
     def prompts_dir(self) -> Path:
-        return self.home / ".calllab" / "prompts"
+        """The speech prompts at the lab's audio rate."""
+        folder = self.home / ".calllab" / "prompts"
+        return folder if self.audio_rate == NARROWBAND else folder / str(self.audio_rate)
 
     @property
     def captures_dir(self) -> Path:

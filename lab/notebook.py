@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -12,10 +13,10 @@ from matplotlib.figure import Figure
 from lab.analysis.call_steps import CallStep
 from lab.analysis.columns import BRIEF, Table, hop_table, network_table, stream_table
 from lab.analysis.model import CallModel
-from lab.config import LabConfig
+from lab.config import NARROWBAND, WIDEBAND, LabConfig
 from lab.plots import png
 from lab.report import html_table
-from lab.stack import Stack, running_config
+from lab.stack import LabError, Stack, running_config
 
 _kernel_stack: Stack | None = None
 
@@ -30,15 +31,21 @@ def show_figures_inline() -> None:
 show_figures_inline()
 
 
-async def start_lab() -> LabConfig:
+async def start_lab(wideband: bool = False) -> LabConfig:
     """The lab `calllab up` runs, if any; else one started inside this kernel (its processes
-    die with the kernel, also on a restart, and stop_lab() stops them)."""
+    die with the kernel, also on a restart, and stop_lab() stops them). `wideband`: its
+    audio at 16 kHz (LabConfig.audio_rate); a lab already up in the other band is an error."""
     global _kernel_stack
-    cfg = running_config()
+    rate = WIDEBAND if wideband else NARROWBAND
+    cfg = running_config() or (_kernel_stack.cfg if _kernel_stack is not None else None)
+    if cfg is not None and cfg.audio_rate != rate:
+        raise LabError(
+            f"the lab is up at {cfg.audio_rate} Hz, not {rate} Hz: stop it first "
+            "(`calllab down`, or lab.notebook.stop_lab() for this kernel's)"
+        )
     if cfg is not None:
         return cfg
-    if _kernel_stack is None:
-        _kernel_stack = await Stack().start()
+    _kernel_stack = await Stack(dataclasses.replace(LabConfig(), audio_rate=rate)).start()
     return _kernel_stack.cfg
 
 

@@ -27,7 +27,7 @@ import websockets
 
 from lab import process, sipserver
 from lab.audio import ensure_prompts
-from lab.config import LabConfig, Party
+from lab.config import NARROWBAND, WIDEBAND, LabConfig, Party
 from lab.jitterspec import JitterBufferSpec
 from lab.network import control as network_control
 from lab.signaling import CLIENT_MESSAGES, GATEWAY_MESSAGES, Ping, Pong
@@ -171,6 +171,10 @@ class Stack:
             JitterBufferSpec.parse(cfg.sip_jitter_buffer)
         except ValueError as exc:
             raise LabError(f"sip_jitter_buffer: {exc}") from None
+        if cfg.audio_rate not in (NARROWBAND, WIDEBAND):
+            raise LabError(
+                f"audio_rate {cfg.audio_rate}: {NARROWBAND} (narrowband) or {WIDEBAND} (wideband) Hz"
+            )
         if sipserver.find_binary() is None:
             raise LabError(f"the SIP server needs Kamailio; install it: {apt_hint(sipserver.APT_PACKAGE)}")
         if shutil.which("espeak-ng") is None and not (cfg.prompts_dir / "phone.wav").exists():
@@ -189,7 +193,7 @@ class Stack:
         cfg = self.cfg
         cfg.run_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(cfg.run_dir, 0o700)
-        ensure_prompts(cfg.prompts_dir)
+        ensure_prompts(cfg.prompts_dir, cfg.audio_rate)
         cfg.save(cfg.run_dir / "lab.json")
         kamailio_cfg = cfg.run_dir / "kamailio.cfg"
         kamailio_cfg.touch(mode=0o600)
@@ -413,13 +417,15 @@ def start_daemon(cfg: LabConfig, timeout: float = READY_TIMEOUT + 5) -> dict[str
     with open(log, "ab") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lab.stack"],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=err,
             start_new_session=True,
             env={**os.environ, "CALLLAB_HOME": str(cfg.home)},
         )
-    assert proc.stdout is not None
+    assert proc.stdin is not None and proc.stdout is not None
+    with proc.stdin:  # the config on a pipe: a password given in it never shows in `ps`
+        proc.stdin.write(cfg.to_json().encode())
     line = b""
     deadline = time.monotonic() + timeout
     os.set_blocking(proc.stdout.fileno(), False)
@@ -459,7 +465,7 @@ def stop_daemon(cfg: LabConfig, timeout: float = 10.0) -> bool:
 
 
 async def _serve() -> None:
-    stack = Stack(LabConfig())
+    stack = Stack(LabConfig.from_json(sys.stdin.read()))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

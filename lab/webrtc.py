@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import fractions
 import re
 import time
 from collections.abc import Callable
@@ -25,11 +24,10 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from lab.audio import RATE, write_wav
-from lab.codecs import ConcealingDecoder, OpusEncoder, av_library
+from lab.codecs import ConcealingDecoder, OpusEncoder, av_library, pcm_frame
 from lab.jitterbuffer import BoundedJitterBuffer
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 
-FRAME_SAMPLES = RATE // 50  # 20 ms
 CODECS = {"opus": "audio/opus", "pcmu": "audio/PCMU", "pcma": "audio/PCMA", "g722": "audio/G722"}
 OPUS_BITRATES = range(6000, 510001)  # bit/s, what libopus takes (RFC 7587 maxaveragebitrate)
 AIORTC_OPUS_BITRATE = 96000  # aiortc's own encoder, stereo
@@ -233,22 +231,16 @@ def encode_as_asked(pc: RTCPeerConnection) -> None:
             transceiver.sender._RTCRtpSender__encoder = encoder  # type: ignore[attr-defined]
 
 
-def pcm_frame(pcm: bytes, pts: int) -> av.AudioFrame:
-    frame = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
-    frame.planes[0].update(pcm)
-    frame.pts = pts
-    frame.sample_rate = RATE
-    frame.time_base = fractions.Fraction(1, RATE)
-    return frame
-
-
 class PromptTrack(MediaStreamTrack):
-    """A microphone that speaks a prompt in a loop, paced in real time; keeps what it sent."""
+    """A microphone that speaks a prompt (at `rate`) in a loop, paced in real time; keeps
+    what it sent."""
 
     kind = "audio"
 
-    def __init__(self, samples: np.ndarray) -> None:
+    def __init__(self, samples: np.ndarray, rate: int = RATE) -> None:
         super().__init__()
+        self.rate = rate
+        self._frame = rate // 50  # 20 ms
         self._pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2")
         self._pos = 0
         self._pts = 0
@@ -266,29 +258,30 @@ class PromptTrack(MediaStreamTrack):
         if self._start is None:
             self._start = time.monotonic()
         else:
-            self._pts += FRAME_SAMPLES
-            wait = self._start + self._pts / RATE - time.monotonic()
+            self._pts += self._frame
+            wait = self._start + self._pts / self.rate - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-        idx = (self._pos + np.arange(FRAME_SAMPLES)) % len(self._pcm)
-        self._pos = (self._pos + FRAME_SAMPLES) % len(self._pcm)
+        idx = (self._pos + np.arange(self._frame)) % len(self._pcm)
+        self._pos = (self._pos + self._frame) % len(self._pcm)
         chunk = self._pcm[idx]
         self.sent.append(chunk)
-        return pcm_frame(chunk.tobytes(), self._pts)
+        return pcm_frame(chunk, self.rate, self._pts)
 
     def save(self, path: Path) -> None:
         pcm = np.concatenate(self.sent) if self.sent else np.zeros(0, dtype="<i2")
-        write_wav(path, pcm.astype(np.float32) / 32768.0)
+        write_wav(path, pcm.astype(np.float32) / 32768.0, self.rate)
 
 
 class QueueTrack(MediaStreamTrack):
-    """Audio pushed in 20 ms PCM frames from another clock (the SIP side's bridge)."""
+    """Audio pushed in 20 ms PCM frames at `rate` from another clock (the SIP side's bridge)."""
 
     kind = "audio"
     MAX_QUEUED = 3  # frames; older audio is dropped rather than delayed
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int) -> None:
         super().__init__()
+        self.rate = rate
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._pts = 0
 
@@ -302,14 +295,14 @@ class QueueTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         pcm = await self._queue.get()
-        frame = pcm_frame(pcm, self._pts)
+        frame = pcm_frame(np.frombuffer(pcm, dtype="<i2"), self.rate, self._pts)
         self._pts += len(pcm) // 2
         return frame
 
 
-async def drain_track(track: MediaStreamTrack, sink: Callable[[bytes], None]) -> None:
-    """Feed `sink` with the track's audio as 8 kHz mono 16-bit PCM until the track ends."""
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+async def drain_track(track: MediaStreamTrack, sink: Callable[[bytes], None], rate: int) -> None:
+    """Feed `sink` with the track's audio as mono 16-bit PCM at `rate` until the track ends."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
     while True:
         try:
             frame = await track.recv()
@@ -321,9 +314,10 @@ async def drain_track(track: MediaStreamTrack, sink: Callable[[bytes], None]) ->
 
 
 class Recording:
-    """PCM collected from a track, saved as WAV."""
+    """PCM at `rate` collected from a track, saved as WAV."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int = RATE) -> None:
+        self.rate = rate
         self.chunks: list[bytes] = []
         self.started_at: float | None = None  # time.monotonic() of the first sample heard
 
@@ -334,4 +328,4 @@ class Recording:
 
     def save(self, path: Path) -> None:
         pcm = np.frombuffer(b"".join(self.chunks), dtype="<i2")
-        write_wav(path, pcm.astype(np.float32) / 32768.0)
+        write_wav(path, pcm.astype(np.float32) / 32768.0, self.rate)

@@ -1,12 +1,17 @@
-from lab.gateway.bridge import FRAME_BYTES, PcmFifo
+import pytest
+
+from lab.gateway.bridge import PcmFifo
+from lab.sip.endpoint import frame_bytes
 
 
-def frame(n: int) -> bytes:
-    return bytes([n]) * FRAME_BYTES
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_prebuffers_then_delivers_frames_in_order(rate: int) -> None:
+    fifo = PcmFifo(frame_bytes(rate))
+    assert fifo.frame_bytes == rate // 50 * 2
 
+    def frame(n: int) -> bytes:
+        return bytes([n]) * fifo.frame_bytes
 
-def test_prebuffers_then_delivers_frames_in_order() -> None:
-    fifo = PcmFifo()
     fifo.push(frame(1))
     assert fifo.pull() is None  # still prebuffering
     fifo.push(frame(2))
@@ -16,8 +21,12 @@ def test_prebuffers_then_delivers_frames_in_order() -> None:
 
 
 def test_trims_when_the_reader_falls_behind() -> None:
-    fifo = PcmFifo()
+    fifo = PcmFifo(frame_bytes(8000))
+
+    def frame(n: int) -> bytes:
+        return bytes([n]) * fifo.frame_bytes
+
     for n in range(10):
         fifo.push(frame(n))
-    assert fifo.pull() == frame(8)  # only the newest TRIM_TO frames were kept
+    assert fifo.pull() == frame(8)  # only the newest two frames were kept
     assert fifo.pull() == frame(9)

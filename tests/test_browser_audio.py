@@ -145,7 +145,7 @@ async def test_each_side_encodes_as_the_other_sides_sdp_asks() -> None:
     audio = webrtc.BrowserAudio(opus_bitrate=24000, opus_fec=True)
     client, gateway = webrtc.peer_connection(), webrtc.peer_connection()
     try:
-        client.addTrack(webrtc.QueueTrack())
+        client.addTrack(webrtc.QueueTrack(8000))
         webrtc.prefer_codec(client, audio.codec)
         offer = await client.createOffer()
         await client.setLocalDescription(
@@ -154,7 +154,7 @@ async def test_each_side_encodes_as_the_other_sides_sdp_asks() -> None:
         asked = {"useinbandfec": 1, "maxaveragebitrate": 24000}
         assert webrtc.opus_fmtp(client.localDescription.sdp) == asked
         await gateway.setRemoteDescription(client.localDescription)
-        gateway.addTrack(webrtc.QueueTrack())
+        gateway.addTrack(webrtc.QueueTrack(8000))
         answer = await gateway.createAnswer()
         assert webrtc.opus_fmtp(answer.sdp) == {}  # aiortc writes no Opus fmtp of its own
         mirrored = webrtc.with_opus_fmtp(answer.sdp, webrtc.opus_fmtp(client.localDescription.sdp))
@@ -176,10 +176,10 @@ async def test_without_fmtp_aiortc_keeps_its_own_encoder() -> None:
     webrtc.configure("127.0.0.1")
     client, gateway = webrtc.peer_connection(), webrtc.peer_connection()
     try:
-        client.addTrack(webrtc.QueueTrack())
+        client.addTrack(webrtc.QueueTrack(8000))
         await client.setLocalDescription(await client.createOffer())
         await gateway.setRemoteDescription(client.localDescription)
-        gateway.addTrack(webrtc.QueueTrack())
+        gateway.addTrack(webrtc.QueueTrack(8000))
         await gateway.setLocalDescription(await gateway.createAnswer())
         webrtc.encode_as_asked(gateway)
         (transceiver,) = gateway.getTransceivers()

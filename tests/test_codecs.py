@@ -3,6 +3,7 @@ command line takes and the ones it refuses."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -107,7 +108,12 @@ def test_offer_edit_and_default_offers() -> None:
         "ILBC",
         "SPEEX8",
         "PCMA",
+        "G722",
+        "SPEEX16",
     ]
+    wideband = dataclasses.replace(cfg, audio_rate=16000)
+    assert codecs.default_offer(wideband, "sip") == ("G722", "PCMU", "PCMA")
+    assert codecs.default_offer(wideband, "mobile") == ("G722", "GSM", "PCMU", "PCMA")
 
 
 def test_names_header_and_the_codecs_a_leg_refuses() -> None:
@@ -119,7 +125,7 @@ def test_names_header_and_the_codecs_a_leg_refuses() -> None:
     }
     assert codecs.from_header("") == {}
     with pytest.raises(codecs.CodecError, match="not possible on the mobile leg"):
-        codecs.from_header("sip=PCMU;mobile=G722")
+        codecs.from_header("sip=PCMU;mobile=SPEEX32")
     with pytest.raises(codecs.CodecError, match="codec leg 'browser'"):
         codecs.from_header("browser=opus")
     assert codecs.lab_name("speex", 16000) == "SPEEX16" and codecs.lab_name("opus", 48000) is None
@@ -131,8 +137,8 @@ def test_names_header_and_the_codecs_a_leg_refuses() -> None:
         (["--sip-codec", "opus"], ["--sip-codec opus", "not on SIP legs", "libopus", "pcmu, pcma, g722"]),
         (["--sip-codec", "g729"], ["--sip-codec g729", "no G.729", "speex32, ilbc, gsm"]),
         (
-            ["--mobile-codec", "g722"],
-            ["--mobile-codec g722", "on the mobile leg", "gsm, ilbc, speex8, pcmu, pcma"],
+            ["--mobile-codec", "speex32"],
+            ["--mobile-codec speex32", "on the mobile leg", "gsm, ilbc, speex8, pcmu, pcma, g722, speex16"],
         ),
         (["--mobile-codec", "amr"], ["--mobile-codec amr: not possible;", "gsm, ilbc"]),
     ],

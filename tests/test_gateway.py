@@ -155,7 +155,7 @@ async def test_a_session_answers_every_bad_message_and_goes_on() -> None:
         CLIENT_MESSAGES.encode(Connect(sip=LoginForm(login="VKP009", password="pw", domain="127.0.0.3>;lr"))),
         CLIENT_MESSAGES.encode(Ping()),
     ]
-    endpoint = SimpleNamespace(active_calls=0)
+    endpoint = SimpleNamespace(active_calls=0, clock_rate=8000)
     gateway = cast(Gateway, SimpleNamespace(endpoint=endpoint, cfg=LabConfig()))
     ws = FakeSocket(texts)
     session = ClientSession(gateway, cast(Any, ws))

@@ -25,8 +25,8 @@ PAIRS = [
     ("g722", "speex8"),
     ("speex8", "pcmu"),
     ("speex16", "gsm"),
-    ("speex32", "gsm"),
-    ("ilbc", "ilbc"),
+    ("speex32", "speex16"),
+    ("ilbc", "g722"),
     ("gsm", "speex8"),
 ]
 

@@ -196,7 +196,14 @@ def stream_table(streams: Sequence[RtpStream], keys: Sequence[str]) -> Table:
 
 def pesq_table(model: CallModel) -> Table:
     return Table(
-        ["direction", "codec chain", "PESQ MOS-LQO", "ceiling (same chain offline)", "mouth to ear ms"],
+        [
+            "direction",
+            "codec chain",
+            "PESQ MOS-LQO",
+            "ceiling (same chain offline)",
+            "mouth to ear ms",
+            "scale",
+        ],
         [
             [
                 p.direction,
@@ -204,10 +211,11 @@ def pesq_table(model: CallModel) -> Table:
                 f"{p.mos_lqo:.2f}",
                 f"{p.ceiling:.2f}" if p.ceiling else "-",
                 f"{p.mouth_to_ear_ms:.0f}" if p.mouth_to_ear_ms is not None else "-",
+                p.scale + (" wideband" if p.scale == "P.862.2" else " narrowband"),
             ]
             for p in model.pesq
         ],
-        frozenset({0, 1}),
+        frozenset({0, 1, 5}),
     )
 
 

@@ -108,3 +108,6 @@ class Pesq:
     chain: tuple[str, ...]
     #: from a sample leaving one side's speaker to the other side hearing it (the recordings)
     mouth_to_ear_ms: float | None = None
+    #: "P.862" (narrowband, 8 kHz) or "P.862.2" (wideband, 16 kHz: a wideband lab's call whose
+    #: every codec is wideband); the score and its ceiling are on the same scale
+    scale: str = "P.862"

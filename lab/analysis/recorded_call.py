@@ -15,7 +15,7 @@ import numpy as np
 
 from lab.analysis.model import CallModel, LabEvent, RtpStream, lab_party_names, load
 from lab.analysis.quality import Pesq
-from lab.audio import one_way_latency, pesq_nb, read_wav
+from lab.audio import RATE, WIDEBAND_RATE, one_way_latency, pesq_nb, pesq_wb, read_wav, resample
 from lab.config import LabConfig
 from lab.sip.codecs import lab_name
 from lab.sip.sdp import Codec
@@ -106,17 +106,17 @@ def _stream(streams: tuple[RtpStream, ...], src: str, dst: str, network: str) ->
 
 
 def _mouth_to_ear_ms(
-    source: np.ndarray, received: np.ndarray, sent_t0: object, heard_t0: object
+    source: np.ndarray, received: np.ndarray, sent_t0: object, heard_t0: object, rate: int
 ) -> float | None:
     if not isinstance(sent_t0, float | int) or not isinstance(heard_t0, float | int):
         return None
-    return round(float(one_way_latency(source, received, float(sent_t0), float(heard_t0))) * 1000, 1)
+    return round(float(one_way_latency(source, received, float(sent_t0), float(heard_t0), rate)) * 1000, 1)
 
 
 def _pesq(
     streams: tuple[RtpStream, ...], folder: Path, cfg: LabConfig, log: Mapping[str, Any]
 ) -> tuple[Pesq, ...]:
-    from lab.analysis.ceiling import through_chain
+    from lab.analysis.ceiling import is_wideband, through_chain
 
     names = (cfg.browser.name, cfg.gateway.name, cfg.pstn.name, cfg.phone.name)
     networks = [n.name for n in cfg.networks.values()]  # browser, sip, mobile: call-path order
@@ -145,23 +145,28 @@ def _pesq(
         if not path.exists() or not (cfg.prompts_dir / prompt).exists():
             continue
         try:
-            source, _ = read_wav(cfg.prompts_dir / prompt)
-            received, _ = read_wav(path)
+            source, source_rate = read_wav(cfg.prompts_dir / prompt)
+            received, received_rate = read_wav(path)
         except (wave.Error, EOFError, ValueError):  # still being written (its call goes on)
             continue
+        legs = hops if sender == "Browser" else [(b, a, n) for a, b, n in reversed(hops)]
+        sent = [(s, (a, b)) for a, b, n in legs if (s := _stream(streams, a, b, n)) is not None]
+        chain = tuple((lab_name(s.codec, s.clock_rate) or s.codec).lower() for s, _ in sent)
+        on_sip_legs = tuple(cfg.browser.name not in ends for _, ends in sent)
+        wideband = received_rate == WIDEBAND_RATE and bool(chain) and is_wideband(chain)
+        rate, score = (WIDEBAND_RATE, pesq_wb) if wideband else (RATE, pesq_nb)
+        source, received = resample(source, source_rate, rate), resample(received, received_rate, rate)
         try:
-            heard_score = round(pesq_nb(source, received), 2)
+            heard_score = round(score(source, received), 2)
         except ValueError:  # nothing heard: the streams' loss and the E-model say why
             continue
-        legs = hops if sender == "Browser" else [(b, a, n) for a, b, n in reversed(hops)]
-        sent = [s for s in (_stream(streams, *leg) for leg in legs) if s is not None]
-        chain = tuple((lab_name(s.codec, s.clock_rate) or s.codec).lower() for s in sent)
         ceiling = None
         if chain and (shutil.which("sox") or "gsm" not in chain):
             try:
-                ceiling = round(pesq_nb(source, through_chain(source, list(chain))), 2)
+                ceiling = round(score(source, through_chain(source, list(chain), rate, on_sip_legs)), 2)
             except (KeyError, FileNotFoundError, RuntimeError):
                 ceiling = None
-        delay = _mouth_to_ear_ms(source, received, sent_t0, heard_t0)
-        rows.append(Pesq(f"{sender} -> {receiver}", heard_score, ceiling, chain, delay))
+        delay = _mouth_to_ear_ms(source, received, sent_t0, heard_t0, rate)
+        scale = "P.862.2" if wideband else "P.862"
+        rows.append(Pesq(f"{sender} -> {receiver}", heard_score, ceiling, chain, delay, scale))
     return tuple(rows)

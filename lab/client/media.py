@@ -10,7 +10,8 @@ from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from lab import webrtc
-from lab.audio import read_wav, resample
+from lab.audio import RATE, read_wav, resample
+from lab.config import NARROWBAND, WIDEBAND
 from lab.sip.sdp import Codec, parse_sdp
 from lab.tasks import Tasks
 
@@ -25,28 +26,31 @@ class CallMedia:
         name: str,
     ) -> None:
         self.audio = audio
-        self.prompt = prompt
         self.record_dir = record_dir
         self.tasks = tasks
         self.name = name  # "call <id>", for the log
         self.pc = webrtc.peer_connection()
         self.mic: webrtc.PromptTrack | None = None
-        self.heard = webrtc.Recording()
+        self._spoken = read_wav(prompt) if prompt is not None else None
+        # Microphone and speaker run at the prompt's rate when it is one of the lab's bands
+        # (its prompts are at the lab's), so a wideband lab's client is wideband too.
+        self.rate = self._spoken[1] if self._spoken and self._spoken[1] in (NARROWBAND, WIDEBAND) else RATE
+        self.heard = webrtc.Recording(self.rate)
         self.negotiated: Codec | None = None  # the WebRTC leg's codec, from the answer's SDP
         self.closed = asyncio.Event()
         self._drain: asyncio.Task[None] | None = None
 
     def _attach(self) -> None:
         """The microphone and the speaker."""
-        if self.prompt is not None and self.mic is None:
-            samples, rate = read_wav(self.prompt)
-            self.mic = webrtc.PromptTrack(resample(samples, rate))
+        if self._spoken is not None and self.mic is None:
+            samples, rate = self._spoken
+            self.mic = webrtc.PromptTrack(resample(samples, rate, self.rate), self.rate)
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
                 self._drain = self.tasks.start(
-                    webrtc.drain_track(track, self.heard.add), f"{self.name}: recording"
+                    webrtc.drain_track(track, self.heard.add, self.rate), f"{self.name}: recording"
                 )
 
     def _negotiated(self, answer: str) -> None:

@@ -273,7 +273,7 @@ class GatewayCall:
         self.state = CallState()
         self.sip: SipCall | None = None
         self.pc = webrtc.peer_connection()
-        self.bridge = MediaBridge(session.tasks)
+        self.bridge = MediaBridge(session.tasks, session.endpoint.clock_rate)
         self.far_number = ""  # the callee, or the caller of an incoming call
         self.transfer_target = ""
         self.consultation: GatewayCall | None = None  # the call an attended transfer replaces

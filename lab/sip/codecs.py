@@ -3,8 +3,9 @@ carry, the header a call's choice travels in, and the offerer's SDP edit that en
 
 Legs: `sip` (gateway <-> PSTN gateway) may carry every audio codec of the pjsua2 wheel;
 `mobile` (PSTN gateway <-> phone) the ones a mobile network's media gateway would hand to
-a phone. The wheel has no Opus and no G.729 (pjproject builds them only against libopus
-and a licensed G.729 library), so neither can be on a SIP leg.
+a phone, G.722 and Speex 16 standing in for HD voice (AMR-WB, which the wheel lacks). The
+wheel has no Opus and no G.729 (pjproject builds them only against libopus and a licensed
+G.729 library), so neither can be on a SIP leg.
 
 pjsua2's codec priorities are per process, and the PSTN gateway offers on both of its
 legs: so each call's offerer restricts its own offer (keep_codecs) to the leg's codec, or
@@ -38,7 +39,7 @@ RTPMAP = {
 #: What each SIP leg may carry, in the order the help lists them.
 LEG_CODECS = {
     "sip": ("PCMU", "PCMA", "G722", "SPEEX8", "SPEEX16", "SPEEX32", "ILBC", "GSM"),
-    "mobile": ("GSM", "ILBC", "SPEEX8", "PCMU", "PCMA"),
+    "mobile": ("GSM", "ILBC", "SPEEX8", "PCMU", "PCMA", "G722", "SPEEX16"),
 }
 #: Codecs people ask for that the pjsua2 wheel does not have, and why.
 NOT_IN_THE_WHEEL = {
@@ -85,8 +86,10 @@ def from_header(text: str) -> dict[str, str]:
 
 def default_offer(cfg: LabConfig, leg: str) -> tuple[str, ...]:
     """What the leg's offerer offers when the call chooses no codec: G.711 on the SIP leg,
-    the config's mobile codec first on the mobile leg (as before codecs could be chosen)."""
-    return ("PCMU", "PCMA") if leg == "sip" else (cfg.mobile_codec.upper(), "PCMU", "PCMA")
+    the config's mobile codec first on the mobile leg (as before codecs could be chosen);
+    a wideband lab puts G.722 before them, so its calls are wideband unless asked otherwise."""
+    offer = ("PCMU", "PCMA") if leg == "sip" else (cfg.mobile_codec.upper(), "PCMU", "PCMA")
+    return ("G722", *offer) if cfg.wideband else offer
 
 
 def enabled(first: Iterable[str], leg_codecs: Iterable[str]) -> list[str]:

@@ -5,6 +5,8 @@ process when ignored, see shared/notes/feasibility.md):
 
 * one Endpoint per process, transport before any account, at most 4 calls per process;
 * headless audio: null sound device that never auto-closes (else the bridge clock stops);
+* one clock rate for every call of a process (the conference bridge's): a wideband codec on
+  a narrowband bridge is cut to 4 kHz there, so a wideband lab runs every party at 16 kHz;
 * threads: pjsua runs one worker thread for SIP events; its callbacks only snapshot what
   they need and post it to the asyncio loop. Every pjsua2 method is called from the loop
   thread, so the party logic is single-threaded;
@@ -41,9 +43,8 @@ log = logging.getLogger(__name__)
 
 MAX_CALLS = 4  # the pjsua2-python wheel is compiled with PJSUA_MAX_CALLS = 4
 MAX_ACCOUNTS = 8  # PJSUA_MAX_ACC: pjsua asserts (aborts the process) on a 9th account
-CLOCK_RATE = 8000
+CLOCK_RATE = 8000  # the bridge's unless the lab is wideband (SipEndpoint's clock_rate)
 FRAME_MS = 20
-SAMPLES_PER_FRAME = CLOCK_RATE * FRAME_MS // 1000
 #: Loopback has no network jitter: one frame of hold while packets come on time, not
 #: pjmedia's adaptive default, keeps each SIP hop from adding tens of milliseconds
 #: (LabConfig.sip_jitter_buffer sets another for a whole lab).
@@ -136,11 +137,13 @@ _MEDIA_STATES = {
 }
 
 
-def _media_config(med: pj.MediaConfig, jitter_buffer: JitterBufferSpec = SIP_JITTER_BUFFER) -> None:
+def _media_config(
+    med: pj.MediaConfig, jitter_buffer: JitterBufferSpec = SIP_JITTER_BUFFER, clock_rate: int = CLOCK_RATE
+) -> None:
     """The media settings of every pjsua2 party (and of the offline codecs: the same
     `quality` sets Speex's encoder quality)."""
-    med.clockRate = CLOCK_RATE
-    med.sndClockRate = CLOCK_RATE
+    med.clockRate = clock_rate
+    med.sndClockRate = clock_rate
     med.audioFramePtime = FRAME_MS
     med.noVad = True
     med.ecTailLen = 0
@@ -168,6 +171,7 @@ class SipEndpoint:
         rtp_port_count: int,
         codecs: list[str],
         jitter_buffer: JitterBufferSpec = SIP_JITTER_BUFFER,
+        clock_rate: int = CLOCK_RATE,
         log_path: Path | None = None,
     ) -> None:
         if SipEndpoint._created:
@@ -178,6 +182,7 @@ class SipEndpoint:
         self.loop = asyncio.get_running_loop()
         self.rtp_port = rtp_port
         self.rtp_port_count = rtp_port_count
+        self.clock_rate = clock_rate  # the conference bridge's, so its recorders' too
         self._calls: set[SipCall] = set()
         self._keep: list[object] = []  # accounts: pjsua2 needs them referenced
         self.ep = pj.Endpoint()
@@ -187,7 +192,7 @@ class SipEndpoint:
         cfg.uaConfig.mainThreadOnly = False
         cfg.uaConfig.maxCalls = MAX_CALLS
         cfg.uaConfig.userAgent = f"calllab {name}"
-        _media_config(cfg.medConfig, jitter_buffer)
+        _media_config(cfg.medConfig, jitter_buffer, clock_rate)
         cfg.logConfig.level = 4 if log_path else 1
         cfg.logConfig.consoleLevel = 1
         if log_path:
@@ -820,6 +825,11 @@ def _drop_frame(pcm: bytes) -> None:
     pass
 
 
+def frame_bytes(clock_rate: int) -> int:
+    """The size of one 20 ms frame of 16-bit mono PCM at `clock_rate`."""
+    return clock_rate * FRAME_MS // 1000 * 2
+
+
 class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
     """A conference-bridge port fed and drained by Python (16-bit mono PCM frames).
 
@@ -829,20 +839,24 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
     the bridge's next clock tick and calls it until then, so a port dropped at the end of a
     call could be called after it was freed (the gateway died of it). Ports are lent to a
     call with lend() and reused, once that call is over, after give_back().
+
+    A port's frames are 20 ms at its `clock_rate`; the bridge resamples a port whose rate
+    is not its own.
     """
 
-    FRAME_BYTES = SAMPLES_PER_FRAME * 2
     _made: list[FramePort] = []  # every port of this process, until SipEndpoint.shutdown
 
-    def __init__(self) -> None:
+    def __init__(self, clock_rate: int) -> None:
         super().__init__()
+        self.clock_rate = clock_rate
+        self.frame_bytes = frame_bytes(clock_rate)
         self._pull: Callable[[], bytes | None] = _no_frame
         self._push: Callable[[bytes], None] = _drop_frame
         self.call: SipCall | None = None  # the call it serves or last served
         self.lent = False
         fmt = pj.MediaFormatAudio()
         fmt.type = pj.PJMEDIA_TYPE_AUDIO
-        fmt.clockRate = CLOCK_RATE
+        fmt.clockRate = clock_rate
         fmt.channelCount = 1
         fmt.bitsPerSample = 16
         fmt.frameTimeUsec = FRAME_MS * 1000
@@ -851,12 +865,20 @@ class FramePort(pj.AudioMediaPort):  # type: ignore[misc]
 
     @classmethod
     def lend(
-        cls, call: SipCall, pull: Callable[[], bytes | None], push: Callable[[bytes], None]
+        cls,
+        call: SipCall,
+        clock_rate: int,
+        pull: Callable[[], bytes | None],
+        push: Callable[[bytes], None],
     ) -> FramePort:
-        """A port for `call`: one given back whose call is over (so no link to it is
-        left in the bridge), else a new one."""
-        idle = (p for p in cls._made if not p.lent and (p.call is None or not p.call.alive))
-        port = next(idle, None) or cls()
+        """A port at `clock_rate` for `call`: one given back whose call is over (so no link
+        to it is left in the bridge), else a new one."""
+        idle = (
+            p
+            for p in cls._made
+            if not p.lent and p.clock_rate == clock_rate and (p.call is None or not p.call.alive)
+        )
+        port = next(idle, None) or cls(clock_rate)
         port.call, port.lent = call, True
         port._pull, port._push = pull, push
         return port
@@ -894,4 +916,5 @@ __all__ = [
     "WavPlayer",
     "WavRecorder",
     "connect",
+    "frame_bytes",
 ]

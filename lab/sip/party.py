@@ -61,6 +61,7 @@ async def serve(
         rtp_port_count=party.rtp_port_count,
         codecs=codecs,
         jitter_buffer=JitterBufferSpec.parse(cfg.sip_jitter_buffer),
+        clock_rate=cfg.audio_rate,
         log_path=cfg.run_dir / f"{slug}.pjsip.log",
     )
     app = build(endpoint)
