@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.analysis import pcap
+from lab.analysis import pcap, rtcp
 from lab.analysis.hops import NetworkHop, network_hops
 from lab.analysis.pcap import CaptureError, Packets
 from lab.analysis.quality import EModel, Pesq, e_model
@@ -86,6 +86,8 @@ class RtpStream:
     bursts: LossBursts
     quality: EModel
     series: RtpSeries = field(repr=False)
+    #: what the stream's receiving end said it saw, in its RTCP (lab/analysis/rtcp.py)
+    said: rtcp.Said = rtcp.NOTHING_SAID
 
     @property
     def label(self) -> str:
@@ -251,6 +253,10 @@ def build(
     streams = _rtp_streams(packets, messages, parties, fallback_pts or {})
     hops = network_hops(streams, NETWORK_NAMES, start)
     streams = tuple(_with_network_delay(s, hops) for s in streams)
+    reports = rtcp.read(packets)
+    streams = tuple(
+        dataclasses.replace(s, said=rtcp.said(reports, s.src, s.dst, s.ssrc, s.clock_rate)) for s in streams
+    )
     return CallModel(
         source=source,
         start=start,
