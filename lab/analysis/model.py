@@ -360,12 +360,50 @@ def _correlate(dialogs: tuple[Dialog, ...], messages: list[SipMessage]) -> tuple
 
 def _sdp_endpoints(messages: list[SipMessage]) -> dict[tuple[str, int], dict[int, Codec]]:
     """Every address:port an SDP offered for RTP, with its payload-type map (latest wins)."""
-    endpoints: dict[tuple[str, int], dict[int, Codec]] = {}
-    for m in messages:
-        for media in m.sdp:
-            if media.port and media.address:
-                endpoints[(media.address, media.port)] = {c.pt: c for c in media.codecs}
-    return endpoints
+    return {key: pts for _, key, pts in _sdp_media(messages) if pts is not None}
+
+
+def _sdp_media(messages: list[SipMessage]) -> list[tuple[int, tuple[str, int], dict[int, Codec] | None]]:
+    """Every address:port an SDP set up, in order: the frame (0-based) of the message, and the
+    payload-type map of its RTP, or None where the media is not RTP (m=image udptl t38 of a
+    switch to fax, or any m= line without RTP payload types)."""
+    return [
+        (m.frame - 1, (media.address, media.port), {c.pt: c for c in media.codecs} if media.codecs else None)
+        for m in messages
+        for media in m.sdp
+        if media.port and media.address
+    ]
+
+
+def _rtp_by_sdp(udp: pcap.Udp, messages: list[SipMessage]) -> tuple[np.ndarray, np.ndarray]:
+    """Which datagrams flow to or from an address:port an SDP set up (Wireshark's SDP-made
+    conversations), and which of those the SDP in force when they were captured says are RTP:
+    the latest SDP before the packet on either of its two ends. A re-INVITE that moves the
+    port to T.38 (UDPTL) ends its RTP there, as Wireshark's conversation set up by the later
+    SDP takes the packets after it. Packets before the first SDP on an end follow that SDP."""
+    setup = _sdp_media(messages)
+    index = {a: i for i, a in enumerate(udp.addresses)}
+    by_sdp = np.zeros(len(udp.frame), dtype=bool)
+    best_frame = np.full(len(udp.frame), -1, dtype=np.int64)  # the SDP in force: its frame
+    rtp = np.zeros(len(udp.frame), dtype=bool)
+    by_end: dict[tuple[int, int], list[tuple[int, bool]]] = {}
+    for frame, (host, port), pts in setup:
+        if host in index:
+            by_end.setdefault((index[host], port), []).append((frame, pts is not None))
+    for (address, port), timeline in by_end.items():
+        frames = np.array([f for f, _ in timeline], dtype=np.int64)
+        states = np.array([ok for _, ok in timeline], dtype=bool)
+        for hosts, ports in ((udp.src, udp.sport), (udp.dst, udp.dport)):
+            at = np.nonzero((hosts == address) & (ports == port))[0]
+            latest = np.maximum(np.searchsorted(frames, udp.frame[at], side="right") - 1, 0)
+            # an SDP before the packet wins over one after it; the later of two before it wins
+            when = np.where(frames[latest] < udp.frame[at], frames[latest], -1)
+            newer = ~by_sdp[at] | (when > best_frame[at])
+            take = at[newer]
+            by_sdp[take] = True
+            best_frame[take] = when[newer]
+            rtp[take] = states[latest[newer]]
+    return by_sdp, rtp
 
 
 def _rtp_streams(
@@ -379,13 +417,9 @@ def _rtp_streams(
     candidate = headers.rtp.copy()
     addresses = udp.addresses
     if endpoints:
-        # Like Wireshark: RTP is what flows to or from an address:port an SDP set up.
-        keyed = {(addresses.index(a), port) for a, port in endpoints if a in addresses}
-        src_key = udp.src * 65536 + udp.sport
-        dst_key = udp.dst * 65536 + udp.dport
-        wanted = np.array(sorted(a * 65536 + port for a, port in keyed), dtype=np.int64)
-        by_sdp = np.isin(src_key, wanted) | np.isin(dst_key, wanted)
-        candidate &= by_sdp | _heuristic_flows(udp, candidate & ~by_sdp)
+        # Like Wireshark: RTP is what flows to or from an address:port an SDP set up for RTP.
+        by_sdp, rtp_by_sdp = _rtp_by_sdp(udp, messages)
+        candidate &= (by_sdp & rtp_by_sdp) | _heuristic_flows(udp, candidate & ~by_sdp)
     else:
         candidate &= _heuristic_flows(udp, candidate)
     sel = np.nonzero(candidate)[0]

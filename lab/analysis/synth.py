@@ -116,6 +116,8 @@ class SynthCall:
     with_sdp: bool = True
     t0: float = 1_700_000_000.0
     call_id: str = "synth-1@calllab"
+    #: datagrams after the streams, before the BYE (a re-INVITE and the media it sets up)
+    then: list[Datagram] = field(default_factory=list)
 
     def _sip(
         self, ts: float, src: tuple[str, int], dst: tuple[str, int], lines: list[str], sdp: str = ""
@@ -158,9 +160,23 @@ class SynthCall:
             rows = s.datagrams(t + 0.6)
             yield from rows
             end = max(end, max((d.ts for d in rows), default=end))
+        yield from self.then
+        end = max(end, max((d.ts for d in self.then), default=end))
         via_bye = f"Via: SIP/2.0/UDP {a[0]}:{a[1]};branch=z9hG4bK-3"
         yield self._sip(end + 0.05, a, b, [f"BYE {uri} SIP/2.0", via_bye, *to_b, "CSeq: 2 BYE"])
         yield self._sip(end + 0.06, b, a, ["SIP/2.0 200 OK", via_bye, *to_b, "CSeq: 2 BYE"])
+
+    def reinvite(self, ts: float, offer: str, answer: str) -> list[Datagram]:
+        """The callee's re-INVITE with SDP `offer`, the caller's 200 OK with `answer`, the ACK."""
+        a, b = self.caller, self.callee
+        uri = f"sip:caller@{a[0]}"
+        via = f"Via: SIP/2.0/UDP {b[0]}:{b[1]};branch=z9hG4bK-r{ts:.3f}"
+        dialog = [f"From: <sip:+79991234567@{b[0]}>;tag=b1", f"To: <{uri}>;tag=a1"]
+        return [
+            self._sip(ts, b, a, [f"INVITE {uri} SIP/2.0", via, *dialog, "CSeq: 1 INVITE"], offer),
+            self._sip(ts + 0.05, a, b, ["SIP/2.0 200 OK", via, *dialog, "CSeq: 1 INVITE"], answer),
+            self._sip(ts + 0.06, b, a, [f"ACK {uri} SIP/2.0", via + "-ack", *dialog, "CSeq: 1 ACK"]),
+        ]
 
     def write(self, path: Path) -> Path:
         return write_pcap(path, self.datagrams())
