@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.analysis import pcap, rtcp
+from lab.analysis import pcap, rtcp, sctp
 from lab.analysis.hops import NetworkHop, network_hops
 from lab.analysis.pcap import CaptureError, Packets
 from lab.analysis.quality import EModel, Pesq, e_model
@@ -37,7 +37,7 @@ class SipMessage:
     dst: str
     src_party: str
     dst_party: str
-    transport: str  # UDP, TCP, WS
+    transport: str  # UDP, TCP, WS, SCTP
     start_line: str
     method: str  # request method, or the CSeq method of a response
     status: int | None
@@ -172,6 +172,11 @@ def _sip_messages(packets: Packets) -> tuple[list[tuple[float, int, str, str, st
             found.append(
                 (m.ts, m.frame, _endpoint(m.src, m.sport), _endpoint(m.dst, m.dport), m.transport, parsed)
             )
+    for message in sctp.user_messages(packets.sctp):
+        parsed = parse_sip(message.data)
+        if parsed is not None:
+            src, dst = _endpoint(message.src, message.sport), _endpoint(message.dst, message.dport)
+            found.append((message.ts, message.frame, src, dst, "SCTP", parsed))
     found.sort(key=lambda row: (row[0], row[1]))
     return found, retransmitted
 
