@@ -386,28 +386,34 @@ def _rtp_by_sdp(udp: pcap.Udp, messages: list[SipMessage]) -> tuple[np.ndarray, 
     the latest SDP before the packet on either of its two ends. A re-INVITE that moves the
     port to T.38 (UDPTL) ends its RTP there, as Wireshark's conversation set up by the later
     SDP takes the packets after it. Packets before the first SDP on an end follow that SDP."""
-    setup = _sdp_media(messages)
     index = {a: i for i, a in enumerate(udp.addresses)}
-    by_sdp = np.zeros(len(udp.frame), dtype=bool)
-    best_frame = np.full(len(udp.frame), -1, dtype=np.int64)  # the SDP in force: its frame
-    rtp = np.zeros(len(udp.frame), dtype=bool)
-    by_end: dict[tuple[int, int], list[tuple[int, bool]]] = {}
-    for frame, (host, port), pts in setup:
-        if host in index:
-            by_end.setdefault((index[host], port), []).append((frame, pts is not None))
-    for (address, port), timeline in by_end.items():
-        frames = np.array([f for f, _ in timeline], dtype=np.int64)
-        states = np.array([ok for _, ok in timeline], dtype=bool)
-        for hosts, ports in ((udp.src, udp.sport), (udp.dst, udp.dport)):
-            at = np.nonzero((hosts == address) & (ports == port))[0]
-            latest = np.maximum(np.searchsorted(frames, udp.frame[at], side="right") - 1, 0)
-            # an SDP before the packet wins over one after it; the later of two before it wins
-            when = np.where(frames[latest] < udp.frame[at], frames[latest], -1)
-            newer = ~by_sdp[at] | (when > best_frame[at])
-            take = at[newer]
-            by_sdp[take] = True
-            best_frame[take] = when[newer]
-            rtp[take] = states[latest[newer]]
+    setup = sorted(
+        (index[host] * 65536 + port, frame, pts is not None)
+        for frame, (host, port), pts in _sdp_media(messages)
+        if host in index
+    )
+    n = len(udp.frame)
+    by_sdp, rtp = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    if not setup:
+        return by_sdp, rtp
+    keys = np.array([k for k, _, _ in setup], dtype=np.int64)
+    frames = np.array([f for _, f, _ in setup], dtype=np.int64)
+    states = np.array([ok for _, _, ok in setup], dtype=bool)
+    ends, rank = np.unique(keys, return_inverse=True)
+    ordered = rank.reshape(-1) * (1 << 40) + frames  # the SDPs by end, then by frame
+    in_force = np.full(n, -2, dtype=np.int64)  # frame of the SDP in force (-1: one after the packet)
+    for hosts, ports in ((udp.src, udp.sport), (udp.dst, udp.dport)):
+        key = hosts * 65536 + ports
+        at = np.minimum(np.searchsorted(ends, key), len(ends) - 1)
+        known = ends[at] == key
+        first = np.searchsorted(ordered, at * (1 << 40))  # the end's first SDP
+        before = np.searchsorted(ordered, at * (1 << 40) + udp.frame) - 1  # its last before the packet
+        entry = np.where(before >= first, before, first)
+        when = np.where(before >= first, frames[entry], -1)
+        take = known & (when > in_force)
+        in_force[take] = when[take]
+        by_sdp |= take
+        rtp[take] = states[entry[take]]
     return by_sdp, rtp
 
 
@@ -421,12 +427,10 @@ def _rtp_streams(
     headers = decode_headers(data, udp.payload, udp.length)
     candidate = headers.rtp.copy()
     addresses = udp.addresses
-    if endpoints:
-        # Like Wireshark: RTP is what flows to or from an address:port an SDP set up for RTP.
-        by_sdp, rtp_by_sdp = _rtp_by_sdp(udp, messages)
-        candidate &= (by_sdp & rtp_by_sdp) | _heuristic_flows(udp, candidate & ~by_sdp)
-    else:
-        candidate &= _heuristic_flows(udp, candidate)
+    # Like Wireshark: RTP is what flows to or from an address:port an SDP set up for RTP; other
+    # flows are RTP where its heuristic finds them (all of them in a capture without SDP).
+    by_sdp, rtp_by_sdp = _rtp_by_sdp(udp, messages)
+    candidate &= (by_sdp & rtp_by_sdp) | _heuristic_flows(udp, candidate & ~by_sdp)
     sel = np.nonzero(candidate)[0]
     if len(sel) == 0:
         return ()

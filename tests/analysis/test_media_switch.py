@@ -80,3 +80,13 @@ def test_a_new_port_starts_new_streams_a_new_codec_does_not(tmp_path: Path, to: 
     assert assert_equal_to_tshark(path) == streams
     codecs = {s.codec for s in load(path, names={}).streams}
     assert codecs == {"PCMU"}, "a stream names the codec most of its packets carry"
+
+
+def test_a_fax_only_call_has_no_rtp(tmp_path: Path) -> None:
+    """Its SDP sets up only T.38: the UDPTL on those ports is not taken for RTP by any heuristic."""
+    call = SynthCall()
+    call.then = call.reinvite(call.t0 + 1, sdp(B, 5000, "t38"), sdp(A, 4000, "t38"))
+    call.then += [Datagram(call.t0 + 1.2 + n * 0.03, A, 4000, B, 5000, udptl(0x8000 + n)) for n in range(FAX)]
+    path = call.write(tmp_path / "fax_only.pcap")
+    assert len(fields(path, "t38", "frame.number")) == FAX
+    assert assert_equal_to_tshark(path) == 0
