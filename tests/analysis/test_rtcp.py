@@ -115,7 +115,7 @@ def test_a_lab_calls_streams_say_what_their_receivers_reported(lab_capture: Path
         assert s.said.rtt_ms is not None and 0 <= s.said.rtt_ms < 1
         if last_frame in rtts:
             # tshark truncates the gap between the packets and the DLSR to whole ms, each
-            assert abs(s.said.rtt_ms - rtts[last_frame]) <= 1
+            assert abs(s.said.rtt_ms - rtts[last_frame]) < 2
     assert sum(1 for s in model.streams if s.said.why == "") == 4
 
 
@@ -178,7 +178,7 @@ def test_a_call_with_xr_equals_tshark(xr_call: Path) -> None:
     # both of B's reports echo A's SR 30 ms of round trip later; tshark truncates to whole ms
     rtts = tshark_rtts(xr_call)
     assert set(rtts) == {c.frame for c in rtcp.read(read(xr_call)) if c.src == B}
-    assert all(abs(ms - 30) <= 1 for ms in rtts.values())
+    assert all(abs(ms - 30) < 2 for ms in rtts.values())
 
 
 def test_a_stream_shows_what_its_receiver_said_beside_the_capture(xr_call: Path) -> None:
