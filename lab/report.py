@@ -12,7 +12,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from lab import plots
-from lab.analysis.columns import E_MODEL, REPORT, Table, hop_table, pesq_table, stream_table
+from lab.analysis.columns import E_MODEL, REPORT, SAID, SAID_XR, Table, hop_table, pesq_table, stream_table
 from lab.analysis.model import CallModel
 from lab.analysis.quality import MIN_JITTER_BUFFER_MS, PTIME_MS
 
@@ -70,6 +70,19 @@ def render(model: CallModel, title: str | None = None) -> str:
     parts.append("<h2>RTP streams</h2>" + html_table(stream_table(model.streams, REPORT)))
     if model.streams:
         parts.append(_png(plots.jitter(model)) + _png(plots.loss(model)))
+    if model.streams:
+        parts.append(
+            "<h2>What each receiver said (RTCP)</h2><p>Beside the capture's figures, what each "
+            "stream's receiving end reported about it in its last RTCP receiver report (RFC 3550): "
+            "loss over the last report interval, packets lost over the stream, interarrival jitter "
+            "in the stream's clock; RTT from the report's LSR/DLSR and the sender report it echoes, "
+            "as the capture saw them.</p>" + html_table(stream_table(model.streams, SAID))
+        )
+        if any(s.said.xr for s in model.streams):
+            parts.append(
+                "<p>RTCP-XR VoIP metrics (RFC 3611), as the receiving end sent them:</p>"
+                + html_table(stream_table(model.streams, SAID_XR))
+            )
     if model.hops:
         parts.append(
             "<h2>Networks</h2><p>Each stream that crossed a network party, seen on the wire as it "

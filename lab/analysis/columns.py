@@ -15,10 +15,88 @@ from typing import Any
 
 from lab.analysis.hops import NetworkHop
 from lab.analysis.model import CallModel, RtpStream
+from lab.analysis.rtcp import ReportBlock
 
 
 def _measured(s: RtpStream) -> str:
     return ""
+
+
+def _no_block(s: RtpStream) -> str:
+    return s.said.why or ("" if s.said.block else "no report block (RTCP-XR only)")
+
+
+def _no_xr(s: RtpStream) -> str:
+    return s.said.why or ("" if s.said.xr else "no RTCP-XR VoIP metrics")
+
+
+def _block(get: Callable[[ReportBlock], Any]) -> Callable[[RtpStream], Any]:
+    """A receiver report block's field; None where the stream has none (the JSON's null)."""
+    return lambda s: get(s.said.block) if s.said.block else None
+
+
+def _xr(name: str) -> Callable[[RtpStream], Any]:
+    return lambda s: getattr(s.said.xr, name) if s.said.xr else None
+
+
+def _said_columns() -> tuple[Column, ...]:
+    """What the stream's receiving end said in its RTCP (lab/analysis/rtcp.py): rtcp_* from its
+    receiver report blocks, xr_* from its RTCP-XR VoIP metrics."""
+    xr = (
+        ("loss_rate_pct", "XR loss", "{:.2f}", "%"),
+        ("discard_rate_pct", "XR discarded", "{:.2f}", "%"),
+        ("burst_density_pct", "XR burst density", "{:.2f}", "%"),
+        ("gap_density_pct", "XR gap density", "{:.2f}", "%"),
+        ("burst_duration_ms", "XR burst duration", "{}", "ms"),
+        ("gap_duration_ms", "XR gap duration", "{}", "ms"),
+        ("round_trip_ms", "XR round trip", "{}", "ms"),
+        ("end_system_delay_ms", "XR end system delay", "{}", "ms"),
+        ("r_factor", "XR R", "{}", ""),
+        ("mos_lq", "XR MOS-LQ", "{:.1f}", ""),
+        ("mos_cq", "XR MOS-CQ", "{:.1f}", ""),
+    )
+
+    def xr_missing(name: str) -> Callable[[RtpStream], str]:
+        return lambda s: _no_xr(s) or ("" if _xr(name)(s) is not None else "unavailable (127)")
+
+    return (
+        Column("rtcp_note", "RTCP", lambda s: s.said.why, left=True),
+        Column("rtcp_reports", "RTCP reports", lambda s: s.said.reports, why_missing=lambda s: s.said.why),
+        Column(
+            "rtcp_fraction_lost_pct",
+            "said loss (last interval)",
+            _block(lambda b: round(b.fraction_lost / 256 * 100, 3)),
+            "{:.2f}",
+            "%",
+            why_missing=_no_block,
+        ),
+        Column(
+            "rtcp_cumulative_lost", "said lost", _block(lambda b: b.cumulative_lost), why_missing=_no_block
+        ),
+        Column(
+            "rtcp_highest_seq", "said highest seq", _block(lambda b: b.highest_seq), why_missing=_no_block
+        ),
+        Column(
+            "rtcp_jitter_ms",
+            "said jitter",
+            lambda s: None if s.said.jitter_ms is None else round(s.said.jitter_ms, 3),
+            "{:.3f}",
+            "ms",
+            why_missing=lambda s: _no_block(s) or s.said.why_no_jitter,
+        ),
+        Column(
+            "rtcp_rtt_ms",
+            "RTT (LSR/DLSR)",
+            lambda s: None if s.said.rtt_ms is None else round(s.said.rtt_ms, 3),
+            "{:.3f}",
+            "ms",
+            why_missing=lambda s: _no_block(s) or s.said.why_no_rtt,
+        ),
+        *(
+            Column(f"xr_{name}", header, _xr(name), fmt, unit, why_missing=xr_missing(name))
+            for name, header, fmt, unit in xr
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -115,6 +193,7 @@ STREAM_COLUMNS: dict[str, Column] = {
         Column("delay_ms", "delay", lambda s: s.quality.delay_ms, "{:g}", "ms"),
         Column("ie_eff", "Ie,eff", lambda s: s.quality.ie_eff),
         Column("id", "Id", lambda s: s.quality.id),
+        *_said_columns(),
     )
 }
 
@@ -146,6 +225,7 @@ JSON = (
     "ie_source",
     "r_factor",
     "mos",
+    *(k for k in STREAM_COLUMNS if k.startswith(("rtcp_", "xr_"))),
 )
 REPORT = (
     "label",
@@ -166,6 +246,19 @@ REPORT = (
     "r_factor",
     "mos",
 )
+#: What the capture shows beside what the receiving end said (RTCP), and its RTCP-XR VoIP metrics.
+SAID = (
+    "label",
+    "lost",
+    "rtcp_cumulative_lost",
+    "lost_pct",
+    "rtcp_fraction_lost_pct",
+    "jitter_ms",
+    "rtcp_jitter_ms",
+    "rtcp_rtt_ms",
+    "rtcp_reports",
+)
+SAID_XR = ("label", "lost_pct", *(k for k in STREAM_COLUMNS if k.startswith("xr_")))
 E_MODEL = ("label", "ie", "bpl", "ie_source", "burst_ratio", "delay_ms", "ie_eff", "id")
 BRIEF = ("label", "packets", "lost", "lost_pct", "jitter_ms", "r_factor", "mos")  # notebooks, dashboard
 SUMMARY = ("packets", "lost", "lost_pct", "jitter_ms", "mos")  # `calllab analyze`, after the label

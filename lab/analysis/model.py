@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.analysis import pcap
+from lab.analysis import pcap, rtcp, sctp
 from lab.analysis.hops import NetworkHop, network_hops
 from lab.analysis.pcap import CaptureError, Packets
 from lab.analysis.quality import EModel, Pesq, e_model
@@ -37,7 +37,7 @@ class SipMessage:
     dst: str
     src_party: str
     dst_party: str
-    transport: str  # UDP, TCP, WS
+    transport: str  # UDP, TCP, WS, SCTP
     start_line: str
     method: str  # request method, or the CSeq method of a response
     status: int | None
@@ -86,6 +86,8 @@ class RtpStream:
     bursts: LossBursts
     quality: EModel
     series: RtpSeries = field(repr=False)
+    #: what the stream's receiving end said it saw, in its RTCP (lab/analysis/rtcp.py)
+    said: rtcp.Said = rtcp.NOTHING_SAID
 
     @property
     def label(self) -> str:
@@ -170,6 +172,11 @@ def _sip_messages(packets: Packets) -> tuple[list[tuple[float, int, str, str, st
             found.append(
                 (m.ts, m.frame, _endpoint(m.src, m.sport), _endpoint(m.dst, m.dport), m.transport, parsed)
             )
+    for message in sctp.user_messages(packets.sctp):
+        parsed = parse_sip(message.data)
+        if parsed is not None:
+            src, dst = _endpoint(message.src, message.sport), _endpoint(message.dst, message.dport)
+            found.append((message.ts, message.frame, src, dst, "SCTP", parsed))
     found.sort(key=lambda row: (row[0], row[1]))
     return found, retransmitted
 
@@ -251,6 +258,10 @@ def build(
     streams = _rtp_streams(packets, messages, parties, fallback_pts or {})
     hops = network_hops(streams, NETWORK_NAMES, start)
     streams = tuple(_with_network_delay(s, hops) for s in streams)
+    reports = rtcp.read(packets)
+    streams = tuple(
+        dataclasses.replace(s, said=rtcp.said(reports, s.src, s.dst, s.ssrc, s.clock_rate)) for s in streams
+    )
     return CallModel(
         source=source,
         start=start,
@@ -354,12 +365,56 @@ def _correlate(dialogs: tuple[Dialog, ...], messages: list[SipMessage]) -> tuple
 
 def _sdp_endpoints(messages: list[SipMessage]) -> dict[tuple[str, int], dict[int, Codec]]:
     """Every address:port an SDP offered for RTP, with its payload-type map (latest wins)."""
-    endpoints: dict[tuple[str, int], dict[int, Codec]] = {}
-    for m in messages:
-        for media in m.sdp:
-            if media.port and media.address:
-                endpoints[(media.address, media.port)] = {c.pt: c for c in media.codecs}
-    return endpoints
+    return {key: pts for _, key, pts in _sdp_media(messages) if pts is not None}
+
+
+def _sdp_media(messages: list[SipMessage]) -> list[tuple[int, tuple[str, int], dict[int, Codec] | None]]:
+    """Every address:port an SDP set up, in order: the frame (0-based) of the message, and the
+    payload-type map of its RTP, or None where the media is not RTP (m=image udptl t38 of a
+    switch to fax, or any m= line without RTP payload types)."""
+    return [
+        (m.frame - 1, (media.address, media.port), {c.pt: c for c in media.codecs} if media.codecs else None)
+        for m in messages
+        for media in m.sdp
+        if media.port and media.address
+    ]
+
+
+def _rtp_by_sdp(udp: pcap.Udp, messages: list[SipMessage]) -> tuple[np.ndarray, np.ndarray]:
+    """Which datagrams flow to or from an address:port an SDP set up (Wireshark's SDP-made
+    conversations), and which of those the SDP in force when they were captured says are RTP:
+    the latest SDP before the packet on either of its two ends. A re-INVITE that moves the
+    port to T.38 (UDPTL) ends its RTP there, as Wireshark's conversation set up by the later
+    SDP takes the packets after it. Packets before the first SDP on an end follow that SDP."""
+    index = {a: i for i, a in enumerate(udp.addresses)}
+    setup = sorted(
+        (index[host] * 65536 + port, frame, pts is not None)
+        for frame, (host, port), pts in _sdp_media(messages)
+        if host in index
+    )
+    n = len(udp.frame)
+    by_sdp, rtp = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    if not setup:
+        return by_sdp, rtp
+    keys = np.array([k for k, _, _ in setup], dtype=np.int64)
+    frames = np.array([f for _, f, _ in setup], dtype=np.int64)
+    states = np.array([ok for _, _, ok in setup], dtype=bool)
+    ends, rank = np.unique(keys, return_inverse=True)
+    ordered = rank.reshape(-1) * (1 << 40) + frames  # the SDPs by end, then by frame
+    in_force = np.full(n, -2, dtype=np.int64)  # frame of the SDP in force (-1: one after the packet)
+    for hosts, ports in ((udp.src, udp.sport), (udp.dst, udp.dport)):
+        key = hosts * 65536 + ports
+        at = np.minimum(np.searchsorted(ends, key), len(ends) - 1)
+        known = ends[at] == key
+        first = np.searchsorted(ordered, at * (1 << 40))  # the end's first SDP
+        before = np.searchsorted(ordered, at * (1 << 40) + udp.frame) - 1  # its last before the packet
+        entry = np.where(before >= first, before, first)
+        when = np.where(before >= first, frames[entry], -1)
+        take = known & (when > in_force)
+        in_force[take] = when[take]
+        by_sdp |= take
+        rtp[take] = states[entry[take]]
+    return by_sdp, rtp
 
 
 def _rtp_streams(
@@ -372,16 +427,10 @@ def _rtp_streams(
     headers = decode_headers(data, udp.payload, udp.length)
     candidate = headers.rtp.copy()
     addresses = udp.addresses
-    if endpoints:
-        # Like Wireshark: RTP is what flows to or from an address:port an SDP set up.
-        keyed = {(addresses.index(a), port) for a, port in endpoints if a in addresses}
-        src_key = udp.src * 65536 + udp.sport
-        dst_key = udp.dst * 65536 + udp.dport
-        wanted = np.array(sorted(a * 65536 + port for a, port in keyed), dtype=np.int64)
-        by_sdp = np.isin(src_key, wanted) | np.isin(dst_key, wanted)
-        candidate &= by_sdp | _heuristic_flows(udp, candidate & ~by_sdp)
-    else:
-        candidate &= _heuristic_flows(udp, candidate)
+    # Like Wireshark: RTP is what flows to or from an address:port an SDP set up for RTP; other
+    # flows are RTP where its heuristic finds them (all of them in a capture without SDP).
+    by_sdp, rtp_by_sdp = _rtp_by_sdp(udp, messages)
+    candidate &= (by_sdp & rtp_by_sdp) | _heuristic_flows(udp, candidate & ~by_sdp)
     sel = np.nonzero(candidate)[0]
     if len(sel) == 0:
         return ()

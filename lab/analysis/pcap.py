@@ -4,7 +4,8 @@ Only the record walk is a Python loop (one struct unpack per packet); link, IP, 
 TCP headers are decoded for all packets at once with numpy. What comes out:
 
 * `Udp`: one row per UDP datagram (time, addresses, ports, where its payload is);
-* `TcpSegment`s: TCP payloads, for SIP over TCP and over WebSocket (few, decoded in Python).
+* `TcpSegment`s: TCP payloads, for SIP over TCP and over WebSocket (few, decoded in Python);
+* `SctpPacket`s: SCTP packets, for SIP over SCTP (their chunks: lab/analysis/sctp.py).
 
 `read` takes a whole file; `GrowingCapture` reads a file still being written, piece by piece.
 """
@@ -67,10 +68,20 @@ class TcpSegment:
 
 
 @dataclass(frozen=True)
+class SctpPacket:
+    frame: int
+    ts: float
+    src: str
+    dst: str
+    data: bytes  # common header and chunks
+
+
+@dataclass(frozen=True)
 class Packets:
     frames: Frames
     udp: Udp
     tcp: list[TcpSegment]
+    sctp: tuple[SctpPacket, ...] = ()
 
     def payload(self, i: int) -> bytes:
         """The UDP payload of datagram i."""
@@ -328,6 +339,7 @@ def _u32(data: np.ndarray, at: np.ndarray) -> np.ndarray:
 _VLAN_TAGS = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad (QinQ), and the older QinQ tag
 _IP_TYPES = (0x0800, 0x86DD)
 _GRE = 47
+_SCTP = 132
 _MAX_TUNNELS = 3
 
 
@@ -492,7 +504,17 @@ def decode(f: Frames) -> Packets:
                     payload=data[int(start[j]) : int(t_end[j])].tobytes(),
                 )
             )
-    return Packets(frames=f, udp=udp, tcp=tcp)
+    sctp = tuple(
+        SctpPacket(
+            int(frame[i]),
+            float(f.ts[frame[i]]),
+            addresses[int(src_idx[i])],
+            addresses[int(dst_idx[i])],
+            data[int(l4[i]) : int(packet_end[i])].tobytes(),
+        )
+        for i in np.nonzero((proto == _SCTP) & (packet_end - l4 >= 12))[0]
+    )
+    return Packets(frames=f, udp=udp, tcp=tcp, sctp=sctp)
 
 
 def _format_address(key: bytes) -> str:

@@ -116,6 +116,8 @@ class SynthCall:
     with_sdp: bool = True
     t0: float = 1_700_000_000.0
     call_id: str = "synth-1@calllab"
+    #: datagrams after the streams, before the BYE (a re-INVITE and the media it sets up)
+    then: list[Datagram] = field(default_factory=list)
 
     def _sip(
         self, ts: float, src: tuple[str, int], dst: tuple[str, int], lines: list[str], sdp: str = ""
@@ -158,9 +160,106 @@ class SynthCall:
             rows = s.datagrams(t + 0.6)
             yield from rows
             end = max(end, max((d.ts for d in rows), default=end))
+        yield from self.then
+        end = max(end, max((d.ts for d in self.then), default=end))
         via_bye = f"Via: SIP/2.0/UDP {a[0]}:{a[1]};branch=z9hG4bK-3"
         yield self._sip(end + 0.05, a, b, [f"BYE {uri} SIP/2.0", via_bye, *to_b, "CSeq: 2 BYE"])
         yield self._sip(end + 0.06, b, a, ["SIP/2.0 200 OK", via_bye, *to_b, "CSeq: 2 BYE"])
 
+    def reinvite(self, ts: float, offer: str, answer: str) -> list[Datagram]:
+        """The callee's re-INVITE with SDP `offer`, the caller's 200 OK with `answer`, the ACK."""
+        a, b = self.caller, self.callee
+        uri = f"sip:caller@{a[0]}"
+        via = f"Via: SIP/2.0/UDP {b[0]}:{b[1]};branch=z9hG4bK-r{ts:.3f}"
+        dialog = [f"From: <sip:+79991234567@{b[0]}>;tag=b1", f"To: <{uri}>;tag=a1"]
+        return [
+            self._sip(ts, b, a, [f"INVITE {uri} SIP/2.0", via, *dialog, "CSeq: 1 INVITE"], offer),
+            self._sip(ts + 0.05, a, b, ["SIP/2.0 200 OK", via, *dialog, "CSeq: 1 INVITE"], answer),
+            self._sip(ts + 0.06, b, a, [f"ACK {uri} SIP/2.0", via + "-ack", *dialog, "CSeq: 1 ACK"]),
+        ]
+
     def write(self, path: Path) -> Path:
         return write_pcap(path, self.datagrams())
+
+
+# --- RTCP (RFC 3550 SR/RR, RFC 3611 XR VoIP metrics) ------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportBlock:
+    """A reception report block as its sender fills it in."""
+
+    source: int
+    fraction_lost: int  # of 256
+    cumulative_lost: int
+    highest_seq: int
+    jitter: int  # timestamp units
+    lsr: int = 0
+    dlsr: int = 0  # 1/65536 s
+
+    def pack(self) -> bytes:
+        lost = (self.fraction_lost << 24) | (self.cumulative_lost & 0xFFFFFF)
+        return struct.pack("!IIIIII", self.source, lost, self.highest_seq, self.jitter, self.lsr, self.dlsr)
+
+
+def ntp(seconds: float) -> tuple[int, int]:
+    """The NTP timestamp (seconds since 1900) of a Unix time: (MSW, LSW)."""
+    whole = int(seconds) + 2_208_988_800
+    return whole & 0xFFFFFFFF, int((seconds % 1) * (1 << 32))
+
+
+def ntp_middle(seconds: float) -> int:
+    """The middle 32 bits of the NTP timestamp of a Unix time: an LSR."""
+    msw, lsw = ntp(seconds)
+    return ((msw & 0xFFFF) << 16) | (lsw >> 16)
+
+
+def _rtcp(pt: int, count: int, body: bytes) -> bytes:
+    return struct.pack("!BBH", 0x80 | count, pt, len(body) // 4) + body
+
+
+def sender_report(ssrc: int, sent_at: float, rtp_ts: int, packets: int, *blocks: ReportBlock) -> bytes:
+    msw, lsw = ntp(sent_at)
+    info = struct.pack("!IIIIII", ssrc, msw, lsw, rtp_ts, packets, packets * 160)
+    return _rtcp(200, len(blocks), info + b"".join(b.pack() for b in blocks))
+
+
+def receiver_report(ssrc: int, *blocks: ReportBlock) -> bytes:
+    return _rtcp(201, len(blocks), struct.pack("!I", ssrc) + b"".join(b.pack() for b in blocks))
+
+
+def voip_metrics(ssrc: int, source: int, metrics: dict[str, int]) -> bytes:
+    """An RTCP-XR packet with one VoIP metrics block (RFC 3611 4.7); fields as sent, by name:
+    loss, discard, burst_density, gap_density (of 256), burst_ms, gap_ms, rtt_ms, esd_ms,
+    r_factor, mos_lq, mos_cq (x10); the rest zero."""
+    m = {k: 0 for k in ("loss", "discard", "burst_density", "gap_density", "burst_ms", "gap_ms")}
+    m |= {"rtt_ms": 0, "esd_ms": 0, "r_factor": 127, "mos_lq": 127, "mos_cq": 127} | metrics
+    block = struct.pack(
+        "!BBHIBBBBHHHHBBBBBBBBBBHHH",
+        7,
+        0,
+        8,
+        source,
+        m["loss"],
+        m["discard"],
+        m["burst_density"],
+        m["gap_density"],
+        m["burst_ms"],
+        m["gap_ms"],
+        m["rtt_ms"],
+        m["esd_ms"],
+        127,  # signal level: unavailable
+        127,  # noise level
+        127,  # residual echo return loss
+        16,  # Gmin
+        m["r_factor"],
+        127,  # external R factor
+        m["mos_lq"],
+        m["mos_cq"],
+        0,  # receiver configuration
+        0,
+        40,  # jitter buffer nominal, maximum, absolute maximum (ms)
+        80,
+        200,
+    )
+    return _rtcp(207, 0, struct.pack("!I", ssrc) + block)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +47,13 @@ def rtp_streams(path: str | Path, heuristic: bool = False) -> list[TsharkStream]
     return parse_rtp_streams(out)
 
 
-def fields(path: str | Path, display_filter: str, *names: str) -> list[tuple[str, ...]]:
-    """`tshark -Y FILTER -T fields -e NAME...`: one tuple of field texts per matching packet."""
-    argv = [get_process_path(), "-n", "-r", str(path), "-Y", display_filter, "-T", "fields"]
+def fields(
+    path: str | Path, display_filter: str, *names: str, options: Sequence[str] = (), two_pass: bool = False
+) -> list[tuple[str, ...]]:
+    """`tshark -Y FILTER -T fields -e NAME...`: one tuple of field texts per matching packet.
+    options are more tshark arguments (`-o pref:value`); two_pass for fields a later packet sets."""
+    argv = [get_process_path(), "-n", *(["-2"] if two_pass else []), *options, "-r", str(path)]
+    argv += ["-Y", display_filter, "-T", "fields"]
     argv += [arg for name in names for arg in ("-e", name)]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=True).stdout
     return [tuple(line.split("\t")) for line in out.splitlines()]
