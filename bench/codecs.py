@@ -60,6 +60,9 @@ async def bench(args: argparse.Namespace) -> None:
         cases = [(sip, "GSM") for sip in LEG_CODECS["sip"]]
         cases += [("PCMU", mobile) for mobile in LEG_CODECS["mobile"] if ("PCMU", mobile) not in cases]
         score, rate = pesq_nb, NARROWBAND
+    if args.cases:
+        pairs = (case.upper().partition("/") for case in args.cases.split(","))
+        cases = [(sip, mobile) for sip, _, mobile in pairs]
     async with Stack(dataclasses.replace(LabConfig(), audio_rate=rate)) as stack:
         cfg = stack.cfg
         browser, _ = read_wav(cfg.prompts_dir / "browser.wav")
@@ -113,6 +116,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="calls per case (medians)")
     parser.add_argument("--window", type=float, default=4.0, help="idle CPU window, s")
     parser.add_argument("--wideband", action="store_true", help="a 16 kHz lab, its chains, P.862.2")
+    parser.add_argument("--cases", help="only these SIP/MOBILE codec pairs, e.g. g722/g722,pcmu/gsm")
     asyncio.run(bench(parser.parse_args()))
 
 
