@@ -15,8 +15,9 @@ import asyncio
 import statistics
 import time
 
+from lab.batch import analysis_pool
 from lab.stack import Stack
-from lab.sweep import Results, Sweep, analysis_pool, default_parallel, lab_call, run, summary, write_report
+from lab.sweep import Results, Sweep, default_parallel, lab_call, run, summary, write_report
 
 NUMBER = "+79001234567"
 CODECS = ("opus", "pcmu")

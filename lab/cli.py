@@ -255,6 +255,7 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from lab import sweep as sw
+    from lab.batch import Progress
 
     codecs = tuple((a.option, sw.split(v)) for a in sw.CODEC_AXES if (v := getattr(args, a.keyword)))
     values = tuple((p.name, sw.split(v)) for p in sw.PARAMETERS if (v := getattr(args, p.name)))
@@ -287,7 +288,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         else cfg.captures_dir / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.html"
     )
     results = sw.Results(html.with_suffix(".csv"))
-    progress = sw.Progress(len(points))
+    progress = Progress(len(points))
     print(f"sweep: {len(points)} calls, {parallel} at once", file=sys.stderr, flush=True)
     code = 0
     try:

@@ -24,24 +24,21 @@ rows read only the call's own streams (lab.analysis.recorded_call.own_streams).
 
 from __future__ import annotations
 
-import asyncio
 import csv
+import functools
 import itertools
 import json
-import multiprocessing
 import os
-import signal
-import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from lab.analysis.hops import NetworkHop
 from lab.analysis.model import CallModel, RtpStream
-from lab.config import LabConfig, PhonePolicy
+from lab.batch import Row, analysed_call, analysis_pool, run_bounded
+from lab.config import LabConfig
 from lab.network.impairment import Impairment, ImpairmentError
 from lab.network.legs import DIRECTIONS, LEGS, LegImpairment, plan
 from lab.numbers import InvalidNumber, normalize_number
@@ -49,8 +46,6 @@ from lab.sip.codecs import LEG_CODECS
 
 if TYPE_CHECKING:
     from lab.scenario import CallResult
-
-Row = dict[str, Any]
 
 
 class SweepError(ValueError):
@@ -100,8 +95,6 @@ PARAMETER = {p.name: p for p in PARAMETERS}
 #: Row column names of the two directions, in DIRECTIONS order.
 SIDES = ("to_phone", "to_browser")
 PESQ_DIRECTIONS = {"to_phone": "Browser -> Mobile phone", "to_browser": "Mobile phone -> Browser"}
-#: The phone answers almost at once: a sweep measures media, not ringing.
-ANSWER = PhonePolicy("answer", 0.3)
 
 
 @dataclass(frozen=True)
@@ -429,42 +422,6 @@ def read_csv(path: Path) -> list[Row]:
         return [{k: value(v) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-# --- progress -----------------------------------------------------------------------------
-
-
-def progress_line(done: int, total: int, failed: int, elapsed: float, width: int = 24) -> str:
-    """`[##########--------------] 10/24 calls, 1 failed, 1m05s, ETA 1m31s`"""
-    filled = round(width * done / total) if total else width
-    eta = f", ETA {_duration(elapsed / done * (total - done))}" if done and done < total else ""
-    fails = f", {failed} failed" if failed else ""
-    return f"[{'#' * filled}{'-' * (width - filled)}] {done}/{total} calls{fails}, {_duration(elapsed)}{eta}"
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}m{secs:02d}s"
-
-
-class Progress:
-    """The progress bar on a stream: redrawn in place on a terminal, a line per call otherwise."""
-
-    def __init__(self, total: int, stream: IO[str] = sys.stderr) -> None:
-        self.total, self.stream = total, stream
-        self.done = self.failed = 0
-        self.started = time.monotonic()
-        self.tty = stream.isatty()
-
-    def update(self, row: Row) -> None:
-        self.done += 1
-        self.failed += not row["ok"]
-        line = progress_line(self.done, self.total, self.failed, time.monotonic() - self.started)
-        if not row["ok"]:
-            line += f"  #{row['index']} failed: {row['status']} {row['reason']}"
-        end = "\n" if not self.tty or self.done == self.total or not row["ok"] else ""
-        self.stream.write(("\r" if self.tty else "") + line + end)
-        self.stream.flush()
-
-
 # --- running ------------------------------------------------------------------------------
 
 CallFunction = Callable[[Point], Awaitable["CallResult"]]
@@ -480,63 +437,25 @@ async def run(
     """Every point's call, at most `concurrency` at once, each row added the moment it is
     done. A call that raises is a failed row; cancelling (Ctrl-C) ends the calls in flight
     (their sessions hang up) and keeps the rows already added."""
-    slots = asyncio.Semaphore(concurrency)
 
     async def one(point: Point) -> None:
-        async with slots:
-            try:
-                row = row_of(point, await call(point))
-            except Exception as exc:  # one failing call must not end the sweep
-                row = failed_row(point, exc)
-            results.add(row)
-            if on_row is not None:
-                on_row(row)
+        try:
+            row = row_of(point, await call(point))
+        except Exception as exc:  # one failing call must not end the sweep
+            row = failed_row(point, exc)
+        results.add(row)
+        if on_row is not None:
+            on_row(row)
 
-    tasks = [asyncio.ensure_future(one(p)) for p in points]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    await run_bounded([functools.partial(one, p) for p in points], concurrency)
     return results
 
 
-def analysed(cfg: LabConfig, capture: str, log: Mapping[str, Any]) -> tuple[CallModel, str]:
-    """A call's model and HTML report, made in a worker process: PESQ takes seconds of CPU
-    that would stall the other calls' media in the sweep's own event loop."""
-    from lab.analysis.recorded_call import analyze
-    from lab.report import write
-
-    model = analyze(capture, cfg, log=log)
-    path = cfg.captures_dir / f"{Path(capture).stem}.html"
-    return model, str(write(model, path, f"Call {Path(capture).stem}"))
-
-
-def analysis_pool() -> ProcessPoolExecutor:
-    """The worker process that analyses a sweep's calls: spawned, not forked (the sweep's
-    process runs aiortc's threads), and deaf to Ctrl-C, which is the sweep's to handle."""
-    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
-
-
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def lab_call(cfg: LabConfig, sweep: Sweep, analysis: Executor) -> CallFunction:
-    """The real call of a point: place_call through the lab, analysed in `analysis`."""
-    from lab.scenario import place_call
+    """The real call of a point: placed through the lab, analysed in `analysis`."""
 
     async def call(point: Point) -> CallResult:
-        result = await place_call(
-            cfg, sweep.number, duration=sweep.duration, answer=ANSWER, report=False, **point.call_kwargs()
-        )
-        if result.capture:
-            loop = asyncio.get_running_loop()
-            result.model, result.report = await loop.run_in_executor(
-                analysis, analysed, cfg, result.capture, result.log()
-            )
-        return result
+        return await analysed_call(cfg, analysis, sweep.number, sweep.duration, **point.call_kwargs())
 
     return call
 

@@ -25,7 +25,6 @@ from lab.sweep import (
     Sweep,
     SweepError,
     columns,
-    progress_line,
     read_csv,
     row_of,
     run,
@@ -322,11 +321,6 @@ async def test_the_runner_never_has_more_calls_in_flight_than_allowed() -> None:
 
     results = await run(points, call, Results(), concurrency=3)
     assert most == 3 and sorted(r["index"] for r in results.rows) == list(range(10))
-
-
-def test_the_progress_line_counts_fails_and_estimates_what_is_left() -> None:
-    assert progress_line(6, 24, 1, 90.0, width=8) == "[##------] 6/24 calls, 1 failed, 1m30s, ETA 4m30s"
-    assert progress_line(24, 24, 0, 300.0, width=8) == "[########] 24/24 calls, 5m00s"
 
 
 def test_the_plots_draw_a_median_line_per_codec_with_its_ceiling() -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from lab.batch import analysis_pool
 from lab.stack import Stack
-from lab.sweep import Results, Sweep, analysis_pool, capacity, lab_call, read_csv, run, write_report
+from lab.sweep import Results, Sweep, capacity, lab_call, read_csv, run, write_report
 
 pytestmark = pytest.mark.slow
 
