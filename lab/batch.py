@@ -5,11 +5,12 @@ analysed in a worker process so PESQ's seconds of CPU never stall the calls' med
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -50,6 +51,20 @@ async def run_bounded(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def a_lab() -> AsyncIterator[LabConfig]:
+    """The running lab's config (`calllab up`'s), or a lab started for the batch and
+    stopped after it, as `calllab call` does."""
+    from lab.stack import Stack, running_config
+
+    cfg = running_config()
+    if cfg is not None:
+        yield cfg
+        return
+    async with Stack() as stack:
+        yield stack.cfg
 
 
 def analysed(cfg: LabConfig, capture: str, log: Mapping[str, Any]) -> tuple[CallModel, str]:

@@ -309,6 +309,40 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return code or (1 if results.failed or len(results.rows) < len(points) else 0)
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    from lab import load as ld
+    from lab.batch import Progress
+
+    try:
+        load = ld.Load(args.number, args.calls, args.concurrency, args.rate, args.duration)
+    except ld.LoadError as exc:
+        print(f"calllab load: {exc}", file=sys.stderr)
+        return 2
+    load_run = ld.LoadRun(load)
+    progress = Progress(load.calls)
+    code = 0
+    try:
+        asyncio.run(ld.run_in_lab(load_run, progress.update))
+    except KeyboardInterrupt:
+        code = 130
+    except LabError as exc:
+        print(f"calllab: {exc}", file=sys.stderr)
+        return 2
+    summary = load_run.summary()
+    if args.json:
+        print(json.dumps({"summary": summary, "calls": load_run.ordered}, indent=2))
+    else:
+        print("\n".join(ld.summary_lines(summary)))
+    return code or (0 if summary["successful"] == load.calls else 1)
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
 def _count(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -474,6 +508,19 @@ def parser() -> argparse.ArgumentParser:
 
 def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from lab.sweep import CODEC_AXES, PARAMETERS
+
+    load = sub.add_parser(
+        "load", help="many full-chain calls at once, summarised as SIPp does (attempted, failed, setup times)"
+    )
+    load.add_argument("number", help="the number every call dials, e.g. +79001234567")
+    load.add_argument("--calls", type=_count, default=10, help="calls to place (default 10)")
+    load.add_argument("--concurrency", type=_count, default=2, help="calls at once at most (default 2)")
+    load.add_argument(
+        "--rate", type=_positive, default=None, help="calls started per second at most (default: no limit)"
+    )
+    load.add_argument("--duration", type=_positive, default=5.0, help="seconds of talk per call (default 5)")
+    load.add_argument("--json", action="store_true", help="summary and a row per call as JSON on stdout")
+    load.set_defaults(func=cmd_load)
 
     sweep = sub.add_parser(
         "sweep",

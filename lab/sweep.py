@@ -37,7 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from lab.analysis.hops import NetworkHop
 from lab.analysis.model import CallModel, RtpStream
-from lab.batch import Row, analysed_call, analysis_pool, run_bounded
+from lab.batch import Row, a_lab, analysed_call, analysis_pool, run_bounded
 from lab.config import LabConfig
 from lab.network.impairment import Impairment, ImpairmentError
 from lab.network.legs import DIRECTIONS, LEGS, LegImpairment, plan
@@ -469,14 +469,9 @@ async def run_in_lab(
 ) -> Results:
     """The sweep on the running lab (`calllab up`'s), or on one started for it and stopped
     after, as `calllab call` does."""
-    from lab.stack import Stack, running_config
-
     with analysis_pool() as analysis:
-        cfg = running_config()
-        if cfg is not None:
+        async with a_lab() as cfg:
             return await run(points, lab_call(cfg, sweep, analysis), results, concurrency, on_row)
-        async with Stack() as stack:
-            return await run(points, lab_call(stack.cfg, sweep, analysis), results, concurrency, on_row)
 
 
 def write_report(sweep: Sweep, rows: Sequence[Row], path: Path, total: int) -> Path:
