@@ -175,14 +175,40 @@ async def answers(cfg: LabConfig, party: Party, timeout: float) -> bool:
     return True
 
 
-class Stack:
-    """The lab of `cfg`, at cfg's instance. Without a cfg: at the instance CALLLAB_INSTANCE
-    names, else at the first free one (0 when no other lab runs on the machine)."""
+def take_instance(cfg: LabConfig, first_free: bool) -> tuple[LabConfig, socket.socket]:
+    """cfg's instance, claimed and its addresses free; with `first_free`, the first instance
+    from cfg's on that is (cfg moved there). InstanceTaken or LabError says why not."""
+    for instance in INSTANCES[cfg.instance :] if first_free else (cfg.instance,):
+        moved = cfg.at(instance)
+        try:
+            held = claim(instance)
+        except InstanceTaken:
+            if first_free:
+                continue
+            raise
+        try:
+            check_addresses(moved)
+        except InstanceTaken:
+            held.close()
+            if first_free:
+                continue
+            raise
+        return moved, held
+    raise LabError(f"every lab instance from {cfg.instance} to {INSTANCES.stop - 1} is taken")
 
-    def __init__(self, cfg: LabConfig | None = None) -> None:
-        requested = requested_instance() if cfg is None else cfg.instance
-        self.cfg = (cfg or LabConfig().at(requested or 0)).with_password()
-        self.first_free = requested is None
+
+class Stack:
+    """The lab of `cfg`, at cfg's instance, or with `first_free` at the first free instance from
+    it on. Without a cfg: at the instance CALLLAB_INSTANCE names, else at the first free one
+    (0 when no other lab runs on the machine)."""
+
+    def __init__(self, cfg: LabConfig | None = None, *, first_free: bool | None = None) -> None:
+        if cfg is None:
+            requested = requested_instance()
+            cfg = LabConfig().at(requested or 0)
+            first_free = requested is None if first_free is None else first_free
+        self.cfg = cfg.with_password()
+        self.first_free = bool(first_free)
         self._claim: socket.socket | None = None
         self.parties: list[PartyProcess] = []
         self.started_at: float | None = None
@@ -225,30 +251,8 @@ class Stack:
             raise LabError(f"the SIP server needs Kamailio; install it: {apt_hint(sipserver.APT_PACKAGE)}")
         if shutil.which("espeak-ng") is None and not (cfg.prompts_dir / "phone.wav").exists():
             raise LabError(f"the speech prompts need espeak-ng; install it: {apt_hint('espeak-ng')}")
-        self._take_instance()
-
-    def _take_instance(self) -> None:
-        """Claim cfg's instance, or with first_free the first free one from it on; moves cfg there."""
-        if self._claim is not None:
-            return
-        for instance in INSTANCES[self.cfg.instance :] if self.first_free else (self.cfg.instance,):
-            cfg = self.cfg.at(instance)
-            try:
-                held = claim(instance)
-            except InstanceTaken:
-                if self.first_free:
-                    continue
-                raise
-            try:
-                check_addresses(cfg)
-            except InstanceTaken:
-                held.close()
-                if self.first_free:
-                    continue
-                raise
-            self.cfg, self._claim = cfg, held
-            return
-        raise LabError(f"every lab instance from {self.cfg.instance} to {INSTANCES.stop - 1} is taken")
+        if self._claim is None:
+            self.cfg, self._claim = take_instance(cfg, self.first_free)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> Stack:
         """Start every party and return once each answers; LabError says who did not."""
