@@ -242,6 +242,7 @@ class Stack:
         ]
 
     def preflight(self) -> None:
+        """What the lab needs is there, and its instance is taken (held until stop())."""
         cfg = self.cfg
         try:
             JitterBufferSpec.parse(cfg.sip_jitter_buffer)
