@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import signal
 import sys
 import time
@@ -18,13 +19,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.analysis.pcap import CaptureError
-from lab.config import NARROWBAND, WIDEBAND, LabConfig, PhonePolicy
+from lab.config import INSTANCES, NARROWBAND, WIDEBAND, LabConfig, PhonePolicy, lab_of_capture
 from lab.network.impairment import ImpairmentError
 from lab.network.legs import plan, profiles_help
 from lab.numbers import InvalidNumber, normalize_number
 from lab.signaling import status_text
 from lab.sip.codecs import LEG_CODECS, CodecError, choose, default_offer
-from lab.stack import LabError, health, read_state, running_config, start_daemon, stop_daemon
+from lab.stack import (
+    LabError,
+    chosen_config,
+    health,
+    read_state,
+    requested_instance,
+    running_config,
+    running_labs,
+    start_daemon,
+    stop_daemon,
+)
 
 if TYPE_CHECKING:
     from lab.analysis.model import CallModel
@@ -35,30 +46,48 @@ if TYPE_CHECKING:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    cfg = dataclasses.replace(LabConfig(), audio_rate=WIDEBAND if args.wideband else NARROWBAND)
-    if read_state(cfg) is not None:
-        print("the lab is already up; `calllab status` shows it")
+    running = running_config()
+    if running is not None:
+        print(f"the lab is already up (instance {running.instance}); `calllab status` shows it")
         return 0
     t0 = time.monotonic()
-    reply = start_daemon(cfg)
-    print(f"lab up in {time.monotonic() - t0:.2f} s (parties ready in {reply['ready_s']:.2f} s)")
-    return cmd_status(args)
+    rate = WIDEBAND if args.wideband else NARROWBAND
+    reply = start_daemon(dataclasses.replace(chosen_config(), audio_rate=rate))
+    print(
+        f"lab up in {time.monotonic() - t0:.2f} s (parties ready in {reply['ready_s']:.2f} s), "
+        f"instance {reply['instance']}"
+    )
+    return _show_lab(LabConfig().at(reply["instance"]))
+
+
+def _labs_meant() -> list[LabConfig]:
+    """The labs `down` and `status` are about: the one --instance names, else every lab running
+    under this home."""
+    if requested_instance() is not None:
+        return [chosen_config()]
+    return running_labs()
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    if stop_daemon(LabConfig()):
-        print("lab stopped")
-    else:
+    stopped = [cfg.instance for cfg in _labs_meant() if stop_daemon(cfg)]
+    for instance in stopped:
+        print(f"lab stopped (instance {instance})")
+    if not stopped:
         print("no lab was running")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    cfg = running_config() or LabConfig()
+    labs = _labs_meant() or [chosen_config()]
+    return max([_show_lab(cfg) for cfg in labs])
+
+
+def _show_lab(cfg: LabConfig) -> int:
+    cfg = running_config(cfg) or cfg
     rows = asyncio.run(health(cfg))
     up = read_state(cfg) is not None
-    band = "wideband, 16 kHz" if cfg.wideband else "narrowband, 8 kHz"
-    print(f"lab is {'up' if up else 'down'}" + (f" ({band} audio)" if up else ""))
+    band = ", wideband audio, 16 kHz" if up and cfg.wideband else ""
+    print(f"lab is {'up' if up else 'down'} (instance {cfg.instance}, state in {cfg.run_dir}{band})")
     print(f"{'party':<17} {'address':<28} {'pid':>7}  health")
     print(f"{cfg.browser.name:<17} {cfg.browser.host:<28} {'-':>7}  (the client: this process)")
     for row in rows:
@@ -195,12 +224,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from lab.analysis.columns import model_json
     from lab.analysis.recorded_call import analyze
 
-    model = analyze(args.capture)
+    model = analyze(args.capture, _capture_lab(args.capture))
     if args.json:
         print(json.dumps(model_json(model), indent=2))
     else:
         _print_summary(model)
     return _cut_short(model)
+
+
+def _capture_lab(capture: str) -> LabConfig:
+    """The lab whose party names a capture's addresses get: --instance's, else the lab whose
+    captures dir holds it."""
+    instance = requested_instance()
+    return LabConfig().at(instance) if instance is not None else lab_of_capture(Path(capture))
 
 
 def _cut_short(model: CallModel) -> int:
@@ -234,7 +270,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from lab.analysis.recorded_call import analyze
     from lab.report import write as write_report
 
-    model = analyze(args.capture)
+    model = analyze(args.capture, _capture_lab(args.capture))
     out = Path(args.output) if args.output else Path(args.capture).with_suffix(".html")
     print(write_report(model, out))
     return _cut_short(model)
@@ -243,7 +279,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_clean(args: argparse.Namespace) -> int:
     from lab.capture import disk_use, prune, stored_calls
 
-    cfg = LabConfig()
+    cfg = chosen_config()
     keep = cfg.keep_calls if args.keep is None else args.keep
     max_mb = cfg.keep_mb if args.max_mb is None else args.max_mb
     removed = prune(cfg.captures_dir, keep, max_mb)
@@ -389,6 +425,14 @@ def _jitter_buffer(text: str) -> JitterBufferSpec:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _instance(text: str) -> int:
+    if not text.isdigit() or int(text) not in INSTANCES:
+        raise argparse.ArgumentTypeError(
+            f"a lab instance, {INSTANCES.start} to {INSTANCES.stop - 1}, not {text!r}"
+        )
+    return int(text)
+
+
 def _policy(text: str) -> PhonePolicy:
     try:
         return PhonePolicy.parse(text)
@@ -399,16 +443,29 @@ def _policy(text: str) -> PhonePolicy:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="calllab", description="SIP/WebRTC call lab on loopback")
     sub = p.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start the lab in the background")
+    lab = argparse.ArgumentParser(add_help=False)
+    lab.add_argument(
+        "--instance",
+        type=_instance,
+        default=None,
+        metavar="N",
+        help="the lab on 127.0.N.x (default: $CALLLAB_INSTANCE, else the lab you started, "
+        "else the first free one)",
+    )
+    up = sub.add_parser("up", parents=[lab], help="start the lab in the background")
     up.add_argument(
         "--wideband",
         action="store_true",
         help="run the lab's audio at 16 kHz (HD voice: G.722/Speex 16 end to end, P.862.2 PESQ)",
     )
     up.set_defaults(func=cmd_up)
-    sub.add_parser("down", help="stop the lab").set_defaults(func=cmd_down)
-    sub.add_parser("status", help="parties, addresses, PIDs, health").set_defaults(func=cmd_status)
-    call = sub.add_parser("call", help="call a number from the browser-style client")
+    sub.add_parser("down", parents=[lab], help="stop the lab (every lab you started)").set_defaults(
+        func=cmd_down
+    )
+    sub.add_parser("status", parents=[lab], help="instance, parties, addresses, PIDs, health").set_defaults(
+        func=cmd_status
+    )
+    call = sub.add_parser("call", parents=[lab], help="call a number from the browser-style client")
     call.add_argument("number", help="e.g. +79991234567 or 89991234567")
     call.add_argument("--duration", type=float, default=5.0, help="seconds to talk (default 5)")
     call.add_argument("--answer-after", type=float, default=None, help="phone answers after S seconds")
@@ -477,7 +534,9 @@ def parser() -> argparse.ArgumentParser:
         help="with --transfer: hold, call NUMBER first, then transfer to that call (REFER with Replaces)",
     )
     call.set_defaults(func=cmd_call)
-    dial_in = sub.add_parser("dial-in", help="the lab's mobile phone calls the browser user, who answers")
+    dial_in = sub.add_parser(
+        "dial-in", parents=[lab], help="the lab's mobile phone calls the browser user, who answers"
+    )
     dial_in.add_argument(
         "caller", nargs="?", default=None, help="the phone's number (caller id; default: the lab config's)"
     )
@@ -488,16 +547,22 @@ def parser() -> argparse.ArgumentParser:
     dial_in.add_argument("--duration", type=float, default=3.0, help="seconds to talk")
     dial_in.add_argument("--json", action="store_true", help="one JSON object on stdout")
     dial_in.set_defaults(func=cmd_dial_in)
-    _sweep_parser(sub)
-    analyze_cmd = sub.add_parser("analyze", help="SIP ladder and RTP statistics of any capture")
+    _sweep_parser(sub, lab)
+    analyze_cmd = sub.add_parser(
+        "analyze", parents=[lab], help="SIP ladder and RTP statistics of any capture"
+    )
     analyze_cmd.add_argument("capture", help="pcap or pcapng file")
     analyze_cmd.add_argument("--json", action="store_true", help="one JSON object on stdout")
     analyze_cmd.set_defaults(func=cmd_analyze)
-    report_cmd = sub.add_parser("report", help="write a self-contained HTML report of a capture")
+    report_cmd = sub.add_parser(
+        "report", parents=[lab], help="write a self-contained HTML report of a capture"
+    )
     report_cmd.add_argument("capture", help="pcap or pcapng file")
     report_cmd.add_argument("-o", "--output", help="HTML file (default: next to the capture)")
     report_cmd.set_defaults(func=cmd_report)
-    clean = sub.add_parser("clean", help="remove the oldest calls from captures/ (done after every call too)")
+    clean = sub.add_parser(
+        "clean", parents=[lab], help="remove the oldest calls from captures/ (done after every call too)"
+    )
     clean.add_argument("--keep", type=_count, help="calls to keep (default: keep_calls)")
     clean.add_argument(
         "--max-mb", type=_megabytes, help="MB the kept calls may take (default: keep_mb, 1000)"
@@ -506,11 +571,15 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _sweep_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], lab: argparse.ArgumentParser
+) -> None:
     from lab.sweep import CODEC_AXES, PARAMETERS
 
     load = sub.add_parser(
-        "load", help="many full-chain calls at once, summarised as SIPp does (attempted, failed, setup times)"
+        "load",
+        parents=[lab],
+        help="many full-chain calls at once, summarised as SIPp does (attempted, failed, setup times)",
     )
     load.add_argument("number", help="the number every call dials, e.g. +79001234567")
     load.add_argument("--calls", type=_count, default=10, help="calls to place (default 10)")
@@ -524,6 +593,7 @@ def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     sweep = sub.add_parser(
         "sweep",
+        parents=[lab],
         help="a grid of calls (codecs x impairment values x repeats) in parallel: CSV, JSON, HTML report",
     )
     sweep.add_argument("--number", required=True, help="the number every call dials")
@@ -559,6 +629,9 @@ def _sweep_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `calllab analyze x | head` ends quietly
     args = parser().parse_args(argv)
+    if args.instance is not None:
+        # One way to ask for a lab: this command, and the lab daemon it may start, read it.
+        os.environ["CALLLAB_INSTANCE"] = str(args.instance)
     try:
         code: int = args.func(args)
     except (LabError, CaptureError, InvalidNumber, ImpairmentError, CodecError, ConnectionError) as exc:

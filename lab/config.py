@@ -14,11 +14,26 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lab.sip.codecs import LEG_CODECS
 
+
+def _home() -> Path:
+    """CALLLAB_HOME, else the checkout, else ~/calllab: a shared install its user cannot write
+    to (one JupyterHub for a class) gives every user state and captures of their own."""
+    if "CALLLAB_HOME" in os.environ:
+        return Path(os.environ["CALLLAB_HOME"])
+    checkout = Path(__file__).resolve().parents[1]
+    return checkout if os.access(checkout, os.W_OK) else Path.home() / "calllab"
+
+
 #: Where the lab keeps its state (run/), speech prompts and captures.
-HOME = Path(os.environ.get("CALLLAB_HOME", Path(__file__).resolve().parents[1]))
+HOME = _home()
+
+#: The labs one machine can run at once: lab N's parties are on 127.0.N.x (every 127/8
+#: address is local on Linux), so two labs never share an address, a port or a capture.
+INSTANCES = range(256)
 
 #: Numbers the SIP server routes to the PSTN/GSM gateway: Russian mobile numbers in the two
 #: ways people dial them. POSIX ERE, because Kamailio matches it.
@@ -27,6 +42,15 @@ MOBILE_NUMBER_RE = r"^([+]7[0-9]{10}|8[0-9]{10})$"
 #: The two audio bands a lab runs at (Hz): the telephone's, and wideband ("HD voice").
 NARROWBAND = 8000
 WIDEBAND = 16000
+
+
+def host_at(host: str, instance: int) -> str:
+    """`host` in lab `instance`: a loopback address gets the instance as its third byte
+    (127.0.0.5 -> 127.0.2.5); any other address (a real SIP server) stays."""
+    parts = host.split(".")
+    if len(parts) != 4 or parts[0] != "127":
+        return host
+    return ".".join((parts[0], parts[1], str(instance), parts[3]))
 
 
 @dataclass(frozen=True)
@@ -136,9 +160,28 @@ class LabConfig:
     keep_calls: int = 200
     keep_mb: float = 1000.0
     home: Path = HOME
+    #: Which of the machine's labs this is (INSTANCES): set by at(), never by hand, so the
+    #: addresses and the instance always agree. 0 is the lab on 127.0.0.x.
+    instance: int = 0
 
     #: Numbers the PSTN gateway connects to the second phone; every other one rings the first.
     phone2_numbers: tuple[str, ...] = ("+79990000002", "89990000002")
+
+    def at(self, instance: int) -> LabConfig:
+        """This lab as instance `instance`: every party on 127.0.<instance>.x, its state in
+        its own run dir, its calls in its own captures dir; ports stay (the addresses differ)."""
+        if instance not in INSTANCES:
+            raise ValueError(f"lab instance {instance}: {INSTANCES.start} to {INSTANCES.stop - 1}")
+        moved: dict[str, Any] = {
+            f.name: dataclasses.replace(party, host=host_at(party.host, instance))
+            for f in dataclasses.fields(self)
+            if isinstance(party := getattr(self, f.name), Party)
+        }
+        return dataclasses.replace(self, instance=instance, **moved)
+
+    @property
+    def _instance_suffix(self) -> str:
+        return f"-{self.instance}" if self.instance else ""
 
     @property
     def wideband(self) -> bool:
@@ -204,7 +247,8 @@ class LabConfig:
 
     @property
     def run_dir(self) -> Path:
-        return self.home / ".calllab" / "run"
+        """.calllab/run for instance 0, .calllab/run-N for instance N: its pid and state files."""
+        return self.home / ".calllab" / f"run{self._instance_suffix}"
 
     @property
     def prompts_dir(self) -> Path:
@@ -214,7 +258,9 @@ class LabConfig:
 
     @property
     def captures_dir(self) -> Path:
-        return self.home / "captures"
+        """captures/ for instance 0, captures-N/ for instance N: each lab keeps (and prunes)
+        only its own calls."""
+        return self.home / f"captures{self._instance_suffix}"
 
     @property
     def ws_url(self) -> str:
@@ -284,6 +330,14 @@ class LabConfig:
     @classmethod
     def load(cls, path: Path) -> LabConfig:
         return cls.from_json(path.read_text())
+
+
+def lab_of_capture(capture: Path) -> LabConfig:
+    """The lab whose captures dir holds `capture` (captures-2/ -> instance 2), whose party
+    names fit its addresses; instance 0's for a capture from anywhere else."""
+    suffix = capture.resolve().parent.name.removeprefix("captures-")
+    instance = int(suffix) if suffix.isdigit() and int(suffix) in INSTANCES else 0
+    return LabConfig().at(instance)
 
 
 CALL_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")

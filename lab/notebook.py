@@ -16,7 +16,7 @@ from lab.analysis.model import CallModel
 from lab.config import NARROWBAND, WIDEBAND, LabConfig
 from lab.plots import png
 from lab.report import html_table
-from lab.stack import LabError, Stack, running_config
+from lab.stack import LabError, Stack, chosen_config, requested_instance, running_config
 
 _kernel_stack: Stack | None = None
 
@@ -45,7 +45,8 @@ async def start_lab(wideband: bool = False) -> LabConfig:
         )
     if cfg is not None:
         return cfg
-    _kernel_stack = await Stack(dataclasses.replace(LabConfig(), audio_rate=rate)).start()
+    cfg = dataclasses.replace(chosen_config(), audio_rate=rate)
+    _kernel_stack = await Stack(cfg, first_free=requested_instance() is None).start()
     return _kernel_stack.cfg
 
 

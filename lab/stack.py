@@ -27,7 +27,7 @@ import websockets
 
 from lab import process, sipserver
 from lab.audio import ensure_prompts
-from lab.config import NARROWBAND, WIDEBAND, LabConfig, Party
+from lab.config import HOME, INSTANCES, NARROWBAND, WIDEBAND, LabConfig, Party
 from lab.jitterspec import JitterBufferSpec
 from lab.network import control as network_control
 from lab.signaling import CLIENT_MESSAGES, GATEWAY_MESSAGES, Ping, Pong
@@ -77,6 +77,11 @@ def how_it_ended(returncode: int) -> str:
     return f"signal {-returncode} ({name})"
 
 
+class InstanceTaken(LabError):
+    """Another lab (of this user or another) has this instance, or something else holds one
+    of its addresses: the first free instance is the next one."""
+
+
 def _check_free(party: Party, host: str, port: int, kind: int) -> None:
     sock = socket.socket(socket.AF_INET, kind)
     try:
@@ -85,12 +90,49 @@ def _check_free(party: Party, host: str, port: int, kind: int) -> None:
         sock.bind((host, port))
     except OSError as exc:
         proto = "tcp" if kind == socket.SOCK_STREAM else "udp"
-        raise LabError(
+        raise InstanceTaken(
             f"{party.name}: address {host}:{port}/{proto} is already in use ({exc.strerror}); "
             "is another lab running? `calllab status` shows it, `calllab down` stops it"
         ) from None
     finally:
         sock.close()
+
+
+def check_addresses(cfg: LabConfig) -> None:
+    """InstanceTaken when another process holds one of the lab's addresses."""
+    networks = cfg.networks.values()
+    for party in cfg.processes:
+        port = cfg.network_control_port if party in networks else party.sip_port
+        _check_free(party, party.host, port, socket.SOCK_DGRAM)
+    _check_free(cfg.gateway, cfg.gateway.host, cfg.ws_port, socket.SOCK_STREAM)
+    for phone in cfg.phones:
+        _check_free(phone, phone.host, cfg.phone_control_port, socket.SOCK_STREAM)
+
+
+def claim(instance: int) -> socket.socket:
+    """Hold lab `instance` for as long as the socket is open: a name in Linux's abstract
+    socket namespace, which every user of the machine shares and the kernel frees when its
+    holder dies (no lock file to go stale, none another user cannot open). Closes the race
+    of two labs starting at once, before either has bound its addresses."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        sock.bind(f"\0calllab-instance-{instance}")
+    except OSError:
+        sock.close()
+        raise InstanceTaken(f"lab instance {instance} is taken by another lab on this machine") from None
+    return sock
+
+
+def requested_instance() -> int | None:
+    """The instance CALLLAB_INSTANCE (or the CLI's --instance) asks for; None: any free one."""
+    text = os.environ.get("CALLLAB_INSTANCE", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) not in INSTANCES:
+        raise LabError(
+            f"CALLLAB_INSTANCE={text!r}: a lab instance, {INSTANCES.start} to {INSTANCES.stop - 1}"
+        )
+    return int(text)
 
 
 async def gateway_ping(url: str, timeout: float = 1.0) -> Pong:
@@ -113,12 +155,14 @@ async def answers(cfg: LabConfig, party: Party, timeout: float) -> bool:
         elif party in cfg.networks.values():
             address = (party.host, cfg.network_control_port)
             if not isinstance(
-                await network_control.arequest(party.name, address, network_control.Ping(), timeout),
+                await network_control.arequest(
+                    party.name, address, network_control.Ping(), timeout, source=cfg.browser.host
+                ),
                 network_control.Pong,
             ):
                 return False
         else:
-            await options_ping(party.host, party.sip_port, timeout=timeout)
+            await options_ping(party.host, party.sip_port, timeout=timeout, source=cfg.browser.host)
     except (
         TimeoutError,
         OSError,
@@ -131,9 +175,41 @@ async def answers(cfg: LabConfig, party: Party, timeout: float) -> bool:
     return True
 
 
+def take_instance(cfg: LabConfig, first_free: bool) -> tuple[LabConfig, socket.socket]:
+    """cfg's instance, claimed and its addresses free; with `first_free`, the first instance
+    from cfg's on that is (cfg moved there). InstanceTaken or LabError says why not."""
+    for instance in INSTANCES[cfg.instance :] if first_free else (cfg.instance,):
+        moved = cfg.at(instance)
+        try:
+            held = claim(instance)
+        except InstanceTaken:
+            if first_free:
+                continue
+            raise
+        try:
+            check_addresses(moved)
+        except InstanceTaken:
+            held.close()
+            if first_free:
+                continue
+            raise
+        return moved, held
+    raise LabError(f"every lab instance from {cfg.instance} to {INSTANCES.stop - 1} is taken")
+
+
 class Stack:
-    def __init__(self, cfg: LabConfig | None = None) -> None:
-        self.cfg = (cfg or LabConfig()).with_password()
+    """The lab of `cfg`, at cfg's instance, or with `first_free` at the first free instance from
+    it on. Without a cfg: at the instance CALLLAB_INSTANCE names, else at the first free one
+    (0 when no other lab runs on the machine)."""
+
+    def __init__(self, cfg: LabConfig | None = None, *, first_free: bool | None = None) -> None:
+        if cfg is None:
+            requested = requested_instance()
+            cfg = LabConfig().at(requested or 0)
+            first_free = requested is None if first_free is None else first_free
+        self.cfg = cfg.with_password()
+        self.first_free = bool(first_free)
+        self._claim: socket.socket | None = None
         self.parties: list[PartyProcess] = []
         self.started_at: float | None = None
         self.ready_s: float | None = None
@@ -166,6 +242,7 @@ class Stack:
         ]
 
     def preflight(self) -> None:
+        """What the lab needs is there, and its instance is taken (held until stop())."""
         cfg = self.cfg
         try:
             JitterBufferSpec.parse(cfg.sip_jitter_buffer)
@@ -179,32 +256,27 @@ class Stack:
             raise LabError(f"the SIP server needs Kamailio; install it: {apt_hint(sipserver.APT_PACKAGE)}")
         if shutil.which("espeak-ng") is None and not (cfg.prompts_dir / "phone.wav").exists():
             raise LabError(f"the speech prompts need espeak-ng; install it: {apt_hint('espeak-ng')}")
-        networks = cfg.networks.values()
-        for party in cfg.processes:
-            port = cfg.network_control_port if party in networks else party.sip_port
-            _check_free(party, party.host, port, socket.SOCK_DGRAM)
-        _check_free(cfg.gateway, cfg.gateway.host, cfg.ws_port, socket.SOCK_STREAM)
-        for phone in cfg.phones:
-            _check_free(phone, phone.host, cfg.phone_control_port, socket.SOCK_STREAM)
+        if self._claim is None:
+            self.cfg, self._claim = take_instance(cfg, self.first_free)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> Stack:
         """Start every party and return once each answers; LabError says who did not."""
         self.preflight()
-        cfg = self.cfg
-        cfg.run_dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(cfg.run_dir, 0o700)
-        ensure_prompts(cfg.prompts_dir, cfg.audio_rate)
-        cfg.save(cfg.run_dir / "lab.json")
-        kamailio_cfg = cfg.run_dir / "kamailio.cfg"
-        kamailio_cfg.touch(mode=0o600)
-        kamailio_cfg.write_text(sipserver.render_config(cfg, {cfg.login: cfg.password}))
-        self.started_at = time.monotonic()
-        self.parties = self._plan()
         atexit.register(self.stop)
-        for p in self.parties:
-            p.log.write_text("")
-            self._spawn(p)
         try:
+            cfg = self.cfg
+            cfg.run_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(cfg.run_dir, 0o700)
+            ensure_prompts(cfg.prompts_dir, cfg.audio_rate)
+            cfg.save(cfg.run_dir / "lab.json")
+            kamailio_cfg = cfg.run_dir / "kamailio.cfg"
+            kamailio_cfg.touch(mode=0o600)
+            kamailio_cfg.write_text(sipserver.render_config(cfg, {cfg.login: cfg.password}))
+            self.started_at = time.monotonic()
+            self.parties = self._plan()
+            for p in self.parties:
+                p.log.write_text("")
+                self._spawn(p)
             await asyncio.gather(*(self._wait_ready(p, timeout) for p in self.parties))
         except BaseException:
             self.stop()
@@ -320,6 +392,7 @@ class Stack:
     def _write_state(self) -> None:
         state = {
             "owner": os.getpid(),
+            "instance": self.cfg.instance,
             "started": time.time(),
             "parties": {
                 p.party.name: {
@@ -349,6 +422,9 @@ class Stack:
         with contextlib.suppress(FileNotFoundError):
             if json.loads(self.state_path.read_text()).get("owner") == os.getpid():
                 self.state_path.unlink()
+        if self._claim is not None:
+            self._claim.close()
+            self._claim = None
         atexit.unregister(self.stop)
 
     async def __aenter__(self) -> Stack:
@@ -374,12 +450,37 @@ def read_state(cfg: LabConfig) -> dict[str, Any] | None:
     return state
 
 
+def running_labs(home: Path = HOME) -> list[LabConfig]:
+    """The configs of every lab running under `home` (the labs its user started), by instance."""
+    labs = []
+    for run_dir in (home / ".calllab").glob("run*/"):
+        try:
+            cfg = LabConfig.load(run_dir / "lab.json")
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if read_state(cfg) is not None:
+            labs.append(cfg)
+    return sorted(labs, key=lambda c: c.instance)
+
+
 def running_config(cfg: LabConfig | None = None) -> LabConfig | None:
-    """The config (with its password) of the lab running under cfg's home, if any."""
-    cfg = cfg or LabConfig()
+    """The config (with its password) of the running lab a command means: cfg's (its home and
+    instance); without cfg, the instance CALLLAB_INSTANCE names, else the first of the labs
+    running under this home: a user's notebooks and commands find the lab that user started."""
+    if cfg is None:
+        instance = requested_instance()
+        if instance is None:
+            return next(iter(running_labs()), None)
+        cfg = LabConfig().at(instance)
     if read_state(cfg) is None:
         return None
     return LabConfig.load(cfg.run_dir / "lab.json")
+
+
+def chosen_config() -> LabConfig:
+    """The lab a command is about, running or not: running_config(), else the requested
+    instance's (instance 0 when none is)."""
+    return running_config() or LabConfig().at(requested_instance() or 0)
 
 
 def _address(cfg: LabConfig, party: Party) -> str:
@@ -465,7 +566,8 @@ def stop_daemon(cfg: LabConfig, timeout: float = 10.0) -> bool:
 
 
 async def _serve() -> None:
-    stack = Stack(LabConfig.from_json(sys.stdin.read()))
+    # The config comes on stdin (start_daemon); a lab asked for no instance takes the first free.
+    stack = Stack(LabConfig.from_json(sys.stdin.read()), first_free=requested_instance() is None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -475,9 +577,15 @@ async def _serve() -> None:
     except (LabError, OSError) as exc:
         print(json.dumps({"error": str(exc)}), flush=True)
         return
-    print(json.dumps({"ready_s": stack.ready_s, "owner": os.getpid()}), flush=True)
+    print(
+        json.dumps({"ready_s": stack.ready_s, "owner": os.getpid(), "instance": stack.cfg.instance}),
+        flush=True,
+    )
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
+    # start_daemon opened the log before the instance was chosen: from now on, its own.
+    own_log = os.open(stack.cfg.run_dir / "stack.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(own_log, 2)
     try:
         await stop.wait()
     finally:

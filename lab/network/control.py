@@ -86,10 +86,15 @@ class NetworkUnreachable(RuntimeError):
     """The network party did not answer; the message names it and its address."""
 
 
-def request(name: str, address: tuple[str, int], msg: Request, timeout: float = REQUEST_TIMEOUT) -> Reply:
+def request(
+    name: str, address: tuple[str, int], msg: Request, timeout: float = REQUEST_TIMEOUT, *, source: str
+) -> Reply:
+    """`msg` to the network party `name` from `source`, the asking party's own address: its
+    lab's capture shows who asked, and no other lab's capture sees it."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         try:
+            sock.bind((source, 0))
             sock.sendto(REQUESTS.encode(msg).encode(), address)
             data, _ = sock.recvfrom(MAX_DATAGRAM)
         except OSError as exc:  # socket.timeout is one
@@ -104,9 +109,9 @@ def request(name: str, address: tuple[str, int], msg: Request, timeout: float = 
 
 
 async def arequest(
-    name: str, address: tuple[str, int], msg: Request, timeout: float = REQUEST_TIMEOUT
+    name: str, address: tuple[str, int], msg: Request, timeout: float = REQUEST_TIMEOUT, *, source: str
 ) -> Reply:
-    return await asyncio.to_thread(request, name, address, msg, timeout)
+    return await asyncio.to_thread(request, name, address, msg, timeout, source=source)
 
 
 async def what_the_networks_did(
@@ -119,7 +124,8 @@ async def what_the_networks_did(
         network = cfg.networks[leg]
         specs = {item.direction: item.impairment.spec() for item in asked if item.leg == leg}
         try:
-            reply = await arequest(network.name, (network.host, cfg.network_control_port), Report(call=call))
+            address = (network.host, cfg.network_control_port)
+            reply = await arequest(network.name, address, Report(call=call), source=cfg.browser.host)
             counts = reply.directions if isinstance(reply, Counts) else {}
             error = "" if isinstance(reply, Counts) else f"{network.name} answered {reply}"
         except NetworkUnreachable as exc:

@@ -67,7 +67,7 @@ class Detour:
         """The edit on pjsua's thread: join (blocking) and readdress."""
         msg = self._join(local)
         try:
-            reply = request(self.network.name, self.control, msg) if msg else None
+            reply = request(self.network.name, self.control, msg, source=self.owner) if msg else None
         except NetworkUnreachable as exc:
             reply = Refused(reason=str(exc))
         return self._readdressed(local, reply)
@@ -76,7 +76,7 @@ class Detour:
         """The same, for an aiortc SDP on an asyncio loop."""
         msg = self._join(local)
         try:
-            reply = await arequest(self.network.name, self.control, msg) if msg else None
+            reply = await arequest(self.network.name, self.control, msg, source=self.owner) if msg else None
         except NetworkUnreachable as exc:
             reply = Refused(reason=str(exc))
         return self._readdressed(local, reply)

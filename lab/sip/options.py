@@ -22,13 +22,15 @@ def options_request(host: str, port: int, local: tuple[str, int]) -> bytes:
     ).encode()
 
 
-async def options_ping(host: str, port: int, timeout: float = 0.5) -> int:
-    """Status code of the answer to one OPTIONS; raises TimeoutError when nothing answers."""
+async def options_ping(host: str, port: int, timeout: float = 0.5, *, source: str) -> int:
+    """Status code of the answer to one OPTIONS sent from `source` (a lab address: unbound,
+    Linux would send from 127.0.0.1, lab 0's browser, into another lab's capture); raises
+    TimeoutError when nothing answers."""
     loop = asyncio.get_running_loop()
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setblocking(False)
     try:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((source, 0))
         await loop.sock_sendto(sock, options_request(host, port, sock.getsockname()), (host, port))
         async with asyncio.timeout(timeout):
             while True:
