@@ -15,12 +15,14 @@ The summary, as SIPp's statistics screen and its `-trace_stat` columns say it:
   50-100, 100-150, 150-200 and 200+ ms;
 - call length (ESTABLISHED to the end), PESQ each direction and the worst stream's loss,
   as median, min and max over the calls that have them;
-- the gateway's CPU: its share of one core over the run, and per call (its CPU seconds over
-  the calls' summed length: the share of a core one call costs, idle included).
+- the gateway's CPU: its share of one core over the run, idle (measured for a second before
+  the first call), and per call: its CPU seconds above idle over the calls' summed length,
+  the share of a core one call costs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import math
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from lab.scenario import CallResult
 
 RESPONSE_BUCKETS_MS = (10, 20, 30, 40, 50, 100, 150, 200)
+IDLE_WINDOW_S = 1.0
 PESQ_DIRECTIONS = {"pesq_to_phone": "Browser -> Mobile phone", "pesq_to_browser": "Mobile phone -> Browser"}
 COLUMNS = [
     "index",
@@ -144,10 +147,10 @@ def response_buckets(setup_ms: Sequence[float]) -> dict[str, int]:
 
 
 def summarize(
-    rows: Sequence[Row], load: Load, elapsed_s: float, gateway_cpu_s: float | None
+    rows: Sequence[Row], load: Load, elapsed_s: float, gateway_cpu_s: float | None, idle_cpu: float = 0.0
 ) -> dict[str, Any]:
     """The run in SIPp's terms (module docstring); `rows` may be fewer than load.calls when
-    the run was interrupted."""
+    the run was interrupted. `idle_cpu`: the gateway's share of a core with no call."""
     setups = [r["setup_ms"] for r in rows if r["setup_ms"] is not None]
     lengths = [r["length_s"] for r in rows if r["length_s"] is not None]
     failed = [r for r in rows if not r["ok"]]
@@ -171,11 +174,14 @@ def summarize(
         **{column: _spread([r[column] for r in rows if r[column] is not None]) for column in PESQ_DIRECTIONS},
         "loss_pct": _spread([r["loss_pct"] for r in rows if r["loss_pct"] is not None]),
         "gateway_cpu_pct": None,
+        "gateway_cpu_idle_pct": None,
         "gateway_cpu_per_call_pct": None,
     }
     if gateway_cpu_s is not None and elapsed_s > 0:
         summary["gateway_cpu_pct"] = round(100 * gateway_cpu_s / elapsed_s, 1)
-        summary["gateway_cpu_per_call_pct"] = round(100 * gateway_cpu_s / talk, 1) if talk else None
+        calls_cpu = max(0.0, gateway_cpu_s - idle_cpu * elapsed_s)
+        summary["gateway_cpu_idle_pct"] = round(100 * idle_cpu, 1)
+        summary["gateway_cpu_per_call_pct"] = round(100 * calls_cpu / talk, 1) if talk else None
     return summary
 
 
@@ -210,8 +216,9 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     if summary["gateway_cpu_pct"] is not None:
         per_call = summary["gateway_cpu_per_call_pct"]
         lines.append(
-            f"  gateway CPU: {summary['gateway_cpu_pct']:.1f} % of a core over the run"
-            + (f", {per_call:.1f} % per call" if per_call is not None else "")
+            f"  gateway CPU: {summary['gateway_cpu_pct']:.1f} % of a core over the run, "
+            f"{summary['gateway_cpu_idle_pct']:.1f} % idle"
+            + (f", {per_call:.1f} % per call above idle" if per_call is not None else "")
         )
     return lines
 
@@ -235,11 +242,17 @@ class LoadRun:
         self._started: float | None = None
         self._gateway_pid: int | None = None
         self._cpu_at_start: float | None = None
+        self._idle_cpu = 0.0  # the gateway's share of a core with no call
 
-    def start(self, gateway_pid: int | None) -> None:
-        self._started = time.monotonic()
+    async def start(self, gateway_pid: int | None) -> None:
+        """Measure the gateway idle for IDLE_WINDOW_S, then start the clock."""
         self._gateway_pid = gateway_pid
+        before = cpu_seconds(gateway_pid) if gateway_pid else None
+        await asyncio.sleep(IDLE_WINDOW_S if before is not None else 0)
         self._cpu_at_start = cpu_seconds(gateway_pid) if gateway_pid else None
+        if before is not None and self._cpu_at_start is not None:
+            self._idle_cpu = (self._cpu_at_start - before) / IDLE_WINDOW_S
+        self._started = time.monotonic()
 
     @property
     def elapsed(self) -> float:
@@ -252,7 +265,7 @@ class LoadRun:
     def summary(self) -> dict[str, Any]:
         now = cpu_seconds(self._gateway_pid) if self._gateway_pid else None
         used = now - self._cpu_at_start if now is not None and self._cpu_at_start is not None else None
-        return summarize(self.ordered, self.load, self.elapsed, used)
+        return summarize(self.ordered, self.load, self.elapsed, used, self._idle_cpu)
 
 
 async def run(load_run: LoadRun, cfg: LabConfig, on_row: Callable[[Row], None] | None = None) -> None:
@@ -262,7 +275,7 @@ async def run(load_run: LoadRun, cfg: LabConfig, on_row: Callable[[Row], None] |
     load = load_run.load
     state = read_state(cfg) or {"parties": {}}
     with analysis_pool() as analysis:
-        load_run.start(state["parties"].get(cfg.gateway.name, {}).get("pid"))
+        await load_run.start(state["parties"].get(cfg.gateway.name, {}).get("pid"))
 
         async def call(index: int) -> None:
             started = load_run.elapsed

@@ -50,14 +50,16 @@ def test_the_summary_counts_failures_by_code_and_reason_and_keeps_an_interrupted
         row(4, ok=False, setup=None, code=503, reason="gateway busy"),
         row(5, ok=False, setup=None, code=503, reason="gateway busy"),
     ]
-    summary = summarize(rows, load, elapsed_s=10.0, gateway_cpu_s=0.9)
+    summary = summarize(rows, load, elapsed_s=10.0, gateway_cpu_s=0.9, idle_cpu=0.03)
     counts = [summary[k] for k in ("attempted", "established", "successful", "failed")]
     assert counts == [5, 3, 3, 2]
     assert summary["not_placed"] == 1 and summary["failed_by"] == {"503 gateway busy": 2}
     assert summary["setup_ms"] == {"p50": 25.0, "p90": 31.0, "p99": 31.0, "max": 31.0}
     assert summary["response_time_ms"]["10-20"] == 1 and summary["response_time_ms"]["20-30"] == 1
     assert summary["pesq_to_phone"] == {"median": 2.5, "min": 2.5, "max": 2.5}
-    assert summary["gateway_cpu_pct"] == 9.0 and summary["gateway_cpu_per_call_pct"] == 6.0  # 0.9 s / 15 s
+    # 0.9 s in 10 s, 0.3 s of it idle: 0.6 s for 15 s of calls
+    assert summary["gateway_cpu_pct"] == 9.0 and summary["gateway_cpu_idle_pct"] == 3.0
+    assert summary["gateway_cpu_per_call_pct"] == 4.0
     text = "\n".join(summary_lines(summary))
     assert "attempted 5, established 3, successful 3, failed 2, not placed 1 (interrupted)" in text
     assert "   2 x 503 gateway busy" in text and "setup ms: p50 25.0, p90 31.0, p99 31.0, max 31.0" in text
