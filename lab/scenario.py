@@ -66,6 +66,8 @@ class CallResult:
     #: time.monotonic() of the first sample the browser sent and heard (see one_way_latency)
     timing: dict[str, float | None] = field(default_factory=dict)
     webrtc_codec: dict[str, Any] | None = None  # {"name", "pt", "rate"} negotiated on the browser leg
+    #: the browser leg's SDP offer and answer over the WebSocket (Call.sdp_exchange)
+    webrtc_sdp: list[dict[str, Any]] = field(default_factory=list)
     #: the browser leg's asked audio ({"codec", "opus_bitrate", "opus_fec", "jitter_buffer"}) and
     #: what the client's jitter buffer did ("client_jitter_buffer": {"lost", "late", "depth_ms"})
     browser_audio: dict[str, Any] | None = None
@@ -137,6 +139,7 @@ def _result(
             for e in (call.history if call else [])
         ],
         actions=[{"t": t, "action": label} for t, label in (call.actions if call else [])],
+        webrtc_sdp=list(call.sdp_exchange) if call else [],
     )
 
 

@@ -50,7 +50,7 @@ from lab.signaling import (
     TransferEvent,
     Unhold,
 )
-from lab.sip.sdp import Codec
+from lab.sip.sdp import Codec, without_ice_password
 from lab.tasks import Tasks
 from lab.typedjson import MessageError
 
@@ -246,6 +246,9 @@ class Call:
     _event_listeners: list[Callable[[Call, dict[str, Any]], None]] = field(default_factory=list)
     #: rewrites the WebRTC offer before it goes to the gateway (a network on the browser leg)
     offer_edit: Callable[[str], Awaitable[str]] | None = None
+    #: the WebRTC offer and answer as they crossed the WebSocket, ICE password redacted:
+    #: {"t": time.time(), "from": "browser" | "gateway", "kind": "offer" | "answer", "sdp"}
+    sdp_exchange: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not CALL_ID_RE.fullmatch(self.call_id):
@@ -300,6 +303,7 @@ class Call:
         if self.offer_edit is not None:
             offer = await self.offer_edit(offer)
         self._sdp_answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._log_sdp("browser", "offer", offer)
         try:
             await self.session.send(
                 PlaceCall(
@@ -327,13 +331,20 @@ class Call:
         if not self.status.final:  # else the peer connection is being closed already
             await self.media.take_answer(sdp)
 
+    def _log_sdp(self, sender: str, kind: str, sdp: str) -> None:
+        self.sdp_exchange.append(
+            {"t": time.time(), "from": sender, "kind": kind, "sdp": without_ice_password(sdp)}
+        )
+
     def _on_message(self, msg: Status | Sdp | Offer | DtmfEvent | TransferEvent | Error) -> None:
         match msg:
             case Offer(sdp=sdp):
                 if not self._sdp_offer.done():
+                    self._log_sdp("gateway", "offer", sdp)
                     self._sdp_offer.set_result(sdp)
             case Sdp(sdp=sdp):
                 if not self._sdp_answer.done():
+                    self._log_sdp("gateway", "answer", sdp)
                     self._sdp_answer.set_result(sdp)
             case Status(status=status):
                 self._set(status, msg.sip_code, msg.reason, msg.t)
@@ -363,6 +374,7 @@ class Call:
             self._set(CallStatus.FAILED, None, f"gateway sent no WebRTC offer within {OFFER_TIMEOUT:g} s")
             return
         answer = await self.media.answer(offer)
+        self._log_sdp("browser", "answer", answer)
         await self.session.send(AnswerSdp(call_id=self.call_id, sdp=answer))
 
     async def reject(self, code: int = 603) -> None:
