@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
 import pytest
 
+from lab.analysis.call_steps import webrtc_steps
+from lab.analysis.ladder import ladder_rows
 from lab.audio import best_match, pesq_nb, read_wav
 from lab.client import LoginFailed, Session
 from lab.config import PhonePolicy
@@ -73,6 +76,31 @@ async def test_every_call_leaves_a_capture_and_a_report(stack: Stack) -> None:
         assert stream.stats.why_no_jitter == "" and 0 <= stream.stats.mean_jitter_ms < 10, stream.label
     assert [e.label.split()[0] for e in model.events][-4:] == ["RING", "ESTABLISHED", "hangup()", "FINISH"]
     assert {p.direction for p in model.pesq} == {"Browser -> Mobile phone", "Mobile phone -> Browser"}
+    # The browser leg's own setup: offer and answer over the WebSocket, an ICE check, the DTLS
+    # handshake, all before its first SRTP packet.
+    rows = ladder_rows(model)
+    labels = [r.label for r in rows]
+    srtp = [s for s in model.streams if model.srtp(s)]
+    assert {(s.src_party, s.dst_party) for s in srtp} == {("Browser", "Gateway"), ("Gateway", "Browser")}
+    first_srtp = min(s.stats.start for s in srtp) - model.start
+    setup = [
+        next(r for r in rows if r.label == "SDP offer"),
+        next(r for r in rows if r.label == "SDP answer"),
+        next(r for r in rows if r.label.startswith("STUN Binding Request")),
+        next(r for r in rows if r.label == "STUN Binding Success Response"),
+        next(r for r in rows if r.label == "DTLS ClientHello"),
+        next(r for r in rows if r.label.startswith("DTLS ServerHello")),
+        *[r for r in rows if r.label.startswith("DTLS") and r.label.endswith("Finished (encrypted)")],
+    ]
+    assert len(setup) == 8 and all(r.t < first_srtp for r in setup), [(r.label, r.t) for r in setup]
+    assert setup[0].t < setup[1].t and setup[4].t < setup[5].t < setup[6].t <= setup[7].t
+    assert "STUN Binding Request, USE-CANDIDATE" in labels
+    assert "ICE host udp 127.0.0.1:" in setup[0].note and "DTLS setup actpass, sha-256" in setup[0].note
+    assert "DTLS setup active" in setup[1].note
+    assert [s.number for s in webrtc_steps(model) if s.row is not None] == [f"W{k}" for k in range(1, 8)]
+    logged = json.loads((Path(result.capture).with_suffix("") / "call.json").read_text())["webrtc_sdp"]
+    assert [(x["from"], x["kind"]) for x in logged] == [("browser", "offer"), ("gateway", "answer")]
+    assert all("a=ice-pwd:[redacted]" in x["sdp"] for x in logged)
     html = Path(result.report).read_text()
     assert stack.cfg.password not in html and stack.cfg.password not in Path(
         result.capture
