@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from lab.analysis import dtls
 from lab.analysis.model import CallModel, LabEvent, SipMessage, WebrtcPacket
+from lab.analysis.stun import StunMessage
 
 
 @dataclass(frozen=True)
@@ -51,24 +52,8 @@ def webrtc_rows(packets: tuple[WebrtcPacket, ...]) -> list[LadderRow]:
     note; error responses all show. Every DTLS handshake datagram is an arrow (a flight, or
     part of one); encrypted application data (a data channel) shows once per direction, with
     its count."""
-    stun_packets = [p for p in packets if p.stun is not None]
-    requests: dict[tuple[str, str], list[WebrtcPacket]] = {}
-    for p in stun_packets:
-        if p.stun is not None and p.stun.is_request:
-            requests.setdefault((p.src_party, p.dst_party), []).append(p)
-    notes: dict[int, str] = {}
-    for sent in requests.values():
-        first = sent[0]
-        nominating = next((p for p in sent if p.stun is not None and p.stun.use_candidate), None)
-        role = first.stun.role if first.stun is not None else ""
-        nominated = sum(1 for p in sent if p.stun is not None and p.stun.use_candidate)
-        counted = f"{len(sent)} Binding request{'s' if len(sent) > 1 else ''} this way"
-        if nominated:
-            counted += f", {nominated} with USE-CANDIDATE"
-        notes[first.frame] = f"ICE {role}: {counted}" if role else f"ICE: {counted}"
-        if nominating is not None and nominating is not first:
-            notes.setdefault(nominating.frame, "ICE: nominates this candidate pair")
-    asked = {p.stun.transaction for p in stun_packets if p.frame in notes and p.stun is not None}
+    notes = _ice_notes([(p, p.stun) for p in packets if p.stun is not None])
+    asked = {p.stun.transaction for p in packets if p.stun is not None and p.frame in notes}
     answered: set[tuple[bytes, str, str]] = set()
     data_rows: dict[tuple[str, str], tuple[int, int]] = {}  # direction: its first row, datagrams
     rows = []
@@ -93,6 +78,27 @@ def webrtc_rows(packets: tuple[WebrtcPacket, ...]) -> list[LadderRow]:
     for at, seen in data_rows.values():
         rows[at] = dataclasses.replace(rows[at], note=f"{seen} datagrams this way")
     return rows
+
+
+def _ice_notes(checks: list[tuple[WebrtcPacket, StunMessage]]) -> dict[int, str]:
+    """The requests shown (by frame), each with its note: per direction the first, counting
+    the rest, and the first with USE-CANDIDATE."""
+    requests: dict[tuple[str, str], list[tuple[WebrtcPacket, StunMessage]]] = {}
+    for p, message in checks:
+        if message.is_request:
+            requests.setdefault((p.src_party, p.dst_party), []).append((p, message))
+    notes: dict[int, str] = {}
+    for sent in requests.values():
+        first, first_message = sent[0]
+        nominating = [p for p, message in sent if message.use_candidate]
+        counted = f"{len(sent)} Binding request{'s' if len(sent) > 1 else ''} this way"
+        if nominating:
+            counted += f", {len(nominating)} with USE-CANDIDATE"
+        role = first_message.role
+        notes[first.frame] = f"ICE {role}: {counted}" if role else f"ICE: {counted}"
+        if nominating:
+            notes.setdefault(nominating[0].frame, "ICE: nominates this candidate pair")
+    return notes
 
 
 def _webrtc_row(p: WebrtcPacket, note: str) -> LadderRow:
