@@ -107,6 +107,30 @@ async def test_every_call_leaves_a_capture_and_a_report(stack: Stack) -> None:
     ).read_bytes().decode("latin-1")
 
 
+async def test_a_video_call_to_a_mobile_goes_on_as_voice(stack: Stack) -> None:
+    """The browser offers VP8 and H.264; the gateway offers them on the SIP leg, the PSTN
+    gateway declines (port 0), the browser is answered video port 0, and both sides talk."""
+    result = await place_call(stack.cfg, NUMBER, duration=2.0, answer=PhonePolicy("answer", 0.3), video=True)
+    assert result.ok and result.model is not None, result
+    assert result.video is not None and result.video["declined"] is True, result.video
+    assert result.video["reason"] == (
+        "video declined by the far end (PSTN gateway: port 0 in its SDP answer); the call goes on as voice"
+    )
+    assert any(e["what"].startswith("video: video declined by the far end") for e in result.events)
+    notes = {(r.src, r.dst, r.label): r.note for r in ladder_rows(result.model)}
+    assert "video VP8,rtx,H264" in notes["Browser", "Gateway", "SDP offer"]
+    assert "audio opus sendrecv; video declined (port 0)" in notes["Gateway", "Browser", "SDP answer"]
+    assert (
+        notes["Gateway", "SIP server", "INVITE"] == "audio PCMU,PCMA sendrecv; video VP8,H264,H264 sendrecv"
+    )
+    assert notes["SIP server", "Gateway", "200 OK (INVITE)"] == "audio PCMU sendrecv; video declined (port 0)"
+    assert {s.codec for s in result.model.streams} == {"opus", "PCMU", "GSM"}  # no video on any leg
+    browser_prompt, _ = read_wav(stack.cfg.prompts_dir / "browser.wav")
+    phone_prompt, _ = read_wav(stack.cfg.prompts_dir / "phone.wav")
+    assert best_match(browser_prompt, heard(result, "phone")).correlation > 0.85
+    assert best_match(phone_prompt, heard(result, "browser")).correlation > 0.85
+
+
 @pytest.mark.parametrize("codec", ["pcmu", "pcma"])
 async def test_g711_on_the_webrtc_leg(stack: Stack, codec: str) -> None:
     result = await place_call(

@@ -23,6 +23,7 @@ class CallMedia:
         record_dir: Path | None,
         tasks: Tasks,
         name: str,
+        video: bool = False,
     ) -> None:
         self.audio = audio
         self.prompt = prompt
@@ -32,6 +33,8 @@ class CallMedia:
         self.pc = webrtc.peer_connection()
         self.mic: webrtc.PromptTrack | None = None
         self.heard = webrtc.Recording()
+        #: a video call's camera (aiortc offers it as VP8 and H.264)
+        self.camera = webrtc.ColourBarCamera() if video else None
         self.negotiated: Codec | None = None  # the WebRTC leg's codec, from the answer's SDP
         self.closed = asyncio.Event()
         self._drain: asyncio.Task[None] | None = None
@@ -69,6 +72,8 @@ class CallMedia:
             self.pc.addTrack(self.mic)
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
+        if self.camera is not None:
+            self.pc.addTrack(self.camera)
         webrtc.prefer_codec(self.pc, self.audio.codec)
         return await self._describe(await self.pc.createOffer())
 

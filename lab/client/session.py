@@ -49,6 +49,7 @@ from lab.signaling import (
     Transfer,
     TransferEvent,
     Unhold,
+    VideoEvent,
 )
 from lab.sip.sdp import Codec, without_ice_password
 from lab.tasks import Tasks
@@ -132,7 +133,9 @@ class Session:
                         self._login.set_result(msg)
                     case Incoming():
                         self._incoming(msg)
-                    case Status() | Sdp() | Offer() | DtmfEvent() | TransferEvent() | Error() if msg.call_id:
+                    case (
+                        Status() | Sdp() | Offer() | DtmfEvent() | TransferEvent() | VideoEvent() | Error()
+                    ) if msg.call_id:
                         call = self.calls.get(msg.call_id)
                         if call:
                             call._on_message(msg)
@@ -177,8 +180,10 @@ class Session:
         """The seed's session.createCall({callee, visibleName, constraints}).
 
         `codec` is short for `audio=BrowserAudio(codec)`; `audio` also sets the Opus bitrate,
-        FEC and the jitter buffers. Raises InvalidNumber for anything that is not a phone
-        number, before any SIP is sent.
+        FEC and the jitter buffers. `constraints={"audio": True, "video": True}` offers video
+        too (a test-pattern camera, VP8 and H.264): a "video" event says what the far end made
+        of it. Raises InvalidNumber for anything that is not a phone number, before any SIP is
+        sent.
         """
         call = Call(
             self,
@@ -253,10 +258,13 @@ class Call:
     def __post_init__(self) -> None:
         if not CALL_ID_RE.fullmatch(self.call_id):
             raise ValueError(f"call id {self.call_id!r}: letters, digits, '-' and '_' only")
-        if self.constraints.get("video"):
-            raise NotImplementedError("video calls: the SIP side of the lab carries audio only")
         self.media = CallMedia(
-            self.audio, self.prompt, self.record_dir, self.session.tasks, f"call {self.call_id}"
+            self.audio,
+            self.prompt,
+            self.record_dir,
+            self.session.tasks,
+            f"call {self.call_id}",
+            video=bool(self.constraints.get("video")),
         )
         self._sdp_offer: asyncio.Future[str] = asyncio.get_event_loop().create_future()
 
@@ -336,7 +344,7 @@ class Call:
             {"t": time.time(), "from": sender, "kind": kind, "sdp": without_ice_password(sdp)}
         )
 
-    def _on_message(self, msg: Status | Sdp | Offer | DtmfEvent | TransferEvent | Error) -> None:
+    def _on_message(self, msg: Status | Sdp | Offer | DtmfEvent | TransferEvent | VideoEvent | Error) -> None:
         match msg:
             case Offer(sdp=sdp):
                 if not self._sdp_offer.done():
@@ -350,7 +358,7 @@ class Call:
                 self._set(status, msg.sip_code, msg.reason, msg.t)
                 if status.final and hasattr(self, "_sdp_answer") and not self._sdp_answer.done():
                     self._sdp_answer.cancel()
-            case DtmfEvent() | TransferEvent() | Error():
+            case DtmfEvent() | TransferEvent() | VideoEvent() | Error():
                 event = {"event": "error"} | GATEWAY_MESSAGES.fields(msg)
                 del event["call_id"]
                 self.events.append(event)

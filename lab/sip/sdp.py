@@ -32,6 +32,8 @@ class SdpMedia:
 
     @property
     def summary(self) -> str:
+        if not self.port:
+            return f"{self.media} declined (port 0)"
         names = ",".join(c.name for c in self.codecs if c.name != "telephone-event") or "-"
         return f"{self.media} {names} {self.direction}"
 
@@ -184,11 +186,13 @@ def webrtc_summary(body: str) -> str:
     """What a WebRTC offer or answer sets up, in one line for a ladder note: each m-line's
     codecs and direction (port 0: declined), the ICE candidates of the RTP component, and
     the DTLS role (a=setup) and certificate fingerprint (the first, shortened)."""
-    media = "; ".join(m.summary if m.port else f"{m.media} declined (port 0)" for m in parse_sdp(body))
-    candidates = [
-        f"{kind} {transport.lower()} {address}:{port}"
-        for transport, address, port, kind in _CANDIDATE.findall(body)
-    ]
+    media = "; ".join(m.summary for m in parse_sdp(body))
+    candidates = list(  # bundled m-lines repeat the same ones
+        dict.fromkeys(
+            f"{kind} {transport.lower()} {address}:{port}"
+            for transport, address, port, kind in _CANDIDATE.findall(body)
+        )
+    )
     ice = ", ".join(candidates[:SHOWN_CANDIDATES]) or "none"
     if len(candidates) > SHOWN_CANDIDATES:
         ice += f" +{len(candidates) - SHOWN_CANDIDATES} more"
