@@ -26,6 +26,7 @@ RETRANSMITTED = "#9e9e9e"
 WEBRTC = "#6a1b9a"  # the browser leg's ICE checks and DTLS handshake
 CHAR_WIDTH = 0.6  # of a label's average character, in font sizes (about: DejaVu Sans)
 TEXT_LEFT = -0.25  # where the time column ends, in lifeline units
+BADGE = 0.16  # a step badge's room right of its arrow's left end
 
 
 def png(fig: Figure) -> bytes:
@@ -122,7 +123,7 @@ def ladder(model: CallModel, marks: Mapping[int, str] | None = None) -> Figure:
                 bbox=badge,
             )
         ax.text(
-            _centre(mid, r.label, 8, column_inch),
+            _centre(mid, r.label, 8, column_inch, min(a, b) + BADGE if marks and row in marks else TEXT_LEFT),
             y - 0.08,
             r.label,
             ha="center",
@@ -134,7 +135,7 @@ def ladder(model: CallModel, marks: Mapping[int, str] | None = None) -> Figure:
         )
         if r.note:
             ax.text(
-                _centre(mid, r.note, 6.5, column_inch),
+                _centre(mid, r.note, 6.5, column_inch, TEXT_LEFT),
                 y + 0.08,
                 r.note,
                 ha="center",
@@ -148,11 +149,11 @@ def ladder(model: CallModel, marks: Mapping[int, str] | None = None) -> Figure:
     return fig
 
 
-def _centre(mid: float, text: str, points: float, column_inch: float) -> float:
+def _centre(mid: float, text: str, points: float, column_inch: float, left: float) -> float:
     """Where a centred text goes so that a long one (a DTLS flight between the first two
     lifelines) starts right of the time column instead of over it."""
     half = len(text) * points * CHAR_WIDTH / 72 / column_inch / 2
-    return max(mid, TEXT_LEFT + half)
+    return max(mid, left + half)
 
 
 def _row_positions(times: list[float]) -> np.ndarray:
