@@ -11,6 +11,7 @@ import pytest
 
 from lab.analysis.call_steps import webrtc_steps
 from lab.analysis.ladder import ladder_rows
+from lab.analysis.wireshark import fields
 from lab.audio import best_match, pesq_nb, read_wav
 from lab.client import LoginFailed, Session
 from lab.config import PhonePolicy
@@ -95,6 +96,17 @@ async def test_every_call_leaves_a_capture_and_a_report(stack: Stack) -> None:
     assert len(setup) == 8 and all(r.t < first_srtp for r in setup), [(r.label, r.t) for r in setup]
     assert setup[0].t < setup[1].t and setup[4].t < setup[5].t < setup[6].t <= setup[7].t
     assert "STUN Binding Request, USE-CANDIDATE" in labels
+    # The same STUN and DTLS datagrams as Wireshark's dissection, with the same messages.
+    wireshark = fields(result.capture, "stun || dtls", "frame.number", "stun.type", "dtls.handshake.type")
+    ours = [
+        (
+            p.frame,
+            f"0x{p.stun.type:04x}" if p.stun else "",
+            ",".join(str(r.handshake.type) for r in p.dtls if r.handshake),
+        )
+        for p in model.webrtc
+    ]
+    assert ours == [(int(f), stun_type, handshake) for f, stun_type, handshake in wireshark]
     assert "ICE host udp 127.0.0.1:" in setup[0].note and "DTLS setup actpass, sha-256" in setup[0].note
     assert "DTLS setup active" in setup[1].note
     assert [s.number for s in webrtc_steps(model) if s.row is not None] == [f"W{k}" for k in range(1, 8)]
