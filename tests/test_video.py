@@ -47,6 +47,9 @@ def test_the_second_audio_m_line_becomes_the_browsers_vp8_and_h264() -> None:
     assert edit(pjsua_offer(2), "v=0\r\n") == pjsua_offer(2)
     assert edit(pjsua_offer(1), "") == pjsua_offer(1)
     assert edit(offer, "") == offer
+    # A browser offer whose video has neither VP8 nor H.264: no video for the SIP leg.
+    vp9 = BROWSER_OFFER.replace("VP8", "VP9").replace("H264", "AV1")
+    assert not video.offers_video(vp9) and video.sip_offer(vp9)(pjsua_offer(2), "") == pjsua_offer(2)
 
 
 def test_the_browser_is_answered_video_port_0_and_the_far_end_said_why() -> None:

@@ -280,7 +280,7 @@ class GatewayCall:
         self.transfer_target = ""
         self.consultation: GatewayCall | None = None  # the call an attended transfer replaces
         self.watchdog: MediaWatchdog | None = None
-        self.video_offered = False  # the browser offered video (the SIP leg is offered it too)
+        self.video_offered = False  # the browser offered VP8 or H.264 video: so is the SIP leg
 
     def report(self, report: Report | None) -> None:
         if report is not None:
@@ -380,8 +380,7 @@ class GatewayCall:
         browser_leg = detour.answering(cfg, self.call_id, cfg.gateway.host, "to-phone", msg.sdp)
         if browser_leg is not None:  # answer on the network the browser's offer came from
             sdp = await browser_leg.arewrite(sdp)
-        if self.video_offered:
-            sdp = video.declined_toward_browser(sdp)
+        sdp = video.declined_toward_browser(sdp)
         await self.session.send(Sdp(call_id=self.call_id, sdp=sdp))
 
     def _take_browser_audio(self) -> None:

@@ -19,26 +19,27 @@ from lab.sip.sdp import SdpEdit, parse_sdp
 SIP_VIDEO_CODECS = ("VP8", "H264")
 
 _FMT = re.compile(r"a=(?:rtpmap|fmtp):([0-9]{1,3})[\s]")
-_VIDEO_LINE = re.compile(r"^m=video [0-9]+ ", re.MULTILINE)
+_VIDEO_PORT = re.compile(r"^m=video +[^ \r\n]+", re.MULTILINE)
 
 
 def offers_video(sdp: str) -> bool:
-    return any(m.media == "video" and m.port for m in parse_sdp(sdp))
+    """The browser offers video in a codec the SIP leg is offered too."""
+    return any(
+        m.media == "video" and m.port and any(c.name.upper() in SIP_VIDEO_CODECS for c in m.codecs)
+        for m in parse_sdp(sdp)
+    )
 
 
 def sip_offer(browser_offer: str) -> SdpEdit:
     """The SDP edit that makes the second m-line of the gateway's SIP offer (a second audio
     stream pjsua provisioned for it: SipCall.dial(media_lines=2)) the browser's VP8 and
     H.264, with their rtpmap and fmtp. pjsua takes no m-line it did not provision."""
-    media = next(m for m in parse_sdp(browser_offer) if m.media == "video")
-    pts = [c.pt for c in media.codecs if c.name.upper() in SIP_VIDEO_CODECS]
-    section = browser_offer[_VIDEO_LINE.search(browser_offer).start() :]  # type: ignore[union-attr]
-    section = section.split("\nm=", 1)[0]
-    attributes = [
-        line.rstrip("\r")
-        for line in section.split("\n")
-        if (m := _FMT.match(line)) is not None and int(m.group(1)) in pts
-    ]
+    media = next((m for m in parse_sdp(browser_offer) if m.media == "video"), None)
+    pts = [c.pt for c in media.codecs if c.name.upper() in SIP_VIDEO_CODECS] if media else []
+    lines = [line.rstrip("\r") for line in browser_offer.split("\n")]
+    start = next((i for i, line in enumerate(lines) if line.startswith("m=video")), len(lines))
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("m=")), len(lines))
+    attributes = [line for line in lines[start:end] if (m := _FMT.match(line)) and int(m.group(1)) in pts]
 
     def edit(local: str, remote: str) -> str:
         newline = "\r\n" if "\r\n" in local else "\n"
@@ -61,7 +62,7 @@ def sip_offer(browser_offer: str) -> SdpEdit:
 
 def declined_toward_browser(answer: str) -> str:
     """The gateway's WebRTC answer with its video m-lines declined: port 0."""
-    return _VIDEO_LINE.sub("m=video 0 ", answer)
+    return _VIDEO_PORT.sub("m=video 0", answer)
 
 
 def far_end_verdict(sip_answer: str, far_end: str) -> tuple[bool, str]:
