@@ -130,6 +130,7 @@ async def _call(args: argparse.Namespace) -> CallResult:
         "impairments": args.impairments,
         "sip_codec": args.sip_codec,
         "mobile_codec": args.mobile_codec,
+        "video": args.video,
     }
     try:
         normalize_number(args.number)
@@ -483,6 +484,11 @@ def parser() -> argparse.ArgumentParser:
     )
     call.add_argument(
         "--codec", choices=["opus", "pcmu", "pcma", "g722"], default="opus", help="WebRTC leg codec"
+    )
+    call.add_argument(
+        "--video",
+        action="store_true",
+        help="a video call: offer video too (VP8, H.264; a mobile phone declines it: voice only)",
     )
     call.add_argument(
         "--opus-bitrate",

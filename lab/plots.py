@@ -23,6 +23,10 @@ FAILURE = "#c62828"
 EVENT = "#1565c0"
 NORMAL = "#222222"
 RETRANSMITTED = "#9e9e9e"
+WEBRTC = "#6a1b9a"  # the browser leg's ICE checks and DTLS handshake
+CHAR_WIDTH = 0.6  # of a label's average character, in font sizes (about: DejaVu Sans)
+TEXT_LEFT = -0.25  # where the time column ends, in lifeline units
+BADGE = 0.16  # a step badge's room right of its arrow's left end
 
 
 def png(fig: Figure) -> bytes:
@@ -33,7 +37,8 @@ def png(fig: Figure) -> bytes:
 
 
 def _colour(style: str) -> str:
-    return {"failure": FAILURE, "retransmission": RETRANSMITTED, "event": EVENT}.get(style, NORMAL)
+    colours = {"failure": FAILURE, "retransmission": RETRANSMITTED, "event": EVENT, "webrtc": WEBRTC}
+    return colours.get(style, NORMAL)
 
 
 def ladder(model: CallModel, marks: Mapping[int, str] | None = None) -> Figure:
@@ -102,6 +107,7 @@ def ladder(model: CallModel, marks: Mapping[int, str] | None = None) -> Figure:
                 },
             )
         mid = (a + b) / 2
+        column_inch = fig.get_figwidth() * 0.89 / len(names)
         if marks and row in marks:
             badge = {"boxstyle": "circle,pad=0.25", "facecolor": "#ef6c00", "lw": 0}
             ax.text(
@@ -117,7 +123,7 @@ def ladder(model: CallModel, marks: Mapping[int, str] | None = None) -> Figure:
                 bbox=badge,
             )
         ax.text(
-            mid,
+            _centre(mid, r.label, 8, column_inch, min(a, b) + BADGE if marks and row in marks else TEXT_LEFT),
             y - 0.08,
             r.label,
             ha="center",
@@ -128,10 +134,26 @@ def ladder(model: CallModel, marks: Mapping[int, str] | None = None) -> Figure:
             weight="bold" if r.style == "failure" else "normal",
         )
         if r.note:
-            ax.text(mid, y + 0.08, r.note, ha="center", va="top", fontsize=6.5, color="#546e7a", zorder=4)
+            ax.text(
+                _centre(mid, r.note, 6.5, column_inch, TEXT_LEFT),
+                y + 0.08,
+                r.note,
+                ha="center",
+                va="top",
+                fontsize=6.5,
+                color="#546e7a",
+                zorder=4,
+            )
     if not rows:
         ax.text(0, 0, "no SIP messages", fontsize=10)
     return fig
+
+
+def _centre(mid: float, text: str, points: float, column_inch: float, left: float) -> float:
+    """Where a centred text goes so that a long one (a DTLS flight between the first two
+    lifelines) starts right of the time column instead of over it."""
+    half = len(text) * points * CHAR_WIDTH / 72 / column_inch / 2
+    return max(mid, left + half)
 
 
 def _row_positions(times: list[float]) -> np.ndarray:
@@ -167,7 +189,7 @@ def _stream_bands(ax: Axes, model: CallModel, x: dict[str, int], times: np.ndarr
             Rectangle((xa + 0.04, y0), xb - xa - 0.08, y1 - y0, color="#a5d6a7", alpha=0.35, zorder=0, lw=0)
         )
         text = "\n".join(
-            f"{s.src_party} -> {s.dst_party}\n{s.codec}  "
+            f"{s.src_party} -> {s.dst_party}\n{'SRTP ' if model.srtp(s) else ''}{s.codec}  "
             + "  ".join(f"{c.header} {c.text(s, why=False)}" for c in columns(LADDER))
             for s in streams
         )

@@ -66,6 +66,8 @@ class CallResult:
     #: time.monotonic() of the first sample the browser sent and heard (see one_way_latency)
     timing: dict[str, float | None] = field(default_factory=dict)
     webrtc_codec: dict[str, Any] | None = None  # {"name", "pt", "rate"} negotiated on the browser leg
+    #: the browser leg's SDP offer and answer over the WebSocket (Call.sdp_exchange)
+    webrtc_sdp: list[dict[str, Any]] = field(default_factory=list)
     #: the browser leg's asked audio ({"codec", "opus_bitrate", "opus_fec", "jitter_buffer"}) and
     #: what the client's jitter buffer did ("client_jitter_buffer": {"lost", "late", "depth_ms"})
     browser_audio: dict[str, Any] | None = None
@@ -82,6 +84,8 @@ class CallResult:
     #: each leg's codec as negotiated, from the capture: {"browser": "opus", "sip": "G722",
     #: "mobile": "GSM"} (lab.sip.codecs names); empty when the call was not captured and analysed
     codecs: dict[str, str | None] = field(default_factory=dict)
+    #: a video call's video: {"declined": bool, "reason"} as the gateway said (its "video" event)
+    video: dict[str, Any] | None = None
     #: the analysed capture (what the report shows); not part of call.json
     model: CallModel | None = field(default=None, repr=False, compare=False)
 
@@ -96,6 +100,8 @@ class CallResult:
             for s in self.statuses
         ]
         rows += [{"t": a["t"], "party": "Browser", "what": a["action"]} for a in self.actions]
+        if self.video is not None:
+            rows.append({"t": self.video["t"], "party": "Browser", "what": f"video: {self.video['reason']}"})
         for e in self.phone.get("events", []):
             detail = f" {e['digit']} ({e['method']})" if e.get("event") == "dtmf" else ""
             rows.append({"t": e["t"], "party": "Mobile phone", "what": f"{e['event']}{detail}"})
@@ -137,6 +143,7 @@ def _result(
             for e in (call.history if call else [])
         ],
         actions=[{"t": t, "action": label} for t, label in (call.actions if call else [])],
+        webrtc_sdp=list(call.sdp_exchange) if call else [],
     )
 
 
@@ -164,6 +171,7 @@ class LabCall:
         impairments: tuple[LegImpairment, ...] = (),
         sip_codec: str | None = None,
         mobile_codec: str | None = None,
+        video: bool = False,
     ) -> None:
         """`sip_codec`, `mobile_codec`: the codec of those legs (lab.sip.codecs.LEG_CODECS),
         else the lab's default; CodecError for one that leg cannot carry."""
@@ -210,6 +218,7 @@ class LabCall:
             return
         self.call = session.create_call(
             self.number,
+            constraints={"audio": True, "video": video},
             codec=codec,
             audio=audio,
             prompt=cfg.prompts_dir / "browser.wav",
@@ -325,6 +334,9 @@ class LabCall:
             result.setup_ms = round((established - call.started_at - self.answer_wait) * 1000, 1)
         if call.negotiated is not None:
             result.webrtc_codec = dataclasses.asdict(call.negotiated)
+        said = next((e for e in call.events if e.get("event") == "video"), None)
+        if said is not None:
+            result.video = {"declined": said["declined"], "reason": said["reason"], "t": said["t"]}
         result.browser_audio = call.audio.describe() | {
             "client_jitter_buffer": [
                 {"lost": b.lost, "late": b.late, "depth_ms": b.depth * PACKET_MS}
@@ -364,8 +376,10 @@ async def place_call(
     impairments: tuple[LegImpairment, ...] = (),
     sip_codec: str | None = None,
     mobile_codec: str | None = None,
+    video: bool = False,
 ) -> CallResult:
     """Log in, call `number`, talk for `duration` s, hang up; never raises for call failures.
+    With `video` the call offers video as well (CallResult.video: what became of it).
 
     `impairments` (lab.network.legs.plan) send those legs' media through their network
     party, which drops, delays and duplicates packets as asked. `sip_codec` and
@@ -416,6 +430,7 @@ async def place_call(
             impairments=impairments,
             sip_codec=sip_codec,
             mobile_codec=mobile_codec,
+            video=video,
         )
         if await lab_call.start(ring_timeout) == CallStatus.ESTABLISHED:
             started = time.monotonic()

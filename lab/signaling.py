@@ -236,6 +236,18 @@ class TransferEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VideoEvent:
+    """What became of the video a call offered: declined by the far end, or not relayed."""
+
+    KIND: ClassVar[str] = "event"
+    call_id: str
+    event: Literal["video"] = "video"
+    declined: bool
+    reason: str
+    t: float  # time.time() at the gateway
+
+
+@dataclass(frozen=True, kw_only=True)
 class Error:
     """A request refused, about one call or (without call_id) about the session."""
 
@@ -245,8 +257,30 @@ class Error:
 
 
 GatewayMessage = (
-    Connected | Failed | Pong | Sdp | Offer | Status | Incoming | DtmfEvent | TransferEvent | Error
+    Connected
+    | Failed
+    | Pong
+    | Sdp
+    | Offer
+    | Status
+    | Incoming
+    | DtmfEvent
+    | TransferEvent
+    | VideoEvent
+    | Error
 )
 GATEWAY_MESSAGES: Codec[GatewayMessage] = Codec(
-    "gateway", "type", Connected, Failed, Pong, Sdp, Offer, Status, Incoming, DtmfEvent, TransferEvent, Error
+    "gateway",
+    "type",
+    Connected,
+    Failed,
+    Pong,
+    Sdp,
+    Offer,
+    Status,
+    Incoming,
+    DtmfEvent,
+    TransferEvent,
+    VideoEvent,
+    Error,
 )

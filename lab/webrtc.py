@@ -19,7 +19,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, rtcrtprece
 from aiortc.codecs import get_decoder
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
@@ -271,6 +271,33 @@ class PromptTrack(MediaStreamTrack):
     def save(self, path: Path) -> None:
         pcm = np.concatenate(self.sent) if self.sent else np.zeros(0, dtype="<i2")
         write_wav(path, pcm.astype(np.float32) / 32768.0, self.rate)
+
+
+class ColourBarCamera(VideoStreamTrack):
+    """A camera that films colour bars with a bar moving across them, 30 frames a second:
+    a picture every video codec has to work on, different in every frame."""
+
+    WIDTH, HEIGHT = 320, 240
+    BARS = np.array(
+        [[192, 192, 192], [192, 192, 0], [0, 192, 192], [0, 192, 0], [192, 0, 192], [192, 0, 0], [0, 0, 192]],
+        dtype=np.uint8,
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        columns = np.arange(self.WIDTH) * len(self.BARS) // self.WIDTH
+        self._bars = np.broadcast_to(self.BARS[columns], (self.HEIGHT, self.WIDTH, 3))
+        self.frames = 0
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        image = self._bars.copy()
+        x = (self.frames * 4) % self.WIDTH
+        image[:, x : x + 8] = 255
+        self.frames += 1
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts, frame.time_base = pts, time_base
+        return frame
 
 
 class QueueTrack(MediaStreamTrack):

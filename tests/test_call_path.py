@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
 import pytest
 
+from lab.analysis.call_steps import webrtc_steps
+from lab.analysis.ladder import ladder_rows
+from lab.analysis.wireshark import fields
 from lab.audio import best_match, pesq_nb, read_wav
 from lab.client import LoginFailed, Session
 from lab.config import PhonePolicy
@@ -73,10 +77,70 @@ async def test_every_call_leaves_a_capture_and_a_report(stack: Stack) -> None:
         assert stream.stats.why_no_jitter == "" and 0 <= stream.stats.mean_jitter_ms < 10, stream.label
     assert [e.label.split()[0] for e in model.events][-4:] == ["RING", "ESTABLISHED", "hangup()", "FINISH"]
     assert {p.direction for p in model.pesq} == {"Browser -> Mobile phone", "Mobile phone -> Browser"}
+    # The browser leg's own setup: offer and answer over the WebSocket, an ICE check, the DTLS
+    # handshake, all before its first SRTP packet.
+    rows = ladder_rows(model)
+    labels = [r.label for r in rows]
+    srtp = [s for s in model.streams if model.srtp(s)]
+    assert {(s.src_party, s.dst_party) for s in srtp} == {("Browser", "Gateway"), ("Gateway", "Browser")}
+    first_srtp = min(s.stats.start for s in srtp) - model.start
+    setup = [
+        next(r for r in rows if r.label == "SDP offer"),
+        next(r for r in rows if r.label == "SDP answer"),
+        next(r for r in rows if r.label.startswith("STUN Binding Request")),
+        next(r for r in rows if r.label == "STUN Binding Success Response"),
+        next(r for r in rows if r.label == "DTLS ClientHello"),
+        next(r for r in rows if r.label.startswith("DTLS ServerHello")),
+        *[r for r in rows if r.label.startswith("DTLS") and r.label.endswith("Finished (encrypted)")],
+    ]
+    assert len(setup) == 8 and all(r.t < first_srtp for r in setup), [(r.label, r.t) for r in setup]
+    assert setup[0].t < setup[1].t and setup[4].t < setup[5].t < setup[6].t <= setup[7].t
+    assert "STUN Binding Request, USE-CANDIDATE" in labels
+    # The same STUN and DTLS datagrams as Wireshark's dissection, with the same messages.
+    wireshark = fields(result.capture, "stun || dtls", "frame.number", "stun.type", "dtls.handshake.type")
+    ours = [
+        (
+            p.frame,
+            f"0x{p.stun.type:04x}" if p.stun else "",
+            ",".join(str(r.handshake.type) for r in p.dtls if r.handshake),
+        )
+        for p in model.webrtc
+    ]
+    assert ours == [(int(f), stun_type, handshake) for f, stun_type, handshake in wireshark]
+    assert "ICE host udp 127.0.0.1:" in setup[0].note and "DTLS setup actpass, sha-256" in setup[0].note
+    assert "DTLS setup active" in setup[1].note
+    assert [s.number for s in webrtc_steps(model) if s.row is not None] == [f"W{k}" for k in range(1, 8)]
+    logged = json.loads((Path(result.capture).with_suffix("") / "call.json").read_text())["webrtc_sdp"]
+    assert [(x["from"], x["kind"]) for x in logged] == [("browser", "offer"), ("gateway", "answer")]
+    assert all("a=ice-pwd:[redacted]" in x["sdp"] for x in logged)
     html = Path(result.report).read_text()
     assert stack.cfg.password not in html and stack.cfg.password not in Path(
         result.capture
     ).read_bytes().decode("latin-1")
+
+
+async def test_a_video_call_to_a_mobile_goes_on_as_voice(stack: Stack) -> None:
+    """The browser offers VP8 and H.264; the gateway offers them on the SIP leg, the PSTN
+    gateway declines (port 0), the browser is answered video port 0, and both sides talk."""
+    result = await place_call(stack.cfg, NUMBER, duration=2.0, answer=PhonePolicy("answer", 0.3), video=True)
+    assert result.ok and result.model is not None, result
+    assert result.video is not None and result.video["declined"] is True, result.video
+    assert result.video["reason"] == (
+        "video declined by the far end (PSTN gateway: port 0 in its SDP answer); the call goes on as voice"
+    )
+    assert any(e["what"].startswith("video: video declined by the far end") for e in result.events)
+    notes = {(r.src, r.dst, r.label): r.note for r in ladder_rows(result.model)}
+    assert "video VP8,rtx,H264" in notes["Browser", "Gateway", "SDP offer"]
+    assert "audio opus sendrecv; video declined (port 0)" in notes["Gateway", "Browser", "SDP answer"]
+    assert (
+        notes["Gateway", "SIP server", "INVITE"] == "audio PCMU,PCMA sendrecv; video VP8,H264,H264 sendrecv"
+    )
+    assert notes["SIP server", "Gateway", "200 OK (INVITE)"] == "audio PCMU sendrecv; video declined (port 0)"
+    assert {s.codec for s in result.model.streams} == {"opus", "PCMU", "GSM"}  # no video on any leg
+    browser_prompt, _ = read_wav(stack.cfg.prompts_dir / "browser.wav")
+    phone_prompt, _ = read_wav(stack.cfg.prompts_dir / "phone.wav")
+    assert best_match(browser_prompt, heard(result, "phone")).correlation > 0.85
+    assert best_match(phone_prompt, heard(result, "browser")).correlation > 0.85
 
 
 @pytest.mark.parametrize("codec", ["pcmu", "pcma"])

@@ -27,6 +27,9 @@ assert result.ok
 on_ladder = [s.number for s in steps if s.row is not None]
 assert on_ladder == [1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13], [(s.number, s.shown_as) for s in steps]
 assert "Browser->Gateway opus" in steps[7].shown_as  # step 8 is the audio
+on_webrtc = [s.number for s in webrtc if s.row is not None]
+assert on_webrtc == ["W1", "W2", "W3", "W4", "W5", "W6", "W7"], [(s.number, s.shown_as) for s in webrtc]
+assert "Browser->Gateway opus" in webrtc[7].shown_as  # W8 is the SRTP
 """,
     "03_dtmf_and_hold": """
 assert (info.phone["dtmf_received"], rfc.phone["dtmf_received"]) == ("159#", "2468*")

@@ -20,6 +20,7 @@ from lab.signaling import (
     Status,
     Transfer,
     TransferEvent,
+    VideoEvent,
     status_text,
 )
 from lab.typedjson import MessageError
@@ -143,7 +144,11 @@ def test_bad_client_messages_name_what_is_wrong(text: str, error: str) -> None:
 def test_gateway_events_are_told_apart_by_their_event_field() -> None:
     with pytest.raises(MessageError) as info:
         GATEWAY_MESSAGES.decode('{"type": "event", "call_id": "c1", "event": "flash"}')
-    assert str(info.value) == "event: expected event='dtmf' or event='transfer'"
+    assert str(info.value) == "event: expected event='dtmf' or event='transfer' or event='video'"
+    said = GATEWAY_MESSAGES.decode(
+        '{"type": "event", "call_id": "c1", "event": "video", "declined": true, "reason": "r", "t": 1.5}'
+    )
+    assert said == VideoEvent(call_id="c1", declined=True, reason="r", t=1.5)
     with pytest.raises(MessageError) as info:
         GATEWAY_MESSAGES.decode(
             '{"type": "status", "call_id": "c", "status": "UP", "sip_code": 1, "reason": "", "t": 0}'

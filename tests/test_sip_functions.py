@@ -98,6 +98,10 @@ async def test_incoming_call_answered_talks_both_ways(stack: Stack) -> None:
         ("PSTN gateway", "SIP server"),
         ("SIP server", "Gateway"),
     ]
+    # Called, the browser is the WebRTC answerer: the gateway's offer, its answer, on the ladder.
+    sdp = [(e.src_party, e.dst_party, e.label) for e in model.events if e.label.startswith("SDP")]
+    assert sdp == [("Gateway", "Browser", "SDP offer"), ("Browser", "Gateway", "SDP answer")]
+    assert any(p.stun is not None and p.stun.use_candidate for p in model.webrtc)
 
 
 @pytest.mark.parametrize(

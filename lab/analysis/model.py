@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.analysis import pcap, rtcp, sctp
+from lab.analysis import dtls, pcap, rtcp, sctp, stun
 from lab.analysis.hops import NetworkHop, network_hops
 from lab.analysis.pcap import CaptureError, Packets
 from lab.analysis.quality import EModel, Pesq, e_model
 from lab.analysis.rtp import LossBursts, RtpSeries, RtpStats, decode_headers, loss_bursts, stream_stats
 from lab.analysis.sip import stream_messages
+from lab.analysis.stun import StunMessage
 from lab.config import CALL_HEADER, LabConfig
 from lab.sip.message import ParsedSip, parse_sip
 from lab.sip.sdp import STATIC_PT, Codec, SdpMedia
@@ -95,6 +96,30 @@ class RtpStream:
 
 
 @dataclass(frozen=True)
+class WebrtcPacket:
+    """One datagram of the browser leg's own setup, before and beside its SRTP: an ICE check
+    (lab.analysis.stun) or DTLS records (lab.analysis.dtls)."""
+
+    frame: int  # 1-based, as Wireshark numbers frames
+    t: float  # seconds since the capture's first packet
+    src: str  # ip:port
+    dst: str
+    src_party: str
+    dst_party: str
+    stun: StunMessage | None
+    dtls: tuple[dtls.DtlsRecord, ...]
+    retransmission: bool  # DTLS: a flight sent again (no answer came in time)
+
+    @property
+    def label(self) -> str:
+        if self.stun is not None:
+            error = f" {self.stun.error}" if self.stun.error is not None else ""
+            nominates = ", USE-CANDIDATE" if self.stun.use_candidate else ""
+            return f"STUN {self.stun.name}{error}{nominates}"
+        return f"DTLS {dtls.flight_label(self.dtls)}"
+
+
+@dataclass(frozen=True)
 class LabEvent:
     """Something the lab's client logged that no capture shows (its WebSocket signaling)."""
 
@@ -102,6 +127,7 @@ class LabEvent:
     src_party: str
     dst_party: str
     label: str
+    note: str = ""  # what the message carried, e.g. an SDP's summary
 
 
 @dataclass(frozen=True)
@@ -119,9 +145,16 @@ class CallModel:
     pesq: tuple[Pesq, ...] = ()
     #: each stream that crossed a network party, measured before and after it
     hops: tuple[NetworkHop, ...] = ()
+    #: the browser leg's ICE checks and DTLS handshake, in capture order
+    webrtc: tuple[WebrtcPacket, ...] = ()
 
     def party_names(self) -> list[str]:
         return [p.name for p in self.parties]
+
+    def srtp(self, stream: RtpStream) -> bool:
+        """DTLS-SRTP: a DTLS handshake ran between the stream's own addresses and ports."""
+        ends = {_endpoint(stream.src, stream.src_port), _endpoint(stream.dst, stream.dst_port)}
+        return any({p.src, p.dst} == ends for p in self.webrtc if p.dtls)
 
 
 # --- building -------------------------------------------------------------------------
@@ -152,11 +185,18 @@ def load(
     return model
 
 
-def _sip_messages(packets: Packets) -> tuple[list[tuple[float, int, str, str, str, ParsedSip]], int]:
-    udp, data = packets.udp, packets.frames.data
+def _first_bytes(packets: Packets) -> np.ndarray:
+    """Each UDP payload's first byte (0 when empty): what tells SIP, STUN, DTLS and RTP apart."""
+    udp = packets.udp
     first = np.zeros(len(udp.payload), dtype=np.uint8)
     has = udp.length > 0
-    first[has] = data[udp.payload[has]]
+    first[has] = packets.frames.data[udp.payload[has]]
+    return first
+
+
+def _sip_messages(packets: Packets) -> tuple[list[tuple[float, int, str, str, str, ParsedSip]], int]:
+    udp = packets.udp
+    first = _first_bytes(packets)
     candidates = np.nonzero((first >= ord("A")) & (first <= ord("Z")) & (udp.length >= 20))[0]
     found = []
     for i in candidates:
@@ -262,6 +302,7 @@ def build(
     streams = tuple(
         dataclasses.replace(s, said=rtcp.said(reports, s.src, s.dst, s.ssrc, s.clock_rate)) for s in streams
     )
+    webrtc = _webrtc_packets(packets, start, parties)
     return CallModel(
         source=source,
         start=start,
@@ -273,7 +314,57 @@ def build(
         tcp_retransmissions=tcp_retransmissions,
         truncated=packets.frames.truncated,
         hops=hops,
+        webrtc=webrtc,
     )
+
+
+def _webrtc_packets(packets: Packets, start: float, parties: _Parties) -> tuple[WebrtcPacket, ...]:
+    """STUN and DTLS datagrams, told apart from the rest by their first byte as RFC 7983
+    demultiplexes them on one port (0-3 STUN, 20-63 DTLS), then parsed whole."""
+    udp = packets.udp
+    first = _first_bytes(packets)
+    candidates = np.nonzero(((first <= 3) & (udp.length >= 20)) | ((first >= 20) & (first <= 63)))[0]
+    found: list[WebrtcPacket] = []
+    sent: dict[tuple[str, str], set[tuple[int, ...]]] = {}  # DTLS fragments per direction
+    for i in candidates:
+        payload = packets.payload(int(i))
+        message = stun.parse(payload) if first[i] <= 3 else None
+        records = dtls.parse(payload) if first[i] >= 20 else None
+        if message is None and records is None:
+            continue
+        src = _endpoint(udp.addresses[int(udp.src[i])], int(udp.sport[i]))
+        dst = _endpoint(udp.addresses[int(udp.dst[i])], int(udp.dport[i]))
+        retransmission = False
+        if records:
+            # A handshake fragment is sent once; a flight that comes again was retransmitted.
+            keys = {
+                _fragment(r) for r in records if r.content_type in (dtls.HANDSHAKE, dtls.CHANGE_CIPHER_SPEC)
+            }
+            before = sent.setdefault((src, dst), set())
+            retransmission = bool(keys) and keys <= before
+            before |= keys
+        found.append(
+            WebrtcPacket(
+                frame=int(udp.frame[i]) + 1,
+                t=float(udp.ts[i]) - start,
+                src=src,
+                dst=dst,
+                src_party=parties.name(src),
+                dst_party=parties.name(dst),
+                stun=message,
+                dtls=records or (),
+                retransmission=retransmission,
+            )
+        )
+    return tuple(found)
+
+
+def _fragment(record: dtls.DtlsRecord) -> tuple[int, ...]:
+    """What a handshake record carries, the same in a retransmission (its record number is not)."""
+    h = record.handshake
+    if h is None:  # ChangeCipherSpec, or the encrypted Finished
+        return (record.content_type, record.epoch)
+    return (record.content_type, h.type, h.message_seq, h.fragment_offset)
 
 
 def _with_network_delay(stream: RtpStream, hops: tuple[NetworkHop, ...]) -> RtpStream:

@@ -18,7 +18,7 @@ from lab.analysis.quality import Pesq
 from lab.audio import RATE, WIDEBAND_RATE, one_way_latency, pesq_nb, pesq_wb, read_wav, resample
 from lab.config import LabConfig
 from lab.sip.codecs import lab_name
-from lab.sip.sdp import Codec
+from lab.sip.sdp import Codec, webrtc_summary
 
 
 def sidecar(capture: Path) -> Path:
@@ -73,6 +73,11 @@ def _events(model: CallModel, log: Mapping[str, Any], cfg: LabConfig) -> tuple[L
             events.append(LabEvent(status["t"] - model.start, gateway, browser, f"{name}{code}"))
     for action in log.get("actions", []):
         events.append(LabEvent(action["t"] - model.start, browser, gateway, action["action"]))
+    party = {"browser": browser, "gateway": gateway}
+    for sdp in log.get("webrtc_sdp", []):
+        src, dst = party[sdp["from"]], party["gateway" if sdp["from"] == "browser" else "browser"]
+        note = webrtc_summary(sdp["sdp"])
+        events.append(LabEvent(sdp["t"] - model.start, src, dst, f"SDP {sdp['kind']}", note))
     return tuple(sorted(events, key=lambda e: e.t))
 
 

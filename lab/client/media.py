@@ -24,6 +24,7 @@ class CallMedia:
         record_dir: Path | None,
         tasks: Tasks,
         name: str,
+        video: bool = False,
     ) -> None:
         self.audio = audio
         self.record_dir = record_dir
@@ -36,6 +37,8 @@ class CallMedia:
         # (its prompts are at the lab's), so a wideband lab's client is wideband too.
         self.rate = self._spoken[1] if self._spoken and self._spoken[1] in (NARROWBAND, WIDEBAND) else RATE
         self.heard = webrtc.Recording(self.rate)
+        #: a video call's camera (aiortc offers it as VP8 and H.264)
+        self.camera = webrtc.ColourBarCamera() if video else None
         self.negotiated: Codec | None = None  # the WebRTC leg's codec, from the answer's SDP
         self.closed = asyncio.Event()
         self._drain: asyncio.Task[None] | None = None
@@ -73,6 +76,8 @@ class CallMedia:
             self.pc.addTrack(self.mic)
         else:
             self.pc.addTransceiver("audio", direction="recvonly")
+        if self.camera is not None:
+            self.pc.addTrack(self.camera)
         webrtc.prefer_codec(self.pc, self.audio.codec)
         return await self._describe(await self.pc.createOffer())
 

@@ -49,8 +49,9 @@ from lab.signaling import (
     Transfer,
     TransferEvent,
     Unhold,
+    VideoEvent,
 )
-from lab.sip.sdp import Codec
+from lab.sip.sdp import Codec, without_ice_password
 from lab.tasks import Tasks
 from lab.typedjson import MessageError
 
@@ -132,7 +133,9 @@ class Session:
                         self._login.set_result(msg)
                     case Incoming():
                         self._incoming(msg)
-                    case Status() | Sdp() | Offer() | DtmfEvent() | TransferEvent() | Error() if msg.call_id:
+                    case (
+                        Status() | Sdp() | Offer() | DtmfEvent() | TransferEvent() | VideoEvent() | Error()
+                    ) if msg.call_id:
                         call = self.calls.get(msg.call_id)
                         if call:
                             call._on_message(msg)
@@ -177,8 +180,10 @@ class Session:
         """The seed's session.createCall({callee, visibleName, constraints}).
 
         `codec` is short for `audio=BrowserAudio(codec)`; `audio` also sets the Opus bitrate,
-        FEC and the jitter buffers. Raises InvalidNumber for anything that is not a phone
-        number, before any SIP is sent.
+        FEC and the jitter buffers. `constraints={"audio": True, "video": True}` offers video
+        too (a test-pattern camera, VP8 and H.264): a "video" event says what the far end made
+        of it. Raises InvalidNumber for anything that is not a phone number, before any SIP is
+        sent.
         """
         call = Call(
             self,
@@ -246,14 +251,20 @@ class Call:
     _event_listeners: list[Callable[[Call, dict[str, Any]], None]] = field(default_factory=list)
     #: rewrites the WebRTC offer before it goes to the gateway (a network on the browser leg)
     offer_edit: Callable[[str], Awaitable[str]] | None = None
+    #: the WebRTC offer and answer as they crossed the WebSocket, ICE password redacted:
+    #: {"t": time.time(), "from": "browser" | "gateway", "kind": "offer" | "answer", "sdp"}
+    sdp_exchange: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not CALL_ID_RE.fullmatch(self.call_id):
             raise ValueError(f"call id {self.call_id!r}: letters, digits, '-' and '_' only")
-        if self.constraints.get("video"):
-            raise NotImplementedError("video calls: the SIP side of the lab carries audio only")
         self.media = CallMedia(
-            self.audio, self.prompt, self.record_dir, self.session.tasks, f"call {self.call_id}"
+            self.audio,
+            self.prompt,
+            self.record_dir,
+            self.session.tasks,
+            f"call {self.call_id}",
+            video=bool(self.constraints.get("video")),
         )
         self._sdp_offer: asyncio.Future[str] = asyncio.get_event_loop().create_future()
 
@@ -300,6 +311,7 @@ class Call:
         if self.offer_edit is not None:
             offer = await self.offer_edit(offer)
         self._sdp_answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._log_sdp("browser", "offer", offer)
         try:
             await self.session.send(
                 PlaceCall(
@@ -327,19 +339,26 @@ class Call:
         if not self.status.final:  # else the peer connection is being closed already
             await self.media.take_answer(sdp)
 
-    def _on_message(self, msg: Status | Sdp | Offer | DtmfEvent | TransferEvent | Error) -> None:
+    def _log_sdp(self, sender: str, kind: str, sdp: str) -> None:
+        self.sdp_exchange.append(
+            {"t": time.time(), "from": sender, "kind": kind, "sdp": without_ice_password(sdp)}
+        )
+
+    def _on_message(self, msg: Status | Sdp | Offer | DtmfEvent | TransferEvent | VideoEvent | Error) -> None:
         match msg:
             case Offer(sdp=sdp):
                 if not self._sdp_offer.done():
+                    self._log_sdp("gateway", "offer", sdp)
                     self._sdp_offer.set_result(sdp)
             case Sdp(sdp=sdp):
                 if not self._sdp_answer.done():
+                    self._log_sdp("gateway", "answer", sdp)
                     self._sdp_answer.set_result(sdp)
             case Status(status=status):
                 self._set(status, msg.sip_code, msg.reason, msg.t)
                 if status.final and hasattr(self, "_sdp_answer") and not self._sdp_answer.done():
                     self._sdp_answer.cancel()
-            case DtmfEvent() | TransferEvent() | Error():
+            case DtmfEvent() | TransferEvent() | VideoEvent() | Error():
                 event = {"event": "error"} | GATEWAY_MESSAGES.fields(msg)
                 del event["call_id"]
                 self.events.append(event)
@@ -363,6 +382,7 @@ class Call:
             self._set(CallStatus.FAILED, None, f"gateway sent no WebRTC offer within {OFFER_TIMEOUT:g} s")
             return
         answer = await self.media.answer(offer)
+        self._log_sdp("browser", "answer", answer)
         await self.session.send(AnswerSdp(call_id=self.call_id, sdp=answer))
 
     async def reject(self, code: int = 603) -> None:

@@ -24,6 +24,7 @@ from lab.config import (
     SipAccount,
     new_call_id,
 )
+from lab.gateway import video
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
@@ -60,6 +61,7 @@ from lab.signaling import (
     Transfer,
     TransferEvent,
     Unhold,
+    VideoEvent,
 )
 from lab.sip import codecs
 from lab.sip.endpoint import (
@@ -74,7 +76,7 @@ from lab.sip.endpoint import (
 )
 from lab.sip.message import user_of
 from lab.sip.party import run
-from lab.sip.sdp import compose
+from lab.sip.sdp import compose, parse_sdp
 from lab.tasks import Tasks
 from lab.typedjson import MessageError
 
@@ -278,6 +280,7 @@ class GatewayCall:
         self.transfer_target = ""
         self.consultation: GatewayCall | None = None  # the call an attended transfer replaces
         self.watchdog: MediaWatchdog | None = None
+        self.video_offered = False  # the browser offered VP8 or H.264 video: so is the SIP leg
 
     def report(self, report: Report | None) -> None:
         if report is not None:
@@ -346,19 +349,28 @@ class GatewayCall:
             )
             return
         # INVITE first, so SIP call setup overlaps ICE and DTLS.
+        self.video_offered = video.offers_video(msg.sdp)
         self.sip = SipCall(self.session.endpoint, account)
         self.sip.listener = self
+        offered = [sip_codec] if sip_codec else list(codecs.default_offer(cfg, "sip"))
         self.sip.sdp_edit = compose(
-            codecs.offer([sip_codec] if sip_codec else codecs.default_offer(cfg, "sip")),
+            codecs.offer(offered),
             detour.offering(cfg, "sip", self.call_id, cfg.gateway.host, "to-browser", impairments),
+            video.sip_offer(msg.sdp) if self.video_offered else None,
         )
         try:
-            self.sip.dial(f"sip:{callee}@{form.domain}", headers)
+            if self.video_offered:  # a second m-line for the video, both short enough to edit
+                self.sip.dial(f"sip:{callee}@{form.domain}", headers, media_lines=2, codecs=offered)
+            else:
+                self.sip.dial(f"sip:{callee}@{form.domain}", headers)
         except RuntimeError as exc:
             await self.fail(500, f"gateway could not send the INVITE: {exc}")
             return
         await self.session.send(self._status(Report(CallStatus.TRYING)))
         self.pc.addTrack(self.bridge.to_browser)
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "video":  # no video relay: the browser sends none
+                transceiver.direction = "inactive"
         answer = await self.pc.createAnswer()
         # The browser leg is coded alike both ways: ask the client for what it asked of us.
         sdp = webrtc.with_opus_fmtp(answer.sdp, webrtc.opus_fmtp(msg.sdp))
@@ -368,6 +380,7 @@ class GatewayCall:
         browser_leg = detour.answering(cfg, self.call_id, cfg.gateway.host, "to-phone", msg.sdp)
         if browser_leg is not None:  # answer on the network the browser's offer came from
             sdp = await browser_leg.arewrite(sdp)
+        sdp = video.declined_toward_browser(sdp)
         await self.session.send(Sdp(call_id=self.call_id, sdp=sdp))
 
     def _take_browser_audio(self) -> None:
@@ -509,6 +522,15 @@ class GatewayCall:
         if self.sip is not None:  # else the media is closed already (the call failed, the client left)
             self.close_media()
             self.session.calls.pop(self.call_id, None)
+
+    def on_answer(self, call: SipCall, sdp: str) -> None:
+        """The far end's SDP answer: what it made of the video the browser offered."""
+        if not self.video_offered:
+            return
+        media = parse_sdp(sdp)
+        far_end = self.session.gateway.cfg.name_at(media[0].address) if media else "the far end"
+        declined, reason = video.far_end_verdict(sdp, far_end)
+        self.session.post(VideoEvent(call_id=self.call_id, declined=declined, reason=reason, t=time.time()))
 
     def on_media_active(self, call: SipCall) -> None:
         self.bridge.attach(call)

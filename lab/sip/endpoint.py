@@ -209,6 +209,7 @@ class SipEndpoint:
 
     def set_codecs(self, codecs: list[str]) -> None:
         """Enable exactly these codecs, first preferred."""
+        self.codecs = list(codecs)
         wanted = {CODEC_IDS[c.upper()]: 255 - i for i, c in enumerate(codecs)}
         for info in self.ep.codecEnum2():
             self.ep.codecSetPriority(info.codecId, wanted.get(info.codecId, 0))
@@ -406,6 +407,7 @@ class SipCall(pj.Call):  # type: ignore[misc]
         if 200 <= status < 300 and message.method == "INVITE" and self.dialog_ids is None:
             ids = (message.headers.get("call-id", ""), message.tag("from"), message.tag("to"))
             self.endpoint.post(setattr, self, "dialog_ids", ids)
+            self.endpoint.post(self._deliver_answer, message.body)
         if message.is_request and message.method == "BYE":
             reason = header_params(message.headers.get("reason", ""))
             if reason.get("text"):
@@ -470,6 +472,12 @@ class SipCall(pj.Call):  # type: ignore[misc]
             if state == "active":
                 self.listener.on_media_active(self)
 
+    def _deliver_answer(self, sdp: str) -> None:
+        # Listeners that read the far end's SDP answer (the gateway's video) implement on_answer.
+        answered = getattr(self.listener, "on_answer", None)
+        if self.alive and answered is not None:
+            answered(self, sdp)
+
     def _deliver_dtmf(self, digit: str, method: str) -> None:
         if self.alive and self.listener:
             self.listener.on_dtmf(self, digit, method)
@@ -477,15 +485,33 @@ class SipCall(pj.Call):  # type: ignore[misc]
     def _usable(self) -> bool:
         return self.alive and self.getId() >= 0 and self.isActive()
 
-    def dial(self, uri: str, headers: dict[str, str] | None = None) -> None:
+    def dial(
+        self,
+        uri: str,
+        headers: dict[str, str] | None = None,
+        media_lines: int = 1,
+        codecs: list[str] | None = None,
+    ) -> None:
+        """`media_lines` > 1: more audio m-lines, for an sdp_edit to make another medium of
+        (pjsua keeps its media per m-line and aborts on one it did not provision). `codecs`:
+        the only ones the offer lists, so that two m-lines of every codec stay within what
+        onCallSdpCreated may edit (PJSUA2_MAX_SDP_BUF_LEN); pjsua creates the offer inside
+        makeCall, so the endpoint's own list is back before anything else runs on this thread."""
         prm = _op_param(headers=headers, defaults=True)
+        prm.opt.audioCount = media_lines
+        usual = self.endpoint.codecs
         try:
+            if codecs:
+                self.endpoint.set_codecs(codecs)
             self.makeCall(uri, prm)
         except pj.Error as exc:
             # The call never got an id: any further method on it would abort the process.
             self.alive = False
             self.endpoint._release(self)
             raise RuntimeError(exc.info()) from None
+        finally:
+            if codecs:
+                self.endpoint.set_codecs(usual)
 
     def answer_with(self, code: int, reason: str = "") -> None:
         if not self._usable():

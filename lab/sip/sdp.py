@@ -32,6 +32,8 @@ class SdpMedia:
 
     @property
     def summary(self) -> str:
+        if not self.port:
+            return f"{self.media} declined (port 0)"
         names = ",".join(c.name for c in self.codecs if c.name != "telephone-event") or "-"
         return f"{self.media} {names} {self.direction}"
 
@@ -171,3 +173,38 @@ def _keep_in_media(section: list[str], wanted: set[str]) -> list[str]:
         line for line in section[1:] if (m := _PT_ATTRIBUTE.match(line)) is None or m.group(1) not in dropped
     ]
     return [" ".join([*parts[:3], *kept]), *body]
+
+
+_CANDIDATE = re.compile(r"a=candidate:\S+ 1 (\S+) [0-9]+ (\S+) ([0-9]+) typ (\S+)")
+_FINGERPRINT = re.compile(r"a=fingerprint:(\S+) ([0-9A-Fa-f:]+)")
+_SETUP = re.compile(r"a=setup:(\S+)")
+_ICE_PWD = re.compile(r"^(a=ice-pwd:)[^\r\n]*", re.MULTILINE)
+SHOWN_CANDIDATES = 2
+
+
+def webrtc_summary(body: str) -> str:
+    """What a WebRTC offer or answer sets up, in one line for a ladder note: each m-line's
+    codecs and direction (port 0: declined), the ICE candidates of the RTP component, and
+    the DTLS role (a=setup) and certificate fingerprint (the first, shortened)."""
+    media = "; ".join(m.summary for m in parse_sdp(body))
+    candidates = list(  # bundled m-lines repeat the same ones
+        dict.fromkeys(
+            f"{kind} {transport.lower()} {address}:{port}"
+            for transport, address, port, kind in _CANDIDATE.findall(body)
+        )
+    )
+    ice = ", ".join(candidates[:SHOWN_CANDIDATES]) or "none"
+    if len(candidates) > SHOWN_CANDIDATES:
+        ice += f" +{len(candidates) - SHOWN_CANDIDATES} more"
+    fingerprint = _FINGERPRINT.search(body)
+    setup = _SETUP.search(body)
+    dtls = f"DTLS setup {setup.group(1) if setup else '?'}"
+    if fingerprint:
+        digest = fingerprint.group(2)
+        dtls += f", {fingerprint.group(1)} {digest[:11]}...{digest[-5:]}"
+    return f"{media}; ICE {ice}; {dtls}"
+
+
+def without_ice_password(body: str) -> str:
+    """The SDP with its ICE password (a=ice-pwd, the key of every STUN check) redacted."""
+    return _ICE_PWD.sub(r"\1[redacted]", body)

@@ -9,6 +9,7 @@ import statistics
 import pytest
 
 from lab.analysis.hops import NetworkHop
+from lab.analysis.ladder import ladder_rows
 from lab.analysis.model import CallModel
 from lab.config import PhonePolicy
 from lab.network.legs import plan
@@ -104,6 +105,25 @@ async def test_the_call_still_carries_speech_and_its_json_says_what_was_asked(im
     assert all(1.0 < p.mos_lqo < 4.5 for p in impaired.model.pesq)
     parties = {s.src_party for s in impaired.model.streams} | {s.dst_party for s in impaired.model.streams}
     assert {"Internet", "Core network", "Mobile network"} <= parties
+
+
+async def test_the_browser_legs_setup_goes_via_the_internet_party(impaired: CallResult) -> None:
+    """ICE checks and the DTLS handshake cross the browser leg's network party like its SRTP:
+    each arrow ends at the Internet lifeline, and each flight shows on both hops."""
+    assert impaired.model is not None
+    rows = [r for r in ladder_rows(impaired.model) if r.label.startswith(("STUN", "DTLS"))]
+    assert rows and all("Internet" in (r.src, r.dst) for r in rows), [(r.src, r.dst, r.label) for r in rows]
+    hello = [(r.src, r.dst) for r in rows if r.label == "DTLS ClientHello" and r.style == "webrtc"]
+    finished = {(r.src, r.dst) for r in rows if r.label.endswith("Finished (encrypted)")}
+    assert hello == [("Gateway", "Internet"), ("Internet", "Browser")], hello
+    assert finished == {
+        ("Gateway", "Internet"),
+        ("Internet", "Browser"),
+        ("Browser", "Internet"),
+        ("Internet", "Gateway"),
+    }
+    checks = {(r.src, r.dst) for r in rows if r.label.startswith("STUN Binding Request")}
+    assert {("Browser", "Internet"), ("Internet", "Gateway")} <= checks, checks
 
 
 async def test_opus_fec_holds_better_than_plc_alone_at_5_percent_loss_on_the_browser_leg(
