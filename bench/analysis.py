@@ -1,25 +1,29 @@
 """Full analysis of a 10-minute, 3-leg call capture against Wireshark's own RTP statistics.
 
-    .venv/bin/python bench/analysis.py [--minutes 10] [--runs 3]
+    .venv/bin/python bench/analysis.py [--minutes 10] [--runs 5]
 
 Generates the capture (6 RTP streams: 3 legs x 2 directions, 20 ms packets, some loss and
-jitter), then times in this same run:
-  * tshark -q -z rtp,streams (the reference: Wireshark's C statistics, process start included);
-  * calllab's full analysis (pcap read, SIP, call model, RTP statistics and E-model, ladder
-    rows) in a fresh Python process, interpreter start included, and its peak memory;
-  * the same analysis inside a warm process (what a notebook pays).
-Prints the ratios to tshark. Numbers, not verdicts.
+jitter), then times in this same run, in pairs, each a whole process (start and imports
+included):
+  * tshark -q -z rtp,streams (the reference: Wireshark's C statistics);
+  * `calllab analyze CAPTURE --json` (pcap read, SIP, call model, RTP statistics, E-model,
+    RTCP, the JSON);
+and the same analysis inside a warm process (what a notebook pays). Prints the median of
+the pairs' ratios by wall time and by CPU time (user + system: what a busy machine's other
+work does not move), and each side's peak RSS. Numbers, not verdicts.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import json
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from lab.analysis.ladder import ladder_rows
@@ -31,13 +35,6 @@ LEGS = [
     ("127.0.0.4", 30002, "127.0.0.5", 40000),
     ("127.0.0.1", 50000, "127.0.0.2", 20002),
 ]
-CHILD = (
-    "import sys\n"
-    "from lab.analysis.ladder import ladder_rows\n"
-    "from lab.analysis.model import load\n"
-    "m = load(sys.argv[1]); ladder_rows(m)\n"
-    "print(len(m.streams), sum(s.stats.packets for s in m.streams))"
-)
 
 
 def make_capture(path: Path, minutes: float) -> int:
@@ -53,10 +50,24 @@ def make_capture(path: Path, minutes: float) -> int:
     return sum(len(s.datagrams(0.0)) for s in streams)
 
 
-def timed(argv: list[str]) -> tuple[float, str]:
+@dataclass(frozen=True)
+class Run:
+    wall: float  # s
+    cpu: float  # s, user + system
+    peak_mb: float
+    out: str
+
+
+def timed(argv: list[str]) -> Run:
+    """One whole process: its wall time, CPU time and peak RSS (wait4's rusage)."""
     t0 = time.perf_counter()
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    return time.perf_counter() - t0, out
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read() if proc.stdout else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{argv[0]} exited {os.waitstatus_to_exitcode(status)}")
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out)
 
 
 def main() -> None:
@@ -64,7 +75,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "call.pcap"
@@ -74,34 +85,34 @@ def main() -> None:
             f"capture: {args.minutes:g} min, {rtp} RTP packets, {path.stat().st_size / 1e6:.1f} MB "
             f"(generated in {time.perf_counter() - t0:.1f} s)"
         )
-        tshark, ours, warm = [], [], []
+        tshark: list[Run] = []
+        ours: list[Run] = []
+        warm: list[float] = []
         for _ in range(args.runs):
-            tshark.append(timed(["tshark", "-n", "-q", "-r", str(path), "-z", "rtp,streams"])[0])
-            seconds, out = timed([sys.executable, "-c", CHILD, str(path)])
-            ours.append(seconds)
+            tshark.append(timed(["tshark", "-n", "-q", "-r", str(path), "-z", "rtp,streams"]))
+            ours.append(timed([sys.executable, "-m", "lab.cli", "analyze", str(path), "--json"]))
             t1 = time.perf_counter()
             model = load(path)
             ladder_rows(model)
             warm.append(time.perf_counter() - t1)
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        ref = statistics.median(tshark)
-        print(f"tshark -z rtp,streams:             {ref:.3f} s (median of {args.runs})")
-        for label, runs in (("calllab, fresh process:", ours), ("calllab, warm (notebook) process:", warm)):
-            print(f"{label:<35}{statistics.median(runs):.3f} s  ratio {statistics.median(runs) / ref:.2f}")
-        print(f"streams and RTP packets analysed: {out.strip()}")
-        print(f"peak memory of any child (tshark or calllab): {peak_mb:.0f} MB")
-        child_peak = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                CHILD + "; import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)",
-                str(path),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()[-1]
-        print(f"calllab analysis peak RSS: {int(child_peak) / 1024:.0f} MB")
+        streams = json.loads(ours[-1].out)["streams"]
+        print(f"streams and RTP packets analysed: {len(streams)} {sum(s['packets'] for s in streams)}")
+        for what in ("wall", "cpu"):
+            ref = statistics.median(getattr(r, what) for r in tshark)
+            mine = statistics.median(getattr(r, what) for r in ours)
+            pairs = zip(ours, tshark, strict=True)
+            ratio = statistics.median(getattr(o, what) / getattr(t, what) for o, t in pairs)
+            print(
+                f"{what:>4}: tshark -z rtp,streams {ref:.3f} s, calllab analyze --json {mine:.3f} s "
+                f"(medians of {args.runs}); median ratio {ratio:.2f}"
+            )
+        in_kernel = statistics.median(warm)
+        ratio = in_kernel / statistics.median(r.wall for r in tshark)
+        print(f"calllab, warm (notebook) process: {in_kernel:.3f} s, ratio {ratio:.2f}")
+        print(
+            f"peak RSS: tshark {max(r.peak_mb for r in tshark):.0f} MB, "
+            f"calllab analyze {max(r.peak_mb for r in ours):.0f} MB"
+        )
 
 
 if __name__ == "__main__":

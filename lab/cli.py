@@ -7,7 +7,6 @@ and pjsua2, nor `calllab status` for matplotlib.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import os
@@ -19,23 +18,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.analysis.pcap import CaptureError
-from lab.config import INSTANCES, NARROWBAND, WIDEBAND, LabConfig, PhonePolicy, lab_of_capture
+from lab.config import (
+    INSTANCES,
+    NARROWBAND,
+    WIDEBAND,
+    LabConfig,
+    LabError,
+    PhonePolicy,
+    lab_of_capture,
+    requested_instance,
+)
 from lab.network.impairment import ImpairmentError
 from lab.network.legs import plan, profiles_help
 from lab.numbers import InvalidNumber, normalize_number
-from lab.signaling import status_text
 from lab.sip.codecs import LEG_CODECS, CodecError, choose, default_offer
-from lab.stack import (
-    LabError,
-    chosen_config,
-    health,
-    read_state,
-    requested_instance,
-    running_config,
-    running_labs,
-    start_daemon,
-    stop_daemon,
-)
 
 if TYPE_CHECKING:
     from lab.analysis.model import CallModel
@@ -46,6 +42,8 @@ if TYPE_CHECKING:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    from lab.stack import chosen_config, running_config, start_daemon
+
     running = running_config()
     if running is not None:
         print(f"the lab is already up (instance {running.instance}); `calllab status` shows it")
@@ -63,12 +61,16 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _labs_meant() -> list[LabConfig]:
     """The labs `down` and `status` are about: the one --instance names, else every lab running
     under this home."""
+    from lab.stack import chosen_config, running_labs
+
     if requested_instance() is not None:
         return [chosen_config()]
     return running_labs()
 
 
 def cmd_down(args: argparse.Namespace) -> int:
+    from lab.stack import stop_daemon
+
     stopped = [cfg.instance for cfg in _labs_meant() if stop_daemon(cfg)]
     for instance in stopped:
         print(f"lab stopped (instance {instance})")
@@ -78,11 +80,17 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from lab.stack import chosen_config
+
     labs = _labs_meant() or [chosen_config()]
     return max([_show_lab(cfg) for cfg in labs])
 
 
 def _show_lab(cfg: LabConfig) -> int:
+    import asyncio
+
+    from lab.stack import health, read_state, running_config
+
     cfg = running_config(cfg) or cfg
     rows = asyncio.run(health(cfg))
     up = read_state(cfg) is not None
@@ -104,13 +112,15 @@ def _show_lab(cfg: LabConfig) -> int:
 
 
 def _print_status(call: Call, stream: object) -> None:
+    from lab.signaling import status_text
+
     line = status_text(call.status, call.sip_code, call.reason)
     print(f"{time.strftime('%H:%M:%S')} {line}", file=stream, flush=True)  # type: ignore[call-overload]
 
 
 async def _call(args: argparse.Namespace) -> CallResult:
     from lab.scenario import place_call
-    from lab.stack import Stack
+    from lab.stack import Stack, running_config
 
     answer = args.answer
     if args.answer_after is not None:
@@ -147,7 +157,7 @@ async def _call(args: argparse.Namespace) -> CallResult:
 
 async def _dial_in(args: argparse.Namespace) -> CallResult:
     from lab.scenario import receive_call
-    from lab.stack import Stack
+    from lab.stack import Stack, running_config
 
     stream = sys.stderr if args.json else sys.stdout
     kwargs = {
@@ -166,12 +176,16 @@ async def _dial_in(args: argparse.Namespace) -> CallResult:
 
 
 def cmd_dial_in(args: argparse.Namespace) -> int:
+    import asyncio
+
     if args.caller is not None:
         normalize_number(args.caller)
     return _report_call(asyncio.run(_dial_in(args)), args.json)
 
 
 def cmd_call(args: argparse.Namespace) -> int:
+    import asyncio
+
     from lab.scenario import CallResult
 
     if args.attended and not args.transfer:
@@ -197,6 +211,8 @@ def cmd_call(args: argparse.Namespace) -> int:
 
 
 def _report_call(result: CallResult, as_json: bool) -> int:
+    from lab.signaling import status_text
+
     if as_json:
         print(result.to_json())
     else:
@@ -279,6 +295,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_clean(args: argparse.Namespace) -> int:
     from lab.capture import disk_use, prune, stored_calls
+    from lab.stack import chosen_config
 
     cfg = chosen_config()
     keep = cfg.keep_calls if args.keep is None else args.keep
@@ -291,8 +308,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    import asyncio
+
     from lab import sweep as sw
     from lab.batch import Progress
+    from lab.stack import running_config
 
     codecs = tuple((a.option, sw.split(v)) for a in sw.CODEC_AXES if (v := getattr(args, a.keyword)))
     values = tuple((p.name, sw.split(v)) for p in sw.PARAMETERS if (v := getattr(args, p.name)))
@@ -347,6 +367,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    import asyncio
+
     from lab import load as ld
     from lab.batch import Progress
 

@@ -53,6 +53,22 @@ def host_at(host: str, instance: int) -> str:
     return ".".join((parts[0], parts[1], str(instance), parts[3]))
 
 
+class LabError(RuntimeError):
+    """Something stops the lab from starting; the message says what and how to fix it."""
+
+
+def requested_instance() -> int | None:
+    """The instance CALLLAB_INSTANCE (or the CLI's --instance) asks for; None: any free one."""
+    text = os.environ.get("CALLLAB_INSTANCE", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) not in INSTANCES:
+        raise LabError(
+            f"CALLLAB_INSTANCE={text!r}: a lab instance, {INSTANCES.start} to {INSTANCES.stop - 1}"
+        )
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Party:
     """One process of the lab and the addresses it owns."""

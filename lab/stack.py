@@ -27,7 +27,7 @@ import websockets
 
 from lab import process, sipserver
 from lab.audio import ensure_prompts
-from lab.config import HOME, INSTANCES, NARROWBAND, WIDEBAND, LabConfig, Party
+from lab.config import HOME, INSTANCES, NARROWBAND, WIDEBAND, LabConfig, LabError, Party, requested_instance
 from lab.jitterspec import JitterBufferSpec
 from lab.network import control as network_control
 from lab.signaling import CLIENT_MESSAGES, GATEWAY_MESSAGES, Ping, Pong
@@ -39,10 +39,6 @@ RESTART_DELAYS = (0.2, 1.0, 3.0)
 MAX_RESTARTS = 5  # a party that dies this often is left down: it would only die again
 
 log = logging.getLogger(__name__)
-
-
-class LabError(RuntimeError):
-    """Something stops the lab from starting; the message says what and how to fix it."""
 
 
 def _slug(name: str) -> str:
@@ -121,18 +117,6 @@ def claim(instance: int) -> socket.socket:
         sock.close()
         raise InstanceTaken(f"lab instance {instance} is taken by another lab on this machine") from None
     return sock
-
-
-def requested_instance() -> int | None:
-    """The instance CALLLAB_INSTANCE (or the CLI's --instance) asks for; None: any free one."""
-    text = os.environ.get("CALLLAB_INSTANCE", "").strip()
-    if not text:
-        return None
-    if not text.isdigit() or int(text) not in INSTANCES:
-        raise LabError(
-            f"CALLLAB_INSTANCE={text!r}: a lab instance, {INSTANCES.start} to {INSTANCES.stop - 1}"
-        )
-    return int(text)
 
 
 async def gateway_ping(url: str, timeout: float = 1.0) -> Pong:

@@ -35,9 +35,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from lab.analysis.hops import NetworkHop
-from lab.analysis.model import CallModel, RtpStream
-from lab.batch import Row, a_lab, analysed_call, analysis_pool, run_bounded
 from lab.config import LabConfig
 from lab.network.impairment import Impairment, ImpairmentError
 from lab.network.legs import DIRECTIONS, LEGS, LegImpairment, plan
@@ -45,6 +42,9 @@ from lab.numbers import InvalidNumber, normalize_number
 from lab.sip.codecs import LEG_CODECS
 
 if TYPE_CHECKING:
+    from lab.analysis.hops import NetworkHop
+    from lab.analysis.model import CallModel, RtpStream
+    from lab.batch import Row
     from lab.scenario import CallResult
 
 
@@ -447,6 +447,8 @@ async def run(
         if on_row is not None:
             on_row(row)
 
+    from lab.batch import run_bounded  # the command line's parser reads this module's axes: kept light
+
     await run_bounded([functools.partial(one, p) for p in points], concurrency)
     return results
 
@@ -455,6 +457,8 @@ def lab_call(cfg: LabConfig, sweep: Sweep, analysis: Executor) -> CallFunction:
     """The real call of a point: placed through the lab, analysed in `analysis`."""
 
     async def call(point: Point) -> CallResult:
+        from lab.batch import analysed_call
+
         return await analysed_call(cfg, analysis, sweep.number, sweep.duration, **point.call_kwargs())
 
     return call
@@ -469,6 +473,8 @@ async def run_in_lab(
 ) -> Results:
     """The sweep on the running lab (`calllab up`'s), or on one started for it and stopped
     after, as `calllab call` does."""
+    from lab.batch import a_lab, analysis_pool
+
     with analysis_pool() as analysis:
         async with a_lab() as cfg:
             return await run(points, lab_call(cfg, sweep, analysis), results, concurrency, on_row)

@@ -149,7 +149,7 @@ def test_the_cli_refuses_a_codec_a_leg_cannot_carry_before_starting_anything(
     def no_lab(*_: object) -> None:
         raise AssertionError("the lab was contacted")
 
-    monkeypatch.setattr("lab.cli.running_config", no_lab)
+    monkeypatch.setattr("lab.stack.running_config", no_lab)
     assert main(["call", "+79991234567", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("calllab: ") and "\n" not in err
