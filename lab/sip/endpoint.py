@@ -16,6 +16,12 @@ process when ignored, see shared/notes/feasibility.md):
   it is sent: pjsua2 reparses wholeSdp when it changed. The edit is set before dial() or
   the first answer (pjsua 2.15 creates an incoming call's answer when it is answered) and
   never raises into pjsua;
+* a request no module of pjsua takes (an unknown method, an INFO or a BYE outside any
+  dialog, a REGISTER to a phone) still gets an answer, from a pjsip module of ours that comes
+  after all of pjsua's (UnhandledRequests): pjsip itself only logs it, and the sender would
+  retransmit it for 32 s. That module reaches pjsip's C structs through ctypes; their layout
+  (PJSIP 2.15.1, x86-64) is checked on every request, and one that does not match is left
+  unanswered, as pjsip would, instead of read further;
 * clean exit: hang up, drop references, collect, then libDestroy.
 """
 
@@ -34,7 +40,7 @@ from urllib.parse import quote
 import pjsua2 as pj
 
 from lab.jitterspec import JitterBufferSpec
-from lab.sip.message import header_params, parse_sip, uri_of
+from lab.sip.message import METHODS, header_params, parse_sip, uri_of
 from lab.tasks import Tasks
 
 log = logging.getLogger(__name__)
@@ -201,6 +207,7 @@ class SipEndpoint:
         self.ep.libStart()
         self.ep.audDevManager().setNullDev()
         self.set_codecs(codecs)
+        self.unhandled = UnhandledRequests(name)  # referenced until libDestroy: pjsip holds it
 
     def set_codecs(self, codecs: list[str]) -> None:
         """Enable exactly these codecs, first preferred."""
@@ -670,6 +677,173 @@ class _PjCodec(ctypes.Structure):  # pjmedia_codec
         ("factory", ctypes.c_void_p),
         ("op", ctypes.POINTER(_PjCodecOp)),
     ]
+
+
+#: Methods that have a meaning only inside a dialog or a transaction. One that reaches no
+#: module of pjsua matches none here: 481 (RFC 3261 sections 9.2 and 15.1.2 for CANCEL and
+#: BYE, 12.2.2 for any request; RFC 6086 section 4.2: INFO is sent only inside an invite
+#: dialog usage).
+_DIALOG_METHODS = frozenset({"BYE", "CANCEL", "PRACK", "UPDATE", "INFO", "NOTIFY"})
+
+
+def unhandled_answer(method: str) -> int | None:
+    """The status code for a request no module of pjsua took; None for ACK (never answered).
+
+    RFC 3261 section 8.2.1: a method the UAS recognises but does not support gets 405 with
+    an Allow header, a method it does not recognise 501 (section 21.5.2)."""
+    if method == "ACK":
+        return None
+    if method in _DIALOG_METHODS:
+        return 481
+    if method == "REFER":  # outside a call: a transfer this party declines (RFC 3515 2.4.2)
+        return 603
+    return 405 if method in METHODS else 501
+
+
+class _PjsipModule(ctypes.Structure):  # pjsip_module
+    _fields_ = [
+        ("prev", ctypes.c_void_p),
+        ("next", ctypes.c_void_p),
+        ("name", _PjStr),
+        ("id", ctypes.c_int),
+        ("priority", ctypes.c_int),
+        *((n, ctypes.c_void_p) for n in ("load", "start", "stop", "unload")),
+        ("on_rx_request", ctypes.c_void_p),
+        *(
+            (n, ctypes.c_void_p)
+            for n in ("on_rx_response", "on_tx_request", "on_tx_response", "on_tsx_state")
+        ),
+    ]
+
+
+class _RxData(ctypes.Structure):  # pjsip_rx_data up to msg_info.msg (PJSIP_MAX_PKT_LEN 4000)
+    _fields_ = [
+        ("pool", ctypes.c_void_p),
+        ("transport", ctypes.c_void_p),
+        ("tp_data", ctypes.c_void_p),
+        ("op_key", ctypes.c_void_p * 35),  # pj_ioqueue_op_key_t (34 pointers), then the rdata
+        ("timestamp", ctypes.c_long * 2),
+        ("packet", ctypes.c_char * 4000),
+        ("zero", ctypes.c_uint32),
+        ("len", ctypes.c_ssize_t),
+        ("src_addr", ctypes.c_uint32 * 7),  # pj_sockaddr: 28 bytes, 4-aligned
+        ("src_addr_len", ctypes.c_int),
+        ("src_name", ctypes.c_char * 46),
+        ("src_port", ctypes.c_int),
+        ("msg_buf", ctypes.c_void_p),
+        ("msg_len", ctypes.c_int),
+        ("msg", ctypes.c_void_p),
+    ]
+
+
+class _PjsipMethod(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_int), ("name", _PjStr)]
+
+
+class _PjsipMsg(ctypes.Structure):  # pjsip_msg up to line.req.method
+    _fields_ = [("type", ctypes.c_int), ("method", _PjsipMethod)]
+
+
+_OnRxRequest = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+_PJSIP_MOD_PRIORITY_APPLICATION = 64  # pjsua's own modules: mod-pjsua, options, im, presence
+_PJSIP_REQUEST_MSG = 0
+
+
+def _request_method(address: int) -> tuple[str, str] | None:
+    """(method, "host:port" of the sender) of the pjsip_rx_data at `address`; None when the
+    struct does not look like the 2.15.1 layout (then nothing more of it is read)."""
+    rdata = _RxData.from_address(address)
+    packet = ctypes.addressof(rdata) + _RxData.packet.offset
+    if rdata.msg_buf != packet or not 0 < rdata.msg_len <= len(rdata.packet) or not rdata.msg:
+        return None
+    msg = _PjsipMsg.from_address(rdata.msg)
+    if msg.type != _PJSIP_REQUEST_MSG or not 0 < msg.method.name.slen <= rdata.msg_len:
+        return None
+    method = ctypes.string_at(msg.method.name.ptr, msg.method.name.slen)
+    line = ctypes.string_at(packet, min(rdata.msg_len, len(method) + 1))
+    if line != method + b" ":
+        return None
+    return method.decode("latin-1"), f"{rdata.src_name.decode('latin-1')}:{rdata.src_port}"
+
+
+class UnhandledRequests:
+    """A pjsip module after all of pjsua's: answers the requests none of them took.
+
+    pjsip's endpoint offers each request to its modules by priority and only logs one that
+    nobody took ("dropped/unhandled by any modules"); a UAS must answer every request but an
+    ACK. Runs on pjsua's thread; it reads the request and answers statelessly, nothing else.
+    """
+
+    def __init__(self, party: str) -> None:
+        self.party = party
+        self.answered: dict[int, int] = {}  # status code -> how many, for tests and the log
+        self._warned = False
+        lib = self._lib = ctypes.CDLL(pj._pjsua2.__file__)
+        lib.pjsua_get_pjsip_endpt.restype = ctypes.c_void_p
+        lib.pjsip_endpt_get_capability.restype = ctypes.c_void_p
+        lib.pjsip_endpt_get_capability.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        lib.pjsip_hdr_clone.restype = ctypes.c_void_p
+        lib.pjsip_hdr_clone.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.pjsip_hdr_print_on.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+        lib.pj_list_insert_before.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.pjsua_pool_create.restype = ctypes.c_void_p
+        lib.pjsua_pool_create.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t]
+        lib.pjsip_endpt_register_module.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.pjsip_endpt_respond_stateless.argtypes = (
+            [ctypes.c_void_p] * 2 + [ctypes.c_int] + [ctypes.c_void_p] * 3
+        )
+        self._endpt = lib.pjsua_get_pjsip_endpt()
+        # The Allow header pjsua answers OPTIONS with, as the one header list the 405s carry.
+        allow = lib.pjsip_endpt_get_capability(self._endpt, pj.PJSIP_H_ALLOW, None)
+        if not allow:
+            raise RuntimeError(f"{party}: pjsip has no Allow capability")
+        text = ctypes.create_string_buffer(1000)
+        size = lib.pjsip_hdr_print_on(allow, text, len(text))
+        self.allow = text.raw[: max(size, 0)].decode("latin-1").partition(":")[2].strip()
+        self._pool = lib.pjsua_pool_create(b"unhandled", 1000, 1000)
+        self._headers = (ctypes.c_void_p * 2)()  # a pj_list head: prev, next
+        self._headers[0] = self._headers[1] = ctypes.addressof(self._headers)
+        lib.pj_list_insert_before(self._headers, lib.pjsip_hdr_clone(self._pool, allow))
+        self._callback = _OnRxRequest(self._on_rx_request)
+        self._name = b"mod-calllab-unhandled"
+        self._module = _PjsipModule(
+            name=_PjStr(self._name, len(self._name)),
+            id=-1,
+            priority=_PJSIP_MOD_PRIORITY_APPLICATION + 32,
+            on_rx_request=ctypes.cast(self._callback, ctypes.c_void_p),
+        )
+        status = lib.pjsip_endpt_register_module(self._endpt, ctypes.byref(self._module))
+        if status != 0:
+            raise RuntimeError(f"{party}: pjsip refused the module for unhandled requests ({status})")
+
+    def _on_rx_request(self, rdata: int) -> int:
+        try:
+            request = _request_method(rdata)
+            if request is None:
+                if not self._warned:
+                    self._warned = True
+                    log.error(
+                        "%s: pjsip_rx_data is not laid out as expected; unhandled requests go unanswered",
+                        self.party,
+                    )
+                return 0
+            method, source = request
+            code = unhandled_answer(method)
+            if code is None:
+                return 0
+            headers = ctypes.addressof(self._headers) if code == 405 else None
+            status = self._lib.pjsip_endpt_respond_stateless(self._endpt, rdata, code, None, headers, None)
+            if status != 0:
+                log.warning(
+                    "%s: answering %s from %s with %d failed (%d)", self.party, method, source, code, status
+                )
+                return 0
+            self.answered[code] = self.answered.get(code, 0) + 1
+            log.info("%s: %s from %s taken by no module: answered %d", self.party, method, source, code)
+            return 1
+        except Exception:  # an exception cannot cross into pjsip
+            log.exception("%s: answering an unhandled request failed", self.party)
+            return 0
 
 
 _CodecFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
