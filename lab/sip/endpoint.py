@@ -934,12 +934,19 @@ class WavPlayer:
 
 
 class WavRecorder:
-    """Records what it is fed into a WAV file."""
+    """Records what it is fed into a WAV file, silence while nothing is (a call on hold): the
+    file keeps the call's timeline from the recorder's start to close()."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.port: pj.AudioMediaRecorder | None = pj.AudioMediaRecorder()
         self.port.createRecorder(str(path))
+        # The bridge writes a frame to a recorder only while some port transmits to it; a
+        # call's stream stops while it is held (its port is replaced at every re-INVITE).
+        # A tone generator playing nothing gives silence on every tick of the bridge.
+        self._ticks: pj.ToneGenerator | None = pj.ToneGenerator()
+        self._ticks.createToneGenerator(CLOCK_RATE, 1)
+        self._ticks.startTransmit(self.port)
 
     async def close(self, timeout: float = 2.0) -> bool:
         """Drop the recorder and wait until its file is final; False if it never was.
@@ -947,7 +954,7 @@ class WavRecorder:
         PJSIP 2.14+ removes conference ports on the bridge's next clock tick, so the WAV
         header is written some milliseconds after the last reference goes.
         """
-        self.port = None
+        self.port = self._ticks = None
         gc.collect()
         deadline = asyncio.get_running_loop().time() + timeout
         while not _wav_is_final(self.path):
