@@ -9,6 +9,7 @@ import pytest
 
 from lab.config import Party
 from lab.scenario import place_call
+from lab.sip import badrequest
 from lab.sip.endpoint import unhandled_answer
 from lab.sip.message import parse_sip
 from lab.sip.options import exchange, request
@@ -73,3 +74,51 @@ async def test_each_party_answers_what_no_module_takes_and_goes_on(stack: Stack)
     assert all(p.proc is not None and p.proc.poll() is None for p in stack.parties)
     result = await place_call(stack.cfg, "+79161234567", duration=1.0, capture=False, report=False)
     assert result.ok, (result.final_status, result.sip_code, result.reason)
+
+
+def _request(start: str, *headers: str, body: str = "") -> bytes:
+    return ("\r\n".join([start, *headers]) + "\r\n\r\n" + body).encode()
+
+
+VIA = "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK1"
+BASIC = (VIA, "From: <sip:a@h>;tag=1", "To: <sip:b@h>", "Call-ID: c1", "CSeq: 7 OPTIONS")
+
+
+def test_requests_pjsip_parses_but_rfc_4475_refuses() -> None:
+    assert badrequest.problem(_request("OPTIONS sip:b@h SIP/2.0", *BASIC, "Content-Length: 0")) is None
+    mismatch = _request("OPTIONS sip:b@h SIP/2.0", *BASIC[:4], "CSeq: 8 INVITE", "l: 0")
+    assert badrequest.problem(mismatch) == (400, "CSeq method does not match the request method")
+    twice = _request("OPTIONS sip:b@h SIP/2.0", *BASIC, "Content-Length: 3", "l: 3", body="abc")
+    assert badrequest.problem(twice) == (400, "more than one Content-Length")
+    short = _request("OPTIONS sip:b@h SIP/2.0", *BASIC, "Content-Length: 99", body="abc")
+    assert badrequest.problem(short) == (400, "Content-Length larger than the message")
+    require = _request("OPTIONS sip:b@h SIP/2.0", *BASIC, "Require: nothing, Timer", "l: 0")
+    assert badrequest.unsupported(require, {"timer", "replaces"}) == ["nothing"]
+    ack = _request("ACK sip:b@h SIP/2.0", *BASIC[:4], "CSeq: 7 ACK", "Require: nothing")
+    assert badrequest.unsupported(ack, set()) == []
+
+
+def test_the_answer_to_what_pjsip_cannot_parse() -> None:
+    def answer(start: str, *headers: str) -> tuple[str, int | None]:
+        found = badrequest.answer_unparsable(_request(start, *headers))
+        assert found is not None
+        return found[0].decode().split("\r\n", 1)[0], found[1]
+
+    assert answer("OPTIONS sip:b@h SIP/7.0", *BASIC) == ("SIP/2.0 505 Version Not Supported", 5999)
+    assert answer("F!OO sip:b@h SIP/2.0", *BASIC) == ("SIP/2.0 501 Not Implemented", 5999)
+    assert answer("OPTIONS soap.beep://h:1 SIP/2.0", *BASIC) == ("SIP/2.0 416 Unsupported URI Scheme", 5999)
+    assert answer("INVITE <sip:b@h> SIP/2.0", *BASIC) == ("SIP/2.0 400 Bad Request", 5999)
+    assert answer("INVITE sip:b@h SIP/2.0", "v: SIP/2.0/UDP h;rport;branch=z9hG4bK2") == (
+        "SIP/2.0 400 Bad Request",
+        None,  # rport: back to the source port
+    )
+    full = badrequest.answer_unparsable(_request("INVITE sip:b@h SIP/2.0", *BASIC, "Via: SIP/2.0/UDP h2"))
+    assert full is not None
+    lines = full[0].decode().split("\r\n")
+    assert lines[1:3] == [VIA, "Via: SIP/2.0/UDP h2"]
+    assert lines[3] == "From: <sip:a@h>;tag=1" and lines[4].startswith("To: <sip:b@h>;tag=")
+    assert lines[5:] == ["Call-ID: c1", "CSeq: 7 OPTIONS", "Content-Length: 0", "", ""]
+    assert badrequest.answer_unparsable(b"SIP/2.0 200 OK\r\n" + VIA.encode() + b"\r\n\r\n") is None
+    assert badrequest.answer_unparsable(_request("ACK sip:b@h SIP/2.0", *BASIC)) is None
+    assert badrequest.answer_unparsable(_request("INVITE sip:b@h SIP/2.0", "To: <sip:b@h>")) is None
+    assert badrequest.answer_unparsable(b"\r\n\r\n") is None
