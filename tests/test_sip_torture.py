@@ -6,6 +6,7 @@ message a party mishandled."""
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import secrets
 from collections.abc import Callable
@@ -16,6 +17,7 @@ import pytest
 
 from lab.config import Party
 from lab.scenario import place_call
+from lab.sip import badrequest
 from lab.sip.message import parse_sip, uri_of
 from lab.sip.options import exchange
 from lab.stack import Stack
@@ -187,3 +189,28 @@ async def test_every_sip_party_survives_rfc4475_and_answers_where_due(stack: Sta
     )
     found = {p.name: {w.split()[0] for w in wrong} for p, wrong in zip(parties, results, strict=True)}
     assert found == {p.name: KNOWN.get(p.name, set()) for p in parties}, "mishandled:\n" + report
+
+
+#: what the mutants are made of, half of it the bytes that trip parsers: separators, NUL, and
+#: Latin-1's superscript digits (str.isdigit() takes them, int() does not)
+_MUTANT_BYTES = bytes(range(256)) + b":;,= \r\n\x00\xb2\xb3\xb9" * 20
+
+
+def test_what_answers_bad_requests_takes_any_bytes() -> None:
+    """lab.sip.badrequest runs inside pjsip's callbacks: mutants of the torture messages
+    (bytes changed, cut, inserted, repeated) get an answer or None, never an exception."""
+    rng = random.Random(4475)
+    for _ in range(3000):
+        message = bytearray(rng.choice(TORTURE).message(("127.0.0.1", 5999)))
+        digits = [at for at, byte in enumerate(message) if 0x30 <= byte <= 0x39]
+        for _ in range(rng.randint(1, 8)):
+            at = rng.choice(digits) if rng.random() < 0.5 else rng.randrange(len(message))
+            insert = bytes(rng.choice(_MUTANT_BYTES) for _ in range(rng.randint(0, 3)))
+            message[at : at + rng.randint(0, 3)] = insert
+        raw = bytes(message[: rng.randrange(1, len(message) + 1)])
+        badrequest.problem(raw)
+        badrequest.unsupported(raw, {"timer"})
+        answer = badrequest.answer_unparsable(raw)
+        if answer is not None:
+            assert answer[0].startswith(b"SIP/2.0 ") and answer[0].endswith(b"\r\n\r\n")
+            assert answer[1] is None or 0 < answer[1] < 65536

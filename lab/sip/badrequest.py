@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from lab.sip.message import METHODS, _fields, header_params
+from lab.sip.message import METHODS, _fields, _number, header_params
 
 _URI_SCHEMES = ("sip", "sips", "tel")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
@@ -15,7 +15,7 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 def _head_and_body(raw: bytes) -> tuple[list[str], bytes]:
     end = raw.find(b"\r\n\r\n")
     head, body = (raw, b"") if end < 0 else (raw[:end], raw[end + 4 :])
-    return head.decode("utf-8", errors="replace").split("\r\n"), body
+    return head.decode("latin-1").split("\r\n"), body  # every byte kept, as sent
 
 
 def problem(raw: bytes) -> tuple[int, str] | None:
@@ -30,7 +30,8 @@ def problem(raw: bytes) -> tuple[int, str] | None:
     lengths = [value for name, value in fields if name == "content-length"]
     if len(lengths) > 1:
         return 400, "more than one Content-Length"  # RFC 4475 3.3.9
-    if lengths and lengths[0].isdigit() and int(lengths[0]) > len(body):
+    length = _number(lengths[0]) if lengths else None
+    if length is not None and length > len(body):
         return 400, "Content-Length larger than the message"  # RFC 3261 18.3, RFC 4475 3.1.2.2
     return None
 
@@ -86,7 +87,7 @@ def answer_unparsable(raw: bytes) -> tuple[bytes, int | None] | None:
             value += f";tag={secrets.token_hex(4)}"
         out.append(f"{title}: {value}")
     out.append("Content-Length: 0")
-    return ("\r\n".join(out) + "\r\n\r\n").encode(), _response_port(vias[0])
+    return ("\r\n".join(out) + "\r\n\r\n").encode("latin-1"), _response_port(vias[0])
 
 
 def _response_port(via: str) -> int | None:
@@ -95,5 +96,5 @@ def _response_port(via: str) -> int | None:
     if "rport" in header_params(via):
         return None
     sent_by = via.split(";", 1)[0].split()
-    port = sent_by[-1].rpartition(":")[2] if sent_by and ":" in sent_by[-1] else ""
-    return int(port) if port.isdigit() and 0 < int(port) < 65536 else 5060
+    port = _number(sent_by[-1].rpartition(":")[2]) if sent_by and ":" in sent_by[-1] else None
+    return port if port is not None and 0 < port < 65536 else 5060

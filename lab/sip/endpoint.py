@@ -959,6 +959,9 @@ class RequestChecks:
     def _on_dropped(self, dropped: ctypes._Pointer[_DroppedData]) -> None:
         try:
             data = dropped.contents
+            # pjsip 2.15.1 passes the start of the message in the rdata's packet buffer (the
+            # datagram's start, on the lab's one transport, UDP), or NULL: the rdata is just
+            # before it, and _rx_data checks that it is.
             rdata = _rx_data(data.data - _RxData.packet.offset) if data.data else None
             if rdata is None or data.len > rdata.msg_len:
                 return
