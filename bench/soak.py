@@ -4,7 +4,7 @@
 
 Places `--calls` full-chain calls one after another on one lab, each captured and reported
 as a user's would be, and prints: failures by status, code and reason; setup time
-percentiles; per process of the lab, its threads, open files and RSS after the warm-up
+percentiles; per process of the lab, its threads, open files, RSS and PSS after the warm-up
 call and after the last call, with the growth in percent (goal: under 5 %); and the disk
 captures/ takes (with its retention at work). Numbers, not verdicts.
 """
@@ -36,6 +36,10 @@ class Usage:
     threads: int
     fds: int
     rss_mb: float
+    #: RSS counts a page of Kamailio's shared memory once in every worker that touched it:
+    #: it grows while workers first touch pages the others allocated, a plateau, not a leak.
+    #: PSS shares each page out among the processes mapping it: the memory really used.
+    pss_mb: float
 
 
 def usage(pid: int) -> Usage:
@@ -43,7 +47,7 @@ def usage(pid: int) -> Usage:
     in its process group (Kamailio's workers)."""
     pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) == pid]
     threads = fds = 0
-    rss = 0.0
+    rss = pss = 0.0
     for p in pids or [pid]:
         try:
             status = dict(
@@ -53,10 +57,12 @@ def usage(pid: int) -> Usage:
             )
             threads += int(status["Threads"])
             rss += int(status["VmRSS"].split()[0]) / 1024
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text().splitlines()
+            pss += sum(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) / 1024
             fds += len(os.listdir(f"/proc/{p}/fd"))
         except (FileNotFoundError, ProcessLookupError, KeyError):
             continue
-    return Usage(threads, fds, round(rss, 1))
+    return Usage(threads, fds, round(rss, 1), round(pss, 1))
 
 
 def _pgid(pid: int) -> int:
@@ -104,13 +110,14 @@ async def soak(args: argparse.Namespace) -> None:
         f"p99 {percentile(setups, 99):.1f}, max {max(setups):.1f}, mean {statistics.mean(setups):.1f}"
     )
     print(f"\nper process, after call {args.warmup} -> after call {args.calls}:")
-    print(f"{'process':<24} {'threads':>16} {'fds':>16} {'RSS MB':>22}")
+    print(f"{'process':<24} {'threads':>16} {'fds':>16} {'RSS MB':>22} {'PSS MB':>22}")
     for name, after in last.items():
         before = first.get(name, after)
         print(
             f"{name:<24} {before.threads:>5} -> {after.threads:<4} {growth(before.threads, after.threads):>6}"
             f" {before.fds:>5} -> {after.fds:<4} {growth(before.fds, after.fds):>6}"
             f" {before.rss_mb:>7} -> {after.rss_mb:<7} {growth(before.rss_mb, after.rss_mb):>6}"
+            f" {before.pss_mb:>7} -> {after.pss_mb:<7} {growth(before.pss_mb, after.pss_mb):>6}"
         )
     kept = stored_calls(cfg.captures_dir)
     size = disk_use([p for paths in kept.values() for p in paths])

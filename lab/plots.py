@@ -6,6 +6,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -45,6 +46,13 @@ def ladder(model: CallModel, marks: Mapping[int, str] | None = None) -> Figure:
     """SIP ladder: one lifeline per party in call-path order, every message an arrow in time
     order with its time offset, SDP notes, and the RTP streams as bands between parties.
     `marks` puts a numbered badge on rows (indexes into ladder_rows), e.g. the seed's steps."""
+    # Its text comes from the wire: a "$" in a SIP message is a dollar, not TeX (mathtext
+    # raised on an unbalanced one and ended the call's report).
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _ladder(model, marks)
+
+
+def _ladder(model: CallModel, marks: Mapping[int, str] | None) -> Figure:
     rows = ladder_rows(model)
     names = [p.name for p in model.parties]
     for r in rows:  # parties seen only in lab events

@@ -340,18 +340,31 @@ async def drain_track(track: MediaStreamTrack, sink: Callable[[bytes], None], ra
             sink(bytes(out.planes[0])[: out.samples * 2])
 
 
+#: A pause in a track longer than this is a hold (no RTP comes), not a late packet: the
+#: recording gets it as silence.
+RECORDING_GAP_S = 0.2
+
+
 class Recording:
-    """PCM at `rate` collected from a track, saved as WAV."""
+    """PCM at `rate` collected from a track, saved as WAV; a pause in the track (a hold) is
+    recorded as silence, so the file keeps the call's timeline from the first sample heard."""
 
     def __init__(self, rate: int = RATE) -> None:
         self.rate = rate
         self.chunks: list[bytes] = []
         self.started_at: float | None = None  # time.monotonic() of the first sample heard
+        self.samples = 0
 
     def add(self, pcm: bytes) -> None:
+        now = time.monotonic()
         if self.started_at is None:
-            self.started_at = time.monotonic()
+            self.started_at = now
+        behind = int((now - self.started_at) * self.rate) - self.samples
+        if behind > RECORDING_GAP_S * self.rate:
+            self.chunks.append(bytes(2 * behind))
+            self.samples += behind
         self.chunks.append(pcm)
+        self.samples += len(pcm) // 2
 
     def save(self, path: Path) -> None:
         pcm = np.frombuffer(b"".join(self.chunks), dtype="<i2")

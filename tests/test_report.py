@@ -16,6 +16,7 @@ from lab import plots, report
 from lab.analysis.columns import REPORT, columns
 from lab.analysis.ladder import ladder_rows
 from lab.analysis.model import CallModel, load
+from lab.analysis.synth import Datagram, write_pcap
 from lab.analysis.wireshark import fields, rtp_streams
 from lab.config import LabConfig
 from lab.sip.sdp import Codec
@@ -253,3 +254,28 @@ def test_bad_files_give_one_line_and_nonzero_exit(tmp_path: Path) -> None:
         done = run_cli("analyze", str(path))
         assert done.returncode == code, (path, done.stderr)
         assert words in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_dollar_in_sip_text_is_drawn_as_text(tmp_path: Path) -> None:
+    """matplotlib reads "$...$" as TeX: SIP text that is bad TeX ended a call's report."""
+    invite = (
+        "INVITE sip:+79991234567@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-1\r\n"
+        "From: <sip:caller@10.0.0.1>;tag=a1\r\nTo: <sip:+79991234567@10.0.0.2>\r\nCall-ID: d@x\r\n"
+        "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+    busy = (
+        "SIP/2.0 486 Pay $x^^2$ now\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-1\r\n"
+        "From: <sip:caller@10.0.0.1>;tag=a1\r\nTo: <sip:+79991234567@10.0.0.2>;tag=b1\r\nCall-ID: d@x\r\n"
+        "CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+    path = write_pcap(
+        tmp_path / "dollar.pcap",
+        [
+            Datagram(1.0, "10.0.0.1", 5060, "10.0.0.2", 5060, invite.encode()),
+            Datagram(1.1, "10.0.0.2", 5060, "10.0.0.1", 5060, busy.encode()),
+        ],
+    )
+    figure = plots.ladder(load(path))
+    labels = [t.get_text() for ax in figure.axes for t in ax.texts]
+    assert any("486 Pay $x^^2$ now" in label for label in labels), labels
+    assert plots.png(figure)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -142,8 +142,20 @@ class Session:
         except websockets.ConnectionClosed:
             pass
         finally:
+            # A login the gateway will never answer: say why now, not at the timeout.
+            if self._login is not None and not self._login.done():
+                self._login.set_result(self._closed_during_login())
             for call in list(self.calls.values()):
                 call._gateway_lost()
+
+    def _closed_during_login(self) -> Failed:
+        assert self.ws is not None
+        code, why = self.ws.close_code, self.ws.close_reason or "no reason given"
+        if code == 1009:  # a login form (a password of some 256 KiB) over the gateway's limit
+            return Failed(code=413, reason=f"gateway at {self.url} refused the login form as too big ({why})")
+        return Failed(
+            code=503, reason=f"gateway at {self.url} closed the connection during the login ({code} {why})"
+        )
 
     def _incoming(self, msg: Incoming) -> None:
         call_id = msg.call_id

@@ -18,6 +18,14 @@ process when ignored, see shared/notes/feasibility.md):
   it is sent: pjsua2 reparses wholeSdp when it changed. The edit is set before dial() or
   the first answer (pjsua 2.15 creates an incoming call's answer when it is answered) and
   never raises into pjsua;
+* every request gets an answer, as RFC 3261 and 4475 ask, from hooks of ours in pjsip
+  (RequestChecks): one pjsip cannot parse (pjsip only logs it), one no module of pjsua takes
+  (an unknown method, an INFO or a BYE outside any dialog, a REGISTER to a phone: pjsip
+  logs "dropped/unhandled by any modules"), one pjsua would take though malformed (a CSeq
+  of another method, two Content-Lengths). Unanswered, the sender retransmits for 32 s.
+  The hooks read pjsip's C structs through ctypes; their layout (PJSIP 2.15.1, x86-64) is
+  checked on every request, and one that does not match is left as pjsip leaves it instead
+  of read further;
 * clean exit: hang up, drop references, collect, then libDestroy.
 """
 
@@ -27,6 +35,7 @@ import asyncio
 import ctypes
 import gc
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +45,8 @@ from urllib.parse import quote
 import pjsua2 as pj
 
 from lab.jitterspec import JitterBufferSpec
-from lab.sip.message import header_params, parse_sip, uri_of
+from lab.sip import badrequest
+from lab.sip.message import METHODS, header_params, parse_sip, uri_of
 from lab.tasks import Tasks
 
 log = logging.getLogger(__name__)
@@ -206,6 +216,7 @@ class SipEndpoint:
         self.ep.libStart()
         self.ep.audDevManager().setNullDev()
         self.set_codecs(codecs)
+        self.requests = RequestChecks(name)  # referenced until libDestroy: pjsip holds it
 
     def set_codecs(self, codecs: list[str]) -> None:
         """Enable exactly these codecs, first preferred."""
@@ -703,6 +714,314 @@ class _PjCodec(ctypes.Structure):  # pjmedia_codec
     ]
 
 
+#: Methods that have a meaning only inside a dialog or a transaction. One that reaches no
+#: module of pjsua matches none here: 481 (RFC 3261 sections 9.2 and 15.1.2 for CANCEL and
+#: BYE, 12.2.2 for any request; RFC 6086 section 4.2: INFO is sent only inside an invite
+#: dialog usage).
+_DIALOG_METHODS = frozenset({"BYE", "CANCEL", "PRACK", "UPDATE", "INFO", "NOTIFY"})
+
+
+def unhandled_answer(method: str) -> int | None:
+    """The status code for a request no module of pjsua took; None for ACK (never answered).
+
+    RFC 3261 section 8.2.1: a method the UAS recognises but does not support gets 405 with
+    an Allow header, a method it does not recognise 501 (section 21.5.2)."""
+    if method == "ACK":
+        return None
+    if method in _DIALOG_METHODS:
+        return 481
+    if method == "REFER":  # outside a call: a transfer this party declines (RFC 3515 2.4.2)
+        return 603
+    return 405 if method in METHODS else 501
+
+
+class _PjsipModule(ctypes.Structure):  # pjsip_module
+    _fields_ = [
+        ("prev", ctypes.c_void_p),
+        ("next", ctypes.c_void_p),
+        ("name", _PjStr),
+        ("id", ctypes.c_int),
+        ("priority", ctypes.c_int),
+        *((n, ctypes.c_void_p) for n in ("load", "start", "stop", "unload")),
+        ("on_rx_request", ctypes.c_void_p),
+        *(
+            (n, ctypes.c_void_p)
+            for n in ("on_rx_response", "on_tx_request", "on_tx_response", "on_tsx_state")
+        ),
+    ]
+
+
+class _RxData(ctypes.Structure):  # pjsip_rx_data up to msg_info.msg (PJSIP_MAX_PKT_LEN 4000)
+    _fields_ = [
+        ("pool", ctypes.c_void_p),
+        ("transport", ctypes.c_void_p),
+        ("tp_data", ctypes.c_void_p),
+        ("op_key", ctypes.c_void_p * 35),  # pj_ioqueue_op_key_t (34 pointers), then the rdata
+        ("timestamp", ctypes.c_long * 2),
+        ("packet", ctypes.c_char * 4000),
+        ("zero", ctypes.c_uint32),
+        ("len", ctypes.c_ssize_t),
+        ("src_addr", ctypes.c_uint32 * 7),  # pj_sockaddr: 28 bytes, 4-aligned
+        ("src_addr_len", ctypes.c_int),
+        ("src_name", ctypes.c_char * 46),
+        ("src_port", ctypes.c_int),
+        ("msg_buf", ctypes.c_void_p),
+        ("msg_len", ctypes.c_int),
+        ("msg", ctypes.c_void_p),
+    ]
+
+
+class _PjsipMethod(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_int), ("name", _PjStr)]
+
+
+class _PjsipMsg(ctypes.Structure):  # pjsip_msg up to line.req.method
+    _fields_ = [("type", ctypes.c_int), ("method", _PjsipMethod)]
+
+
+class _DroppedData(ctypes.Structure):  # pjsip_tp_dropped_data
+    _fields_ = [
+        ("tp", ctypes.c_void_p),
+        ("data", ctypes.c_void_p),
+        ("len", ctypes.c_size_t),
+        ("status", ctypes.c_int),
+    ]
+
+
+_OnRxRequest = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
+_OnDropped = ctypes.CFUNCTYPE(None, ctypes.POINTER(_DroppedData))
+_PJSIP_MOD_PRIORITY_UA_PROXY_LAYER = 32  # mod-ua: requests inside a dialog
+_PJSIP_MOD_PRIORITY_APPLICATION = 64  # pjsua's own modules: mod-pjsua, options, im, presence
+_PJSIP_REQUEST_MSG = 0
+_PJ_AF_INET = 2  # Linux's AF_INET, which pjlib uses
+_PJ_EPENDING = 70002  # pjsip_endpt_send_raw: queued, sent when the socket is ready
+
+
+def _rx_data(address: int) -> _RxData | None:
+    """The pjsip_rx_data at `address` when it looks like the 2.15.1 layout (its message
+    buffer is its own packet buffer, as for every UDP datagram); None, and nothing more of it
+    read, when it does not."""
+    rdata = _RxData.from_address(address)
+    packet = ctypes.addressof(rdata) + _RxData.packet.offset
+    if rdata.msg_buf != packet or not 0 < rdata.msg_len <= _RxData.packet.size:
+        return None
+    return rdata
+
+
+def _request_method(address: int) -> tuple[str, bytes, str] | None:
+    """(method, the whole datagram, "host:port" of the sender) of the request in the
+    pjsip_rx_data at `address`; None when the struct does not look as expected."""
+    rdata = _rx_data(address)
+    if rdata is None or not rdata.msg:
+        return None
+    msg = _PjsipMsg.from_address(rdata.msg)
+    if msg.type != _PJSIP_REQUEST_MSG or not 0 < msg.method.name.slen <= rdata.msg_len:
+        return None
+    method = ctypes.string_at(msg.method.name.ptr, msg.method.name.slen)
+    raw = ctypes.string_at(ctypes.addressof(rdata) + _RxData.packet.offset, rdata.msg_len)
+    if not raw.startswith(method + b" "):
+        return None
+    return method.decode("latin-1"), raw, f"{rdata.src_name.decode('latin-1')}:{rdata.src_port}"
+
+
+class RequestChecks:
+    """Answers what pjsip and pjsua leave unanswered or take though malformed, through
+    pjsip's own hooks (two modules and the transport manager's dropped-data callback), all
+    run on pjsua's thread and answering statelessly:
+
+    * before pjsua's modules: a request RFC 3261/4475 says to refuse that pjsip parses
+      (a CSeq of another method, two Content-Lengths, a body shorter than its
+      Content-Length: 400; a Require option pjsua does not support: 420);
+    * after them: a request none of them took (see unhandled_answer), which pjsip only
+      logs ("dropped/unhandled by any modules");
+    * a request pjsip cannot parse, which it drops with a log line (lab.sip.badrequest).
+
+    Without an answer the sender retransmits for 32 s and learns nothing.
+    """
+
+    def __init__(self, party: str) -> None:
+        self.party = party
+        self.answered: dict[int, int] = {}  # status code -> how many, for tests and the log
+        self._warned = False
+        lib = self._lib = ctypes.CDLL(pj._pjsua2.__file__)
+        lib.pjsua_get_pjsip_endpt.restype = ctypes.c_void_p
+        lib.pjsip_endpt_get_tpmgr.restype = ctypes.c_void_p
+        lib.pjsip_endpt_get_tpmgr.argtypes = [ctypes.c_void_p]
+        lib.pjsip_endpt_get_capability.restype = ctypes.c_void_p
+        lib.pjsip_endpt_get_capability.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+        lib.pjsip_hdr_clone.restype = ctypes.c_void_p
+        lib.pjsip_hdr_clone.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.pjsip_hdr_print_on.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+        lib.pjsip_generic_string_hdr_create.restype = ctypes.c_void_p
+        lib.pjsip_generic_string_hdr_create.argtypes = [ctypes.c_void_p] * 3
+        lib.pj_list_insert_before.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.pjsua_pool_create.restype = ctypes.c_void_p
+        lib.pjsua_pool_create.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t]
+        lib.pj_pool_release.argtypes = [ctypes.c_void_p]
+        lib.pjsip_endpt_register_module.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        lib.pjsip_endpt_respond_stateless.argtypes = (
+            [ctypes.c_void_p] * 2 + [ctypes.c_int] + [ctypes.c_void_p] * 3
+        )
+        lib.pjsip_endpt_send_raw.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_char_p,
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.c_int,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
+        lib.pjsip_tpmgr_set_drop_data_cb.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        self._endpt = lib.pjsua_get_pjsip_endpt()
+        self.allow = self._capability(pj.PJSIP_H_ALLOW)
+        self.supported = {o.strip().lower() for o in self._capability(pj.PJSIP_H_SUPPORTED).split(",")}
+        # The Allow header pjsua answers OPTIONS with, as the one header list the 405s carry.
+        self._pool = lib.pjsua_pool_create(b"unhandled", 1000, 1000)
+        self._allow_list = self._header_list()
+        allow = lib.pjsip_endpt_get_capability(self._endpt, pj.PJSIP_H_ALLOW, None)
+        lib.pj_list_insert_before(self._allow_list, lib.pjsip_hdr_clone(self._pool, allow))
+        self._callbacks = (
+            _OnRxRequest(self._on_new_request),
+            _OnRxRequest(self._on_unhandled),
+            _OnDropped(self._on_dropped),
+        )
+        self._modules = (
+            self._module(b"mod-calllab-checks", _PJSIP_MOD_PRIORITY_UA_PROXY_LAYER - 1, self._callbacks[0]),
+            self._module(b"mod-calllab-unhandled", _PJSIP_MOD_PRIORITY_APPLICATION + 32, self._callbacks[1]),
+        )
+        tpmgr = lib.pjsip_endpt_get_tpmgr(self._endpt)
+        lib.pjsip_tpmgr_set_drop_data_cb(tpmgr, ctypes.cast(self._callbacks[2], ctypes.c_void_p))
+
+    def _capability(self, header: int) -> str:
+        """The value of one of pjsip's capability headers (Allow, Supported)."""
+        hdr = self._lib.pjsip_endpt_get_capability(self._endpt, header, None)
+        if not hdr:
+            return ""
+        text = ctypes.create_string_buffer(1000)
+        size = self._lib.pjsip_hdr_print_on(hdr, text, len(text))
+        return text.raw[: max(size, 0)].decode("latin-1").partition(":")[2].strip()
+
+    @staticmethod
+    def _header_list() -> ctypes.Array[ctypes.c_void_p]:
+        head = (ctypes.c_void_p * 2)()  # a pj_list head: prev, next, pointing to itself
+        head[0] = head[1] = ctypes.addressof(head)
+        return head
+
+    def _module(self, name: bytes, priority: int, on_rx_request: ctypes._CFunctionType) -> _PjsipModule:
+        module = _PjsipModule(
+            name=_PjStr(name, len(name)),
+            id=-1,
+            priority=priority,
+            on_rx_request=ctypes.cast(on_rx_request, ctypes.c_void_p),
+        )
+        status = self._lib.pjsip_endpt_register_module(self._endpt, ctypes.byref(module))
+        if status != 0:
+            raise RuntimeError(f"{self.party}: pjsip refused the module {name.decode()} ({status})")
+        return module
+
+    def _request(self, rdata: int) -> tuple[str, bytes, str] | None:
+        request = _request_method(rdata)
+        if request is None and not self._warned:
+            self._warned = True
+            log.error("%s: pjsip_rx_data is not laid out as expected; bad requests go unanswered", self.party)
+        return request
+
+    def _respond(self, rdata: int, request: tuple[str, bytes, str], code: int, reason: str = "") -> int:
+        method, _, source = request
+        headers = None
+        pool = None
+        if code == 405:
+            headers = ctypes.addressof(self._allow_list)
+        elif code == 420:
+            options = ", ".join(badrequest.unsupported(request[1], self.supported))
+            pool = self._lib.pjsua_pool_create(b"420", 500, 500)
+            name, value = b"Unsupported", options.encode("latin-1")
+            names = _PjStr(name, len(name)), _PjStr(value, len(value))
+            hdr = self._lib.pjsip_generic_string_hdr_create(
+                pool, ctypes.byref(names[0]), ctypes.byref(names[1])
+            )
+            head = self._header_list()
+            self._lib.pj_list_insert_before(head, hdr)
+            headers = ctypes.addressof(head)
+        text = reason.encode("latin-1")
+        phrase = _PjStr(text, len(text))
+        status = self._lib.pjsip_endpt_respond_stateless(
+            self._endpt, rdata, code, ctypes.byref(phrase) if text else None, headers, None
+        )
+        if pool:
+            self._lib.pj_pool_release(pool)  # respond_stateless cloned the header
+        if status != 0:
+            log.warning(
+                "%s: answering %s from %s with %d failed (%d)", self.party, method, source, code, status
+            )
+            return 0
+        self.answered[code] = self.answered.get(code, 0) + 1
+        log.info("%s: %s from %s: answered %d %s", self.party, method, source, code, reason)
+        return 1
+
+    def _on_new_request(self, rdata: int) -> int:
+        try:
+            request = self._request(rdata)
+            if request is None or request[0] == "ACK":
+                return 0
+            refusal = badrequest.problem(request[1])
+            if refusal is not None:
+                return self._respond(rdata, request, *refusal)
+            if badrequest.unsupported(request[1], self.supported):
+                return self._respond(rdata, request, 420, "Bad Extension")
+            return 0
+        except Exception:  # an exception cannot cross into pjsip
+            log.exception("%s: checking a request failed", self.party)
+            return 0
+
+    def _on_unhandled(self, rdata: int) -> int:
+        try:
+            request = self._request(rdata)
+            code = unhandled_answer(request[0]) if request is not None else None
+            if request is None or code is None:
+                return 0
+            return self._respond(rdata, request, code)
+        except Exception:
+            log.exception("%s: answering an unhandled request failed", self.party)
+            return 0
+
+    def _on_dropped(self, dropped: ctypes._Pointer[_DroppedData]) -> None:
+        try:
+            data = dropped.contents
+            # pjsip 2.15.1 passes the start of the message in the rdata's packet buffer (the
+            # datagram's start, on the lab's one transport, UDP), or NULL: the rdata is just
+            # before it, and _rx_data checks that it is.
+            rdata = _rx_data(data.data - _RxData.packet.offset) if data.data else None
+            if rdata is None or data.len > rdata.msg_len:
+                return
+            answer = badrequest.answer_unparsable(ctypes.string_at(data.data, data.len))
+            if answer is None:
+                return
+            response, port = answer
+            host = rdata.src_name.decode("latin-1")
+            to = (port or rdata.src_port).to_bytes(2, "big")
+            address = _PJ_AF_INET.to_bytes(2, "little") + to + socket.inet_aton(host) + bytes(8)
+            status = self._lib.pjsip_endpt_send_raw(
+                self._endpt,
+                pj.PJSIP_TRANSPORT_UDP,
+                None,
+                response,
+                len(response),
+                address,
+                len(address),
+                None,
+                None,
+            )
+            code = int(response.split(b" ", 2)[1])
+            if status in (0, _PJ_EPENDING):
+                self.answered[code] = self.answered.get(code, 0) + 1
+            log.info("%s: a request pjsip could not parse from %s: answered %d", self.party, host, code)
+        except Exception:
+            log.exception("%s: answering an unparsable request failed", self.party)
+
+
 _CodecFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 _CodecIo = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(_PjFrame), ctypes.c_uint, ctypes.POINTER(_PjFrame)
@@ -791,12 +1110,19 @@ class WavPlayer:
 
 
 class WavRecorder:
-    """Records what it is fed into a WAV file."""
+    """Records what it is fed into a WAV file, silence while nothing is (a call on hold): the
+    file keeps the call's timeline from the recorder's start to close()."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.port: pj.AudioMediaRecorder | None = pj.AudioMediaRecorder()
         self.port.createRecorder(str(path))
+        # The bridge writes a frame to a recorder only while some port transmits to it; a
+        # call's stream stops while it is held (its port is replaced at every re-INVITE).
+        # A tone generator playing nothing gives silence on every tick of the bridge.
+        self._ticks: pj.ToneGenerator | None = pj.ToneGenerator()
+        self._ticks.createToneGenerator(CLOCK_RATE, 1)
+        self._ticks.startTransmit(self.port)
 
     async def close(self, timeout: float = 2.0) -> bool:
         """Drop the recorder and wait until its file is final; False if it never was.
@@ -804,7 +1130,7 @@ class WavRecorder:
         PJSIP 2.14+ removes conference ports on the bridge's next clock tick, so the WAV
         header is written some milliseconds after the last reference goes.
         """
-        self.port = None
+        self.port = self._ticks = None
         gc.collect()
         deadline = asyncio.get_running_loop().time() + timeout
         while not _wav_is_final(self.path):
