@@ -152,6 +152,15 @@ def peer_connection() -> RTCPeerConnection:
     return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 
 
+_CANDIDATE_RE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) [^\n]*\n?", re.MULTILINE)
+
+
+def loopback_only(sdp: str) -> str:
+    """`sdp` without its ICE candidates outside 127.0.0.0/8: a real browser offers every
+    interface of the machine (and ::1), and the lab sends to loopback addresses only."""
+    return _CANDIDATE_RE.sub(lambda m: m[0] if m[1].startswith("127.") else "", sdp)
+
+
 def prefer_codec(pc: RTCPeerConnection, codec: str) -> None:
     """Offer only `codec` (opus, pcmu, pcma, g722) on every audio transceiver."""
     try:

@@ -24,6 +24,7 @@ from lab.config import (
     SipAccount,
     new_call_id,
 )
+from lab.gateway import page
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
@@ -94,7 +95,11 @@ class Gateway:
 
     async def start(self) -> None:
         self.server = await websockets.serve(
-            self.handle, self.cfg.gateway.host, self.cfg.ws_port, max_size=256 * 1024
+            self.handle,
+            self.cfg.gateway.host,
+            self.cfg.ws_port,
+            max_size=256 * 1024,
+            process_request=page.responder(self.cfg),
         )
 
     async def stop(self) -> None:
@@ -317,7 +322,8 @@ class GatewayCall:
         if problem is None:
             self._take_browser_audio()
             try:
-                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg.sdp, type="offer"))
+                offer = RTCSessionDescription(sdp=webrtc.loopback_only(msg.sdp), type="offer")
+                await self.pc.setRemoteDescription(offer)
             except Exception as exc:  # aiortc says what it cannot take with asserts as well
                 problem = f"WebRTC refused the offer: {str(exc) or type(exc).__name__}"
             webrtc.use_jitter_buffer(self.pc, jitter_buffer)
@@ -399,7 +405,9 @@ class GatewayCall:
 
     async def complete(self, sdp: str) -> None:
         """The client's SDP answer: the WebRTC leg is set, so answer the SIP call (200)."""
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        await self.pc.setRemoteDescription(
+            RTCSessionDescription(sdp=webrtc.loopback_only(sdp), type="answer")
+        )
         webrtc.encode_as_asked(self.pc)
         if self.sip is not None:
             self.sip.answer_with(200, "OK")
