@@ -167,6 +167,8 @@ class PageCall(Call):
     def _on_page(self, event: dict[str, Any]) -> None:
         match event["kind"]:
             case "status":
+                if event["status"] == CallStatus.PENDING:
+                    self.started_at = event["t"]  # the click, as the page had it (not Playwright's)
                 self._set(CallStatus(event["status"]), event["sip_code"], event["reason"], event["t"])
             case "answer":
                 self.media._negotiated(event["sdp"])

@@ -17,6 +17,9 @@ export const DTMF_DIGITS = "0123456789*#ABCD";
 const CONNECT_TIMEOUT_MS = 10000; // WebSocket open plus SIP registration, as lab.client
 const OFFER_TIMEOUT_MS = 10000; // the gateway's SDP answer
 const ICE_GATHERING_TIMEOUT_MS = 3000;
+// The lab measures the network and codec path, so the microphone's audio goes out as it is:
+// Chromium's echo canceller, noise suppressor and gain control would change it first.
+const MICROPHONE = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
 
 export class InvalidNumber extends Error {}
 
@@ -185,7 +188,7 @@ export class Call extends EventTarget {
       return;
     }
     try {
-      this.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+      this.localStream = await navigator.mediaDevices.getUserMedia({ audio: MICROPHONE, video: false });
     } catch (err) {
       this._set(CALL_STATUS.FAILED, null, microphoneProblem(err));
       return;
