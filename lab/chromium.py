@@ -113,9 +113,6 @@ class PageCall(Call):
         assert isinstance(self.session, PageSession)
         self.page = self.session.page
         self.media = PageMedia(self.page, self, self.prompt)
-        #: how the page sent each DTMF digit: "rtcdtmfsender" (RFC 4733 from the browser) or
-        #: "gateway" (the gateway sends it, when the browser's telephone-event was not taken)
-        self.dtmf_sent_by: list[str] = []
 
     @property
     def sent_t0(self) -> float | None:
@@ -146,10 +143,11 @@ class PageCall(Call):
         await self._press("#hold", "unhold()")
 
     async def send_dtmf(self, digits: str, method: str = "rfc4733") -> None:
-        """The page's keypad, one key at a time (the page chooses how the digit goes)."""
+        """The page's keypad, one key at a time. The page sends each digit by RTCDTMFSender
+        when the gateway took telephone-event, else asks the gateway to; each key's action
+        says which ("DTMF 5 (rtcdtmfsender)", "DTMF 5 (gateway)")."""
         if method != "rfc4733":
             raise ValueError(f"DTMF method {method!r}: the Phone page sends RFC 4733 only")
-        self.actions.append((time.time(), f"DTMF {digits} (keypad)"))
         for digit in digits:
             await self.page.click(f"#keypad [data-key='{digit}']", timeout=PAGE_TIMEOUT * 1000)
             await asyncio.sleep(DTMF_KEY_GAP)
@@ -173,7 +171,7 @@ class PageCall(Call):
             case "answer":
                 self.media._negotiated(event["sdp"])
             case "dtmf":
-                self.dtmf_sent_by.append(event["how"])
+                self.actions.append((time.time(), f"DTMF {event['digit']} ({event['how']})"))
             case "message":
                 try:
                     msg = GATEWAY_MESSAGES.decode(event["json"])

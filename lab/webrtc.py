@@ -15,7 +15,15 @@ from typing import Any
 import aioice.ice
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, rtcrtpreceiver, rtcrtpsender
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    rtcrtpreceiver,
+    rtcrtpsender,
+)
+from aiortc import codecs as aiortc_codecs
 from aiortc.codecs import get_decoder
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterBuffer
@@ -132,10 +140,61 @@ def _ffmpeg_on_the_callers_thread() -> None:
         ctypes.CDLL(path).av_cpu_force_count(1)
 
 
+#: what a browser's RTCDTMFSender sends with Opus (RFC 4733; Chromium offers /48000 and /8000)
+TELEPHONE_EVENT = RTCRtpCodecParameters(
+    mimeType="audio/telephone-event", clockRate=48000, channels=1, payloadType=126
+)
+EVENT_DIGITS = "0123456789*#ABCD"  # RFC 4733 section 3.2: events 0-15
+
+
+class TelephoneEvents:
+    """RFC 4733 events arriving on one receiver: `on_digit` once per digit, at its first
+    packet (an event is sent in several packets, the end three times, all with its start's
+    RTP timestamp)."""
+
+    def __init__(self, on_digit: Callable[[str], None]) -> None:
+        self.on_digit = on_digit
+        self._timestamp: int | None = None
+
+    def packet(self, packet: RtpPacket) -> None:
+        if len(packet.payload) < 4 or packet.timestamp == self._timestamp:
+            return
+        self._timestamp = packet.timestamp
+        if packet.payload[0] < len(EVENT_DIGITS):
+            self.on_digit(EVENT_DIGITS[packet.payload[0]])
+
+
+def on_telephone_events(pc: RTCPeerConnection, on_digit: Callable[[str], None]) -> None:
+    """`on_digit(digit)` for the RFC 4733 events the far end sends on `pc`'s audio; after
+    setRemoteDescription (which makes the receivers)."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "audio":
+            transceiver.receiver._lab_telephone_events = TelephoneEvents(on_digit)  # type: ignore[attr-defined]
+
+
+def _events_apart(handle: Callable[..., Any]) -> Callable[..., Any]:
+    """aiortc has no telephone-event: it would hand the events to the audio decoder. They go
+    to the receiver's TelephoneEvents instead; the audio jitter buffer sees their sequence
+    numbers as lost packets (the sender sends no audio meanwhile)."""
+
+    async def handling(receiver: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
+        codec = receiver._RTCRtpReceiver__codecs.get(packet.payload_type)  # type: ignore[attr-defined]
+        if codec is not None and codec.mimeType.lower() == "audio/telephone-event":
+            events = getattr(receiver, "_lab_telephone_events", None)
+            if events is not None:
+                events.packet(packet)
+            return
+        await handle(receiver, packet, arrival_time_ms)
+
+    handling.lab_events_apart = True  # type: ignore[attr-defined]
+    return handling
+
+
 def configure(host: str) -> None:
     """Make this process's WebRTC peers use `host` only (no other interface, no STUN), give
     audio receivers the bounded jitter buffer and decoders that conceal lost packets (Opus
-    with FEC), mark audio talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
+    with FEC), take RFC 4733 events apart from the audio, mark audio talkspurts as RFC 3551
+    says, and keep FFmpeg on one thread.
 
     aioice never offers 127.0.0.1 on its own and, left alone, would offer every interface.
     """
@@ -143,6 +202,10 @@ def configure(host: str) -> None:
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [host]
     rtcrtpreceiver.JitterBuffer = _audio_jitter_buffer  # type: ignore[assignment,misc]
     rtcrtpreceiver.get_decoder = _concealing_decoder
+    if TELEPHONE_EVENT not in aiortc_codecs.CODECS["audio"]:  # answered to a browser that offers it
+        aiortc_codecs.CODECS["audio"].append(TELEPHONE_EVENT)
+    if not hasattr(RTCRtpReceiver._handle_rtp_packet, "lab_events_apart"):
+        RTCRtpReceiver._handle_rtp_packet = _events_apart(RTCRtpReceiver._handle_rtp_packet)  # type: ignore[method-assign]
     if rtcrtpsender.RtpPacket is not _AudioMarksTalkspurts:
         rtcrtpsender.RtpPacket = _AudioMarksTalkspurts  # type: ignore[misc]
         RTCRtpSender.__init__ = _remember_audio_sender(RTCRtpSender.__init__)  # type: ignore[method-assign]

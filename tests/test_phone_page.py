@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import websockets
+from aiortc.rtp import RtpPacket
 from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request
@@ -77,6 +78,23 @@ def test_only_loopback_candidates_reach_the_gateway() -> None:
     kept = webrtc.loopback_only(sdp)
     assert [line.split()[4] for line in kept.splitlines() if line.startswith("a=candidate")] == ["127.0.0.1"]
     assert kept.endswith("a=rtcp-mux\r\n")
+
+
+def test_rfc4733_events_become_digits_once_each() -> None:
+    digits: list[str] = []
+    events = webrtc.TelephoneEvents(digits.append)
+    # "5" in three packets (the end one repeated), then "#", at their start's timestamps.
+    for timestamp, payload in [
+        (960, bytes([5, 10, 0, 160])),
+        (960, bytes([5, 10, 1, 64])),
+        (960, bytes([5, 0x80 | 10, 7, 128])),
+        (960, bytes([5, 0x80 | 10, 7, 128])),
+        (24000, bytes([11, 10, 0, 160])),
+        (48000, bytes([16, 10, 0, 160])),  # flash: not a digit
+        (50000, b"\x01"),  # too short to be an event
+    ]:
+        events.packet(RtpPacket(payload_type=126, timestamp=timestamp, payload=payload))
+    assert digits == ["5", "#"]
 
 
 # --- the page in Chromium, against a stand-in gateway ------------------------------------------
@@ -240,6 +258,9 @@ async def test_the_keypad_sends_dtmf_that_the_phone_gets_in_order(stack: Stack) 
     assert result.ok, result
     digits = [e["digit"] for e in result.phone["events"] if e["event"] == "dtmf"]
     assert "".join(digits) == "159#*0"
+    # In the browser's own RTP (the gateway took its telephone-event), not asked of the gateway.
+    keys = [a["action"] for a in result.actions if a["action"].startswith("DTMF")]
+    assert keys == [f"DTMF {d} (rtcdtmfsender)" for d in "159#*0"]
 
 
 @pytest.mark.slow

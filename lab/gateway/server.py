@@ -327,6 +327,7 @@ class GatewayCall:
             except Exception as exc:  # aiortc says what it cannot take with asserts as well
                 problem = f"WebRTC refused the offer: {str(exc) or type(exc).__name__}"
             webrtc.use_jitter_buffer(self.pc, jitter_buffer)
+            webrtc.on_telephone_events(self.pc, self._browser_digit)
         if problem is not None:
             await self.fail(488, f"call.sdp: {problem}")
             return
@@ -375,6 +376,14 @@ class GatewayCall:
         if browser_leg is not None:  # answer on the network the browser's offer came from
             sdp = await browser_leg.arewrite(sdp)
         await self.session.send(Sdp(call_id=self.call_id, sdp=sdp))
+
+    def _browser_digit(self, digit: str) -> None:
+        """A DTMF digit in the browser's RTP (RTCDTMFSender): on to the SIP leg the same way."""
+        if self.sip is not None and self.state.established and not self.state.ended:
+            try:
+                self.sip.send_dtmf(digit, "rfc4733")
+            except RuntimeError as exc:
+                self.session.tasks.start(self.error(f"dtmf: {exc}"), f"call {self.call_id}: DTMF")
 
     def _take_browser_audio(self) -> None:
         @self.pc.on("track")

@@ -255,7 +255,7 @@ export class Call extends EventTarget {
     }
     const dtmf = this.pc?.getSenders().find((s) => s.track?.kind === "audio")?.dtmf;
     if (dtmf?.canInsertDTMF) {
-      dtmf.insertDTMF(digits, 160, 90);
+      dtmf.insertDTMF(dtmf.toneBuffer + digits, 160, 90); // a new call replaces what is still queued
       return "rtcdtmfsender";
     }
     this.session.send({ type: "dtmf", call_id: this.id, digits, method: "rfc4733" });
