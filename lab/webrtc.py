@@ -190,16 +190,36 @@ def _events_apart(handle: Callable[..., Any]) -> Callable[..., Any]:
     return handling
 
 
+def _checks_from_loopback_only(received: Callable[..., None]) -> Callable[..., None]:
+    """A real browser sends its ICE checks from every interface it has, also to a loopback
+    candidate (Chromium: from the machine's LAN address to 127.0.0.2, which the kernel
+    delivers). Answered, such a check becomes a peer-reflexive candidate the gateway would
+    send media to: it is not answered, so only a loopback pair can succeed."""
+
+    def receiving(
+        connection: aioice.ice.Connection, message: Any, addr: tuple[str, int], protocol: Any
+    ) -> None:
+        if addr[0].startswith("127."):
+            received(connection, message, addr, protocol)
+
+    receiving.lab_loopback_only = True  # type: ignore[attr-defined]
+    return receiving
+
+
 def configure(host: str) -> None:
-    """Make this process's WebRTC peers use `host` only (no other interface, no STUN), give
-    audio receivers the bounded jitter buffer and decoders that conceal lost packets (Opus
-    with FEC), take RFC 4733 events apart from the audio, mark audio talkspurts as RFC 3551
-    says, and keep FFmpeg on one thread.
+    """Make this process's WebRTC peers use `host` only (no other interface, no STUN, no check
+    from outside 127.0.0.0/8 answered), give audio receivers the bounded jitter buffer and
+    decoders that conceal lost packets (Opus with FEC), take RFC 4733 events apart from the
+    audio, mark audio talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
 
     aioice never offers 127.0.0.1 on its own and, left alone, would offer every interface.
     """
     _ffmpeg_on_the_callers_thread()
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [host]
+    if not hasattr(aioice.ice.Connection.request_received, "lab_loopback_only"):
+        aioice.ice.Connection.request_received = _checks_from_loopback_only(  # type: ignore[method-assign]
+            aioice.ice.Connection.request_received
+        )
     rtcrtpreceiver.JitterBuffer = _audio_jitter_buffer  # type: ignore[assignment,misc]
     rtcrtpreceiver.get_decoder = _concealing_decoder
     if TELEPHONE_EVENT not in aiortc_codecs.CODECS["audio"]:  # answered to a browser that offers it

@@ -237,6 +237,9 @@ async def test_chromium_calls_the_phone_and_both_sides_hear_each_other(stack: St
     assert result.setup_ms is not None and 0 < result.setup_ms < 2000
     assert result.codecs == {"browser": "opus", "sip": "PCMU", "mobile": "GSM"}
     assert result.capture and result.report and result.model is not None
+    # Chromium checks from every interface it has; only its loopback pair may carry the media.
+    assert "Browser" in {s.src_party for s in result.model.streams}
+    assert all(s.src.startswith("127.") and s.dst.startswith("127.") for s in result.model.streams)
     browser_prompt, _ = read_wav(stack.cfg.prompts_dir / "browser.wav")
     phone_prompt, _ = read_wav(stack.cfg.prompts_dir / "phone.wav")
     at_phone, at_browser = heard(result.audio["phone_received"]), heard(result.audio["browser_received"])
