@@ -196,8 +196,9 @@ export class Call extends EventTarget {
     this.pc = new RTCPeerConnection({ iceServers: [] });
     for (const track of this.localStream.getTracks()) this.pc.addTrack(track, this.localStream);
     this.pc.ontrack = (e) => this.remoteStream.addTrack(e.track);
+    const gathered = loopbackGathered(this.pc);
     await this.pc.setLocalDescription(await this.pc.createOffer());
-    await iceGathered(this.pc);
+    await gathered;
     const sdp = loopbackOnly(this.pc.localDescription.sdp);
     if (!/^a=candidate:/m.test(sdp)) {
       this._set(CALL_STATUS.FAILED, null, "the browser offers no loopback ICE candidate (Chromium needs --allow-loopback-in-peer-connection)");
@@ -298,11 +299,13 @@ function microphoneProblem(err) {
   return `microphone: ${err.name}: ${err.message}`;
 }
 
-function iceGathered(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
+/** Resolves once a loopback candidate is in the local description (the only kind the lab
+ * uses: no need to wait for the machine's other interfaces), or gathering is over. */
+function loopbackGathered(pc) {
   return new Promise((resolve) => {
-    const done = () => pc.iceGatheringState === "complete" && resolve();
-    pc.addEventListener("icegatheringstatechange", done);
+    pc.addEventListener("icecandidate", (e) => {
+      if (!e.candidate || /^127\./.test(e.candidate.address ?? "")) resolve();
+    });
     setTimeout(resolve, ICE_GATHERING_TIMEOUT_MS); // what was gathered by then is offered
   });
 }
