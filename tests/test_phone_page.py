@@ -4,6 +4,7 @@ the lab (slow): audio both ways, keypad DTMF, Hold, blind transfer, a wrong pass
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -22,10 +23,12 @@ from websockets.http11 import Request
 from lab import webrtc
 from lab.audio import best_match, read_wav
 from lab.chromium import CHROMIUM, CHROMIUM_ARGS, PageSession, browser_call, check_chromium, chromium
-from lab.client import LoginFailed
+from lab.client import Call, CallStatus, LoginFailed
 from lab.config import LabConfig, PhonePolicy
 from lab.gateway import page
 from lab.numbers import InvalidNumber, normalize_number
+from lab.phonecontrol import HangupCall
+from lab.scenario import phone_command, place_call
 from lab.stack import Stack
 
 NUMBER = "+79991234567"
@@ -298,3 +301,32 @@ async def test_a_wrong_password_shows_403_on_the_page(stack: Stack) -> None:
         assert status.startswith("login failed: 403 ") and "authentication failed" in status
         assert "not-the-password" not in await p.content()
         assert await p.is_disabled("#voice-call")
+
+
+@pytest.mark.slow
+async def test_the_phone_hangs_up_and_the_page_shows_it(stack: Stack) -> None:
+    needs_chromium()
+    hanging_up: list[asyncio.Task[object]] = []
+
+    def on_status(call: Call) -> None:
+        if call.status == CallStatus.ESTABLISHED:
+            hanging_up.append(asyncio.ensure_future(phone_command(stack.cfg, None, HangupCall())))
+
+    async with chromium(stack.cfg) as p:
+        session = PageSession(stack.cfg, stack.cfg.account(), p)
+        result = await place_call(
+            stack.cfg,
+            NUMBER,
+            duration=3.0,
+            answer=NOW,
+            on_status=on_status,
+            report=False,
+            client=lambda _: session,
+        )
+        assert await p.text_content("#status") == "FINISH 200 remote hangup"
+    assert hanging_up and (result.final_status, result.sip_code, result.reason) == (
+        "FINISH",
+        200,
+        "remote hangup",
+    )
+    assert "hangup()" not in [a["action"] for a in result.actions]  # the page did not hang up itself
