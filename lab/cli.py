@@ -1,4 +1,4 @@
-"""`calllab up | down | status | call NUMBER | analyze CAPTURE | report CAPTURE`.
+"""`calllab up | down | status | call NUMBER | browser-call NUMBER | analyze CAPTURE | report CAPTURE`.
 
 Commands import what they need when they run: `calllab analyze` should not pay for aiortc
 and pjsua2, nor `calllab status` for matplotlib.
@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,6 +98,10 @@ def _show_lab(cfg: LabConfig) -> int:
     print(f"lab is {'up' if up else 'down'} (instance {cfg.instance}, state in {cfg.run_dir}{band})")
     print(f"{'party':<17} {'address':<28} {'pid':>7}  health")
     print(f"{cfg.browser.name:<17} {cfg.browser.host:<28} {'-':>7}  (the client: this process)")
+    if up:
+        from lab.gateway.page import url
+
+        print(f"{'Phone page':<17} {url(cfg):<28} {'-':>7}  (open it in a browser on this machine)")
     for row in rows:
         pid = row["pid"] or "-"
         print(
@@ -120,7 +124,6 @@ def _print_status(call: Call, stream: object) -> None:
 
 async def _call(args: argparse.Namespace) -> CallResult:
     from lab.scenario import place_call
-    from lab.stack import Stack, running_config
 
     answer = args.answer
     if args.answer_after is not None:
@@ -147,17 +150,11 @@ async def _call(args: argparse.Namespace) -> CallResult:
     except InvalidNumber:
         # place_call refuses it before anything is contacted: no lab needed for that answer.
         return await place_call(LabConfig(), args.number)
-    cfg = running_config()
-    if cfg is not None:
-        return await place_call(cfg, args.number, **kwargs)  # type: ignore[arg-type]
-    print("starting the lab for this call", file=stream, flush=True)
-    async with Stack() as stack:
-        return await place_call(stack.cfg, args.number, **kwargs)  # type: ignore[arg-type]
+    return await _on_a_lab(lambda cfg: place_call(cfg, args.number, **kwargs), stream)  # type: ignore[arg-type]
 
 
 async def _dial_in(args: argparse.Namespace) -> CallResult:
     from lab.scenario import receive_call
-    from lab.stack import Stack, running_config
 
     stream = sys.stderr if args.json else sys.stdout
     kwargs = {
@@ -167,12 +164,51 @@ async def _dial_in(args: argparse.Namespace) -> CallResult:
         "reject": args.reject,
         "on_status": lambda call: _print_status(call, stream),
     }
+    return await _on_a_lab(lambda cfg: receive_call(cfg, **kwargs), stream)  # type: ignore[arg-type]
+
+
+async def _on_a_lab(run: Callable[[LabConfig], Awaitable[CallResult]], stream: object) -> CallResult:
+    """`run` on the lab that is up, else on one started for it (and stopped after)."""
+    from lab.stack import Stack, running_config
+
     cfg = running_config()
     if cfg is not None:
-        return await receive_call(cfg, **kwargs)  # type: ignore[arg-type]
-    print("starting the lab for this call", file=stream, flush=True)
+        return await run(cfg)
+    print("starting the lab for this call", file=stream, flush=True)  # type: ignore[call-overload]
     async with Stack() as stack:
-        return await receive_call(stack.cfg, **kwargs)  # type: ignore[arg-type]
+        return await run(stack.cfg)
+
+
+async def _browser_call(args: argparse.Namespace) -> CallResult:
+    from lab.chromium import browser_call
+
+    stream = sys.stderr if args.json else sys.stdout
+    kwargs = {
+        "duration": args.duration,
+        "dtmf": args.dtmf,
+        "hold": args.hold,
+        "transfer": args.transfer,
+        "password": args.password,
+        "on_status": lambda call: _print_status(call, stream),
+    }
+    return await _on_a_lab(lambda cfg: browser_call(cfg, args.number, **kwargs), stream)  # type: ignore[arg-type]
+
+
+def cmd_browser_call(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from lab.chromium import ChromiumUnavailable, check_chromium
+    from lab.scenario import CallResult
+
+    normalize_number(args.number)
+    try:
+        check_chromium()
+        result = asyncio.run(_browser_call(args))
+    except (LabError, ChromiumUnavailable) as exc:
+        if not args.json:
+            raise
+        result = CallResult("", args.number, "FAILED", None, f"the call could not start: {exc}")
+    return _report_call(result, args.json)
 
 
 def cmd_dial_in(args: argparse.Namespace) -> int:
@@ -575,6 +611,21 @@ def parser() -> argparse.ArgumentParser:
     dial_in.add_argument("--duration", type=float, default=3.0, help="seconds to talk")
     dial_in.add_argument("--json", action="store_true", help="one JSON object on stdout")
     dial_in.set_defaults(func=cmd_dial_in)
+    browser = sub.add_parser(
+        "browser-call", parents=[lab], help="call a number from Chromium on the lab's Phone page"
+    )
+    browser.add_argument("number", help="e.g. +79991234567 or 89991234567")
+    browser.add_argument("--duration", type=float, default=5.0, help="seconds to talk (default 5)")
+    browser.add_argument("--dtmf", default="", help="digits to press on the page's keypad once established")
+    browser.add_argument(
+        "--hold", type=float, default=0.0, metavar="S", help="press Hold for S seconds, then Unhold"
+    )
+    browser.add_argument(
+        "--transfer", default="", metavar="NUMBER", help="blind-transfer the phone to NUMBER"
+    )
+    browser.add_argument("--password", default=None, help="log in with this password instead of the lab's")
+    browser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    browser.set_defaults(func=cmd_browser_call)
     _sweep_parser(sub, lab)
     analyze_cmd = sub.add_parser(
         "analyze", parents=[lab], help="SIP ladder and RTP statistics of any capture"

@@ -7,13 +7,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from IPython import get_ipython
-from IPython.display import HTML
+from IPython.display import HTML, IFrame
 from matplotlib.figure import Figure
 
 from lab.analysis.call_steps import CallStep
 from lab.analysis.columns import BRIEF, Table, hop_table, network_table, stream_table
 from lab.analysis.model import CallModel
 from lab.config import NARROWBAND, WIDEBAND, LabConfig
+from lab.gateway.page import url as page_url
 from lab.plots import png
 from lab.report import html_table
 from lab.stack import LabError, Stack, chosen_config, requested_instance, running_config
@@ -55,6 +56,12 @@ def stop_lab() -> None:
     if _kernel_stack is not None:
         _kernel_stack.stop()
         _kernel_stack = None
+
+
+def phone_page(cfg: LabConfig, width: int = 760, height: int = 720) -> IFrame:
+    """The lab's Phone page, this browser's own WebRTC on the lab, in the notebook (it may use
+    the microphone: the page is another origin than Jupyter's)."""
+    return IFrame(page_url(cfg), width, height, extras=['allow="microphone; autoplay"'])
 
 
 def table(header: list[str], rows: list[list[object]]) -> HTML:

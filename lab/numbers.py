@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 
 MAX_DIGITS = 32
-_SEPARATORS = str.maketrans("", "", " -().")
+SEPARATORS = " -()."  # left out of a number
+_SEPARATORS = str.maketrans("", "", SEPARATORS)
 _NUMBER_RE = re.compile(rf"\+?[0-9*#]{{1,{MAX_DIGITS}}}")
+#: the rule as data, for the Phone page's JavaScript (the pattern is valid in both languages)
+RULE = {"separators": SEPARATORS, "pattern": _NUMBER_RE.pattern, "max_digits": MAX_DIGITS}
 
 
 class InvalidNumber(ValueError):

@@ -86,6 +86,7 @@ class CallResult:
     codecs: dict[str, str | None] = field(default_factory=dict)
     #: a video call's video: {"declined": bool, "reason"} as the gateway said (its "video" event)
     video: dict[str, Any] | None = None
+    browser: str = "aiortc"  # the browser leg's WebRTC: lab.client's aiortc, or "chromium" (lab.chromium)
     #: the analysed capture (what the report shows); not part of call.json
     model: CallModel | None = field(default=None, repr=False, compare=False)
 
@@ -329,6 +330,7 @@ class LabCall:
     def _result(self) -> CallResult:
         call = self.call
         result = _result(self.call_id, self.number, call, call.status.value, call.sip_code, call.reason)
+        result.browser = call.browser
         established = next((e.t for e in call.history if e.status == CallStatus.ESTABLISHED), None)
         if established is not None and call.started_at is not None:
             result.setup_ms = round((established - call.started_at - self.answer_wait) * 1000, 1)
@@ -344,7 +346,7 @@ class LabCall:
             ]
         }
         result.timing = {
-            "browser_sent_t0": call.mic.started_at if call.mic else None,
+            "browser_sent_t0": call.sent_t0,
             "browser_received_t0": call.heard.started_at,
         }
         return result
@@ -377,6 +379,7 @@ async def place_call(
     sip_codec: str | None = None,
     mobile_codec: str | None = None,
     video: bool = False,
+    client: Callable[[SipAccount], Session] | None = None,
 ) -> CallResult:
     """Log in, call `number`, talk for `duration` s, hang up; never raises for call failures.
     With `video` the call offers video as well (CallResult.video: what became of it).
@@ -396,6 +399,9 @@ async def place_call(
 
     With `capture`, SIP and RTP of every leg go to captures/<call_id>.pcapng, and with
     `report` the call's HTML report to captures/<call_id>.html.
+
+    `client` makes the browser's Session for the account (default: lab.client's, on aiortc;
+    lab.chromium's places the call from Chromium on the Phone page).
     """
     try:
         number = normalize_number(number)
@@ -411,7 +417,8 @@ async def place_call(
     if any(d not in DTMF_DIGITS for d in dtmf):
         reason = f"DTMF digits must be among {DTMF_DIGITS}, not {dtmf!r}"
         return _result(new_call_id(), number, None, CallStatus.FAILED.value, None, reason)
-    session = Session(cfg.ws_url, lab_account(cfg, password), host=cfg.browser.host)
+    account = lab_account(cfg, password)
+    session = client(account) if client else Session(cfg.ws_url, account, host=cfg.browser.host)
     try:
         await session.connect()
     except LoginFailed as exc:

@@ -15,7 +15,15 @@ from typing import Any
 import aioice.ice
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, rtcrtpreceiver, rtcrtpsender
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    rtcrtpreceiver,
+    rtcrtpsender,
+)
+from aiortc import codecs as aiortc_codecs
 from aiortc.codecs import get_decoder
 from aiortc.codecs.base import Decoder
 from aiortc.jitterbuffer import JitterBuffer
@@ -132,17 +140,92 @@ def _ffmpeg_on_the_callers_thread() -> None:
         ctypes.CDLL(path).av_cpu_force_count(1)
 
 
+#: what a browser's RTCDTMFSender sends with Opus (RFC 4733; Chromium offers /48000 and /8000)
+TELEPHONE_EVENT = RTCRtpCodecParameters(
+    mimeType="audio/telephone-event", clockRate=48000, channels=1, payloadType=126
+)
+EVENT_DIGITS = "0123456789*#ABCD"  # RFC 4733 section 3.2: events 0-15
+
+
+class TelephoneEvents:
+    """RFC 4733 events arriving on one receiver: `on_digit` once per digit, at its first
+    packet (an event is sent in several packets, the end three times, all with its start's
+    RTP timestamp)."""
+
+    def __init__(self, on_digit: Callable[[str], None]) -> None:
+        self.on_digit = on_digit
+        self._timestamp: int | None = None
+
+    def packet(self, packet: RtpPacket) -> None:
+        if len(packet.payload) < 4 or packet.timestamp == self._timestamp:
+            return
+        self._timestamp = packet.timestamp
+        if packet.payload[0] < len(EVENT_DIGITS):
+            self.on_digit(EVENT_DIGITS[packet.payload[0]])
+
+
+def on_telephone_events(pc: RTCPeerConnection, on_digit: Callable[[str], None]) -> None:
+    """`on_digit(digit)` for the RFC 4733 events the far end sends on `pc`'s audio; after
+    setRemoteDescription (which makes the receivers)."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind == "audio":
+            transceiver.receiver._lab_telephone_events = TelephoneEvents(on_digit)  # type: ignore[attr-defined]
+
+
+def _events_apart(handle: Callable[..., Any]) -> Callable[..., Any]:
+    """aiortc has no telephone-event: it would hand the events to the audio decoder. They go
+    to the receiver's TelephoneEvents instead; the audio jitter buffer sees their sequence
+    numbers as lost packets (the sender sends no audio meanwhile)."""
+
+    async def handling(receiver: RTCRtpReceiver, packet: RtpPacket, arrival_time_ms: int) -> None:
+        codec = receiver._RTCRtpReceiver__codecs.get(packet.payload_type)  # type: ignore[attr-defined]
+        if codec is not None and codec.mimeType.lower() == "audio/telephone-event":
+            events = getattr(receiver, "_lab_telephone_events", None)
+            if events is not None:
+                events.packet(packet)
+            return
+        await handle(receiver, packet, arrival_time_ms)
+
+    handling.lab_events_apart = True  # type: ignore[attr-defined]
+    return handling
+
+
+def _checks_from_loopback_only(received: Callable[..., None]) -> Callable[..., None]:
+    """A real browser sends its ICE checks from every interface it has, also to a loopback
+    candidate (Chromium: from the machine's LAN address to 127.0.0.2, which the kernel
+    delivers). Answered, such a check becomes a peer-reflexive candidate the gateway would
+    send media to: it is not answered, so only a loopback pair can succeed."""
+
+    def receiving(
+        connection: aioice.ice.Connection, message: Any, addr: tuple[str, int], protocol: Any
+    ) -> None:
+        if addr[0].startswith("127."):
+            received(connection, message, addr, protocol)
+
+    receiving.lab_loopback_only = True  # type: ignore[attr-defined]
+    return receiving
+
+
 def configure(host: str) -> None:
-    """Make this process's WebRTC peers use `host` only (no other interface, no STUN), give
-    audio receivers the bounded jitter buffer and decoders that conceal lost packets (Opus
-    with FEC), mark audio talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
+    """Make this process's WebRTC peers use `host` only (no other interface, no STUN, no check
+    from outside 127.0.0.0/8 answered), give audio receivers the bounded jitter buffer and
+    decoders that conceal lost packets (Opus with FEC), take RFC 4733 events apart from the
+    audio, mark audio talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
 
     aioice never offers 127.0.0.1 on its own and, left alone, would offer every interface.
     """
     _ffmpeg_on_the_callers_thread()
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [host]
+    if not hasattr(aioice.ice.Connection.request_received, "lab_loopback_only"):
+        aioice.ice.Connection.request_received = _checks_from_loopback_only(  # type: ignore[method-assign]
+            aioice.ice.Connection.request_received
+        )
     rtcrtpreceiver.JitterBuffer = _audio_jitter_buffer  # type: ignore[assignment,misc]
     rtcrtpreceiver.get_decoder = _concealing_decoder
+    if TELEPHONE_EVENT not in aiortc_codecs.CODECS["audio"]:  # answered to a browser that offers it
+        aiortc_codecs.CODECS["audio"].append(TELEPHONE_EVENT)
+    if not hasattr(RTCRtpReceiver._handle_rtp_packet, "lab_events_apart"):
+        RTCRtpReceiver._handle_rtp_packet = _events_apart(RTCRtpReceiver._handle_rtp_packet)  # type: ignore[method-assign]
     if rtcrtpsender.RtpPacket is not _AudioMarksTalkspurts:
         rtcrtpsender.RtpPacket = _AudioMarksTalkspurts  # type: ignore[misc]
         RTCRtpSender.__init__ = _remember_audio_sender(RTCRtpSender.__init__)  # type: ignore[method-assign]
@@ -150,6 +233,15 @@ def configure(host: str) -> None:
 
 def peer_connection() -> RTCPeerConnection:
     return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+
+
+_CANDIDATE_RE = re.compile(r"^a=candidate:\S+ \d+ \S+ \d+ (\S+) [^\n]*\n?", re.MULTILINE)
+
+
+def loopback_only(sdp: str) -> str:
+    """`sdp` without its ICE candidates outside 127.0.0.0/8: a real browser offers every
+    interface of the machine (and ::1), and the lab sends to loopback addresses only."""
+    return _CANDIDATE_RE.sub(lambda m: m[0] if m[1].startswith("127.") else "", sdp)
 
 
 def prefer_codec(pc: RTCPeerConnection, codec: str) -> None:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -267,6 +267,9 @@ class Call:
     #: {"t": time.time(), "from": "browser" | "gateway", "kind": "offer" | "answer", "sdp"}
     sdp_exchange: list[dict[str, Any]] = field(default_factory=list)
 
+    #: the WebRTC stack that places the call (lab.chromium's PageCall: "chromium")
+    browser: ClassVar[str] = "aiortc"
+
     def __post_init__(self) -> None:
         if not CALL_ID_RE.fullmatch(self.call_id):
             raise ValueError(f"call id {self.call_id!r}: letters, digits, '-' and '_' only")
@@ -292,6 +295,11 @@ class Call:
     @property
     def mic(self) -> webrtc.PromptTrack | None:
         return self.media.mic
+
+    @property
+    def sent_t0(self) -> float | None:
+        """time.monotonic() of the first sample the microphone sent."""
+        return self.mic.started_at if self.mic else None
 
     @property
     def heard(self) -> webrtc.Recording:

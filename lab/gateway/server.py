@@ -24,7 +24,7 @@ from lab.config import (
     SipAccount,
     new_call_id,
 )
-from lab.gateway import video
+from lab.gateway import page, video
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
@@ -96,7 +96,11 @@ class Gateway:
 
     async def start(self) -> None:
         self.server = await websockets.serve(
-            self.handle, self.cfg.gateway.host, self.cfg.ws_port, max_size=256 * 1024
+            self.handle,
+            self.cfg.gateway.host,
+            self.cfg.ws_port,
+            max_size=256 * 1024,
+            process_request=page.responder(self.cfg),
         )
 
     async def stop(self) -> None:
@@ -320,10 +324,12 @@ class GatewayCall:
         if problem is None:
             self._take_browser_audio()
             try:
-                await self.pc.setRemoteDescription(RTCSessionDescription(sdp=msg.sdp, type="offer"))
+                offer = RTCSessionDescription(sdp=webrtc.loopback_only(msg.sdp), type="offer")
+                await self.pc.setRemoteDescription(offer)
             except Exception as exc:  # aiortc says what it cannot take with asserts as well
                 problem = f"WebRTC refused the offer: {str(exc) or type(exc).__name__}"
             webrtc.use_jitter_buffer(self.pc, jitter_buffer)
+            webrtc.on_telephone_events(self.pc, self._browser_digit)
         if problem is not None:
             await self.fail(488, f"call.sdp: {problem}")
             return
@@ -383,6 +389,14 @@ class GatewayCall:
         sdp = video.declined_toward_browser(sdp)
         await self.session.send(Sdp(call_id=self.call_id, sdp=sdp))
 
+    def _browser_digit(self, digit: str) -> None:
+        """A DTMF digit in the browser's RTP (RTCDTMFSender): on to the SIP leg the same way."""
+        if self.sip is not None and self.state.established and not self.state.ended:
+            try:
+                self.sip.send_dtmf(digit, "rfc4733")
+            except RuntimeError as exc:
+                self.session.tasks.start(self.error(f"dtmf: {exc}"), f"call {self.call_id}: DTMF")
+
     def _take_browser_audio(self) -> None:
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
@@ -412,7 +426,9 @@ class GatewayCall:
 
     async def complete(self, sdp: str) -> None:
         """The client's SDP answer: the WebRTC leg is set, so answer the SIP call (200)."""
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        await self.pc.setRemoteDescription(
+            RTCSessionDescription(sdp=webrtc.loopback_only(sdp), type="answer")
+        )
         webrtc.encode_as_asked(self.pc)
         if self.sip is not None:
             self.sip.answer_with(200, "OK")
