@@ -224,6 +224,8 @@ class PageSession(Session):
             raise ValueError("the Phone page calls with Chromium's own audio settings (Opus)")
         kwargs.pop("codec", None)
         kwargs.pop("audio", None)
+        if (kwargs.pop("constraints", None) or {}).get("video"):
+            raise ValueError("the Phone page's calls are voice only: its Video call is not built yet")
         call = PageCall(
             self,
             callee=callee,
