@@ -69,6 +69,7 @@ async def test_a_wideband_chain_carries_7_khz_both_ways_and_scores_p862_2(wideba
     assert set(rows) == {"Browser -> Mobile phone", "Mobile phone -> Browser"}
     for p in rows.values():
         assert p.scale == "P.862.2" and p.ceiling is not None, p
-        # Measured 0.04-0.15 below (the lab's first call, which the test above places, can
-        # lose audio while the gateway's bridge settles: issue 11).
-        assert p.mos_lqo > p.ceiling - 0.25, p
+        # Not a bandwidth check (the shares above are: P.862.2 gives G.711 about what it gives
+        # G.722 for this prompt) but a sane chain: 0.04-0.30 below the ceiling measured, the
+        # phone -> browser end the lower one on a busy machine (issue 11); a broken one is ~1.5.
+        assert p.mos_lqo > p.ceiling - 0.5, p
