@@ -319,11 +319,17 @@ class Recording:
     def __init__(self, rate: int = RATE) -> None:
         self.rate = rate
         self.chunks: list[bytes] = []
-        self.started_at: float | None = None  # time.monotonic() of the first sample heard
+        #: time.monotonic() each chunk was heard: the WAV keeps no gap where the receiver
+        #: held audio back, these do (lab.analysis.latency.ear_delays)
+        self.arrivals: list[float] = []
+
+    @property
+    def started_at(self) -> float | None:
+        """time.monotonic() of the first sample heard."""
+        return self.arrivals[0] if self.arrivals else None
 
     def add(self, pcm: bytes) -> None:
-        if self.started_at is None:
-            self.started_at = time.monotonic()
+        self.arrivals.append(time.monotonic())
         self.chunks.append(pcm)
 
     def save(self, path: Path) -> None:
