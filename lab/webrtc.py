@@ -16,15 +16,15 @@ import aioice.ice
 import av
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, rtcrtpreceiver, rtcrtpsender
-from aiortc.codecs import get_decoder
-from aiortc.codecs.base import Decoder
+from aiortc.codecs import get_decoder, get_encoder
+from aiortc.codecs.base import Decoder, Encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from lab.audio import RATE, write_wav
-from lab.codecs import ConcealingDecoder, OpusEncoder, av_library, pcm_frame
+from lab.codecs import ConcealingDecoder, OpusEncoder, PromptOpusEncoder, av_library, pcm_frame
 from lab.jitterbuffer import BoundedJitterBuffer
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 
@@ -95,6 +95,12 @@ def _concealing_decoder(codec: RTCRtpCodecParameters) -> Decoder:
     return get_decoder(codec)
 
 
+def _prompt_encoder(codec: RTCRtpCodecParameters) -> Encoder:
+    if codec.mimeType.lower() == "audio/opus":
+        return PromptOpusEncoder()
+    return get_encoder(codec)
+
+
 _audio_ssrcs: set[int] = set()  # this process's audio senders
 _talkspurt_started: set[int] = set()  # ... that have sent their first packet
 
@@ -135,7 +141,8 @@ def _ffmpeg_on_the_callers_thread() -> None:
 def configure(host: str) -> None:
     """Make this process's WebRTC peers use `host` only (no other interface, no STUN), give
     audio receivers the bounded jitter buffer and decoders that conceal lost packets (Opus
-    with FEC), mark audio talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
+    with FEC), Opus senders an encoder that sends a frame as soon as it has it, mark audio
+    talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
 
     aioice never offers 127.0.0.1 on its own and, left alone, would offer every interface.
     """
@@ -143,6 +150,7 @@ def configure(host: str) -> None:
     aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [host]
     rtcrtpreceiver.JitterBuffer = _audio_jitter_buffer  # type: ignore[assignment,misc]
     rtcrtpreceiver.get_decoder = _concealing_decoder
+    rtcrtpsender.get_encoder = _prompt_encoder
     if rtcrtpsender.RtpPacket is not _AudioMarksTalkspurts:
         rtcrtpsender.RtpPacket = _AudioMarksTalkspurts  # type: ignore[misc]
         RTCRtpSender.__init__ = _remember_audio_sender(RTCRtpSender.__init__)  # type: ignore[method-assign]
@@ -284,11 +292,13 @@ class QueueTrack(MediaStreamTrack):
         self.rate = rate
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._pts = 0
+        self.dropped = 0  # frames
 
     def push(self, pcm: bytes) -> None:
         """Loop thread only."""
         while self._queue.qsize() >= self.MAX_QUEUED:
             self._queue.get_nowait()
+            self.dropped += 1
         self._queue.put_nowait(pcm)
 
     async def recv(self) -> av.AudioFrame:
