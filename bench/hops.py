@@ -39,19 +39,22 @@ class Measured:
     directions: tuple[Direction, ...]
     pesq: dict[str, float]
     recovery: dict[str, float]
+    ear_series: list[float]  # the browser's ear delay (ms), every half second of the call
 
 
 def _fmt(value: float | None) -> str:
     return "   -" if value is None else f"{value:6.1f}"
 
 
-def recovery(cfg: LabConfig, result: CallResult, call: Call, clock_offset: float) -> dict[str, float]:
+def recovery(
+    cfg: LabConfig, result: CallResult, call: Call, clock_offset: float
+) -> tuple[dict[str, float], list[float]]:
     """The browser's ear delay before the first packet lost toward it, and its excess over
-    that level RECOVERY_S after each loss (ms)."""
+    that level RECOVERY_S after each loss (ms); and the delay every half second."""
     model = result.model
     mouth = result.phone.get("sent_t0")
     if model is None or not isinstance(mouth, float) or not call.heard.arrivals:
-        return {}
+        return {}, []
     source, source_rate = read_wav(cfg.prompts_dir / "phone.wav")
     heard = call.heard
     received = np.frombuffer(b"".join(heard.chunks), dtype="<i2").astype(np.float32) / 32768.0
@@ -59,6 +62,9 @@ def recovery(cfg: LabConfig, result: CallResult, call: Call, clock_offset: float
     t, delay = ear_delays(
         source, received, heard.rate, mouth, [len(c) // 2 for c in heard.chunks], heard.arrivals
     )
+    series = [
+        round(float(np.median(delay[(t >= x) & (t < x + 0.5)])), 1) for x in np.arange(t[0], t[-1], 0.5)
+    ]
     lost = sorted(
         float(x) + model.start - clock_offset
         for h in model.hops
@@ -66,7 +72,7 @@ def recovery(cfg: LabConfig, result: CallResult, call: Call, clock_offset: float
         for x in h.lost_t
     )
     if not lost:
-        return {"lost": 0.0, "ear_ms_median": float(np.median(delay))}
+        return {"lost": 0.0, "ear_ms_median": float(np.median(delay))}, series
     before = delay[t < lost[0]]
     level = float(np.median(before)) if len(before) else float(np.median(delay))
     after = [delay[(t >= x + RECOVERY_S) & (t < x + RECOVERY_S + 0.2)] for x in lost]
@@ -78,7 +84,7 @@ def recovery(cfg: LabConfig, result: CallResult, call: Call, clock_offset: float
         "excess_ms_2s_after_loss_median": statistics.median(excess) if excess else float("nan"),
         "excess_ms_2s_after_loss_max": max(excess) if excess else float("nan"),
         "ear_ms_last_second": float(np.median(delay[t > t[-1] - 1.0])),
-    }
+    }, series
 
 
 async def measure(args: argparse.Namespace) -> list[Measured]:
@@ -86,6 +92,8 @@ async def measure(args: argparse.Namespace) -> list[Measured]:
     rows = []
     async with Stack() as stack:
         cfg = stack.cfg
+        gateway_log = cfg.run_dir / "gateway.log"
+        logged = gateway_log.stat().st_size if gateway_log.exists() else 0
         for _ in range(args.calls):
             calls: list[Call] = []
 
@@ -106,10 +114,16 @@ async def measure(args: argparse.Namespace) -> list[Measured]:
             own = own_streams(result.model, result.call_id, (result.webrtc_codec or {}).get("pt"))
             directions = path_delays(result.capture, own, result.log(), cfg, clock_offset)
             pesq = {p.direction: p.mos_lqo for p in result.model.pesq}
-            healed = recovery(cfg, result, calls[0], clock_offset) if args.impair and calls else {}
-            rows.append(Measured(result, directions, pesq, healed))
+            healed, series = recovery(cfg, result, calls[0], clock_offset) if calls else ({}, [])
+            rows.append(Measured(result, directions, pesq, healed if args.impair else {}, series))
             print(f"call {result.call_id}: " + "; ".join(_line(d) for d in directions), flush=True)
             await asyncio.sleep(1.0)
+        with gateway_log.open("rb") as f:  # the gateway's PcmFifo and QueueTrack, per call
+            f.seek(logged)
+            print(
+                *(line for line in f.read().decode(errors="replace").splitlines() if "bridge:" in line),
+                sep="\n",
+            )
     return rows
 
 
@@ -159,6 +173,7 @@ def table(rows: list[Measured]) -> None:
                 + ", ".join(f"{k} {v:.1f}" for k, v in r.recovery.items())
             )
         print(f"call {r.result.call_id} client jitter buffer: {jb}")
+        print(f"call {r.result.call_id} browser ear delay every 0.5 s: {r.ear_series}")
 
 
 def main() -> None:

@@ -12,19 +12,23 @@ Per RTP stream (packets i: capture time t_i, unwrapped RTP timestamp ts_i, clock
 - its audio: each payload decoded and put at (ts_i - ts_0) / c (gaps stay silent);
   lab.audio.best_match against the prompt (period P, spoken from mouth time M in a loop)
   gives the prompt position L that the audio's first sample carries;
-- the audio's crossing  d = (T - L - M) mod P: seconds after the mouth spoke it.
+- the audio's crossing  d = (T - L - M) mod± P: seconds after the mouth spoke it (mod±:
+  into [-P/2, P/2), so a crossing a few ms early, the clocks' and envelope's error, reads
+  as such and not as almost a whole prompt late).
 The ear: a recording started at E whose first sample carries prompt position L_r crosses
-at d = (E - L_r - M) mod P (lab.audio.one_way_latency, the call's mouth_to_ear_ms).
+at d = (E - L_r - M) mod± P (lab.audio.one_way_latency, the call's mouth_to_ear_ms).
 
 The browser leg is SRTP: payloads are encrypted, RTP headers are not. Browser -> gateway:
-aiortc stamps the microphone's first frame with the stream's first timestamp, so L = 0.
-Gateway -> browser: the client's recording is that stream decoded from its first packet,
-so L = L_r.
+aiortc stamps the microphone's first frame with the stream's first timestamp, and a packet
+carries the audio up to its encoder's lookahead A past its timestamp (Opus: 312 samples at
+48 kHz, 6.5 ms; the lab's Opus encoder also starts with under 2 ms of silence, not counted),
+so L = -A: the lookahead is the encoding party's delay. Gateway -> browser: the client's
+recording is that stream decoded from its first packet, lookahead included, so L = L_r.
 
 Over time, at the ear: a recording is the decoded frames back to back, so a receiver that
 holds audio back leaves no gap in it. Chunk k, heard at a_k, starts at recording sample
 n_k, which carries prompt position L_r + n_k / rate:
-  ear delay of chunk k = (a_k - M - L_r - n_k / rate) mod P.
+  ear delay of chunk k = (a_k - M - L_r - n_k / rate) mod± P.
 
 A hop's delay is the difference of the crossings on its two sides (e.g. the gateway's share
 browser -> phone = d(SIP leg) - d(browser leg)); its share is that over mouth-to-ear.
@@ -59,6 +63,10 @@ DECODERS = {
     "opus": "opus",
     "ilbc": "ilbc",
 }
+
+
+#: an encoder's lookahead (A of the module docstring), seconds
+LOOKAHEAD_S = {"opus": 312 / 48000}
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,11 @@ def decoded_audio(
     return out
 
 
+def _wrapped(seconds: float | np.ndarray, period: float) -> Any:
+    """mod± of the module docstring."""
+    return (seconds + period / 2) % period - period / 2
+
+
 def _prompt_position(source: np.ndarray, audio: np.ndarray, rate: int) -> float:
     return float(best_match(source, audio, rate).lag_s)
 
@@ -184,7 +197,7 @@ def _leg_delay(
             return None
         position = _prompt_position(source, audio, rate)
     base = media_base(got.t, got.ts, stream.clock_rate) - clock_offset
-    return float((base - position - mouth) % (len(source) / rate))
+    return float(_wrapped(base - position - mouth, len(source) / rate))
 
 
 def _sent(streams: tuple[RtpStream, ...], src: str, dst: str, network: str) -> RtpStream | None:
@@ -285,12 +298,12 @@ def path_delays(
         for point, src, dst, network in legs:
             stream = _sent(model_streams, src, dst, network)
             position: float | None = None
-            if point == "browser leg":  # SRTP: the timestamps say which audio it carries
-                position = 0.0 if src == browser else heard_at
+            if point == "browser leg" and stream is not None:  # SRTP: its timestamps say
+                position = -LOOKAHEAD_S.get(stream.codec.lower(), 0.0) if src == browser else heard_at
             d = _leg_delay(packets, stream, source, rate, float(mouth), clock_offset, position)
             points.append(Crossing(point, src, _ms(d)))
-        period = len(source) / rate
-        points.append(Crossing("ear", legs[-1][2], _ms((float(ear) - heard_at - float(mouth)) % period)))
+        ear_delay = float(_wrapped(float(ear) - heard_at - float(mouth), len(source) / rate))
+        points.append(Crossing("ear", legs[-1][2], _ms(ear_delay)))
         hops = _hops(points, what)
         share = next(h.delay_ms for h in hops if set(h.between.split(" -> ")) == {"browser leg", "SIP leg"})
         directions.append(Direction(label, tuple(points), hops, share))
@@ -310,5 +323,5 @@ def ear_delays(
     heard_at = _prompt_position(source, received, rate)
     starts = np.concatenate([[0], np.cumsum(chunk_samples)[:-1]]) / rate
     t = np.asarray(arrivals, dtype=np.float64)
-    delays = (t - mouth - heard_at - starts) % (len(source) / rate)
+    delays = _wrapped(t - mouth - heard_at - starts, len(source) / rate)
     return t, delays * 1000
