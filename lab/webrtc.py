@@ -335,8 +335,14 @@ class Recording:
 
     @property
     def started_at(self) -> float | None:
-        """time.monotonic() of the first sample heard."""
-        return self.arrivals[0] if self.arrivals else None
+        """time.monotonic() the first sample was heard, had every chunk come on time: the
+        median over chunks of (heard - its place in the recording). Nothing paces this
+        recording, so a late first chunk and the burst that catches up after it would
+        otherwise set the whole call's delay (lab.audio.one_way_latency)."""
+        if not self.arrivals:
+            return None
+        starts = np.cumsum([0] + [len(c) // 2 for c in self.chunks[:-1]]) / self.rate
+        return float(np.median(np.asarray(self.arrivals) - starts))
 
     def add(self, pcm: bytes) -> None:
         self.arrivals.append(time.monotonic())

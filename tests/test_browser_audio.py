@@ -243,3 +243,12 @@ def test_the_lab_opus_encoders_send_a_packet_for_the_first_frame_in(rate: int) -
     assert packets_per_frame(OpusEncoder(32000, fec=True)) == [1] * 5
     if rate != 48000:  # aiortc's own holds the first frame back: 20 ms on every frame after it
         assert packets_per_frame(AiortcOpusEncoder()) == [0, 1, 1, 1, 1]
+
+
+def test_a_recording_starts_when_its_chunks_came_on_time_not_when_a_late_first_one_came() -> None:
+    heard = webrtc.Recording(8000)
+    assert heard.started_at is None
+    for k, at in enumerate([10.050, 10.051, 10.052, 10.060, 10.080, 10.100, 10.120]):
+        heard.add(bytes(320))  # 20 ms each
+        heard.arrivals[k] = at  # the first three came late, in a burst
+    assert heard.started_at == pytest.approx(10.0)
