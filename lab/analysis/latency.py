@@ -27,8 +27,10 @@ recording is that stream decoded from its first packet, lookahead included, so L
 
 Over time, at the ear: a recording is the decoded frames back to back, so a receiver that
 holds audio back leaves no gap in it. Chunk k, heard at a_k, starts at recording sample
-n_k, which carries prompt position L_r + n_k / rate:
-  ear delay of chunk k = (a_k - M - L_r - n_k / rate) mod± P.
+n_k; the second of recording around it, matched on its own, says that sample carries prompt
+position L_k (a concealed loss that came out shorter or longer than the audio it stood for
+shifts the recording's timeline; a local match follows it):
+  ear delay of chunk k = (a_k - M - L_k) mod± P.
 
 A hop's delay is the difference of the crossings on its two sides (e.g. the gateway's share
 browser -> phone = d(SIP leg) - d(browser leg)); its share is that over mouth-to-ear.
@@ -310,6 +312,10 @@ def path_delays(
     return tuple(directions)
 
 
+EAR_WINDOW_S = 1.0  # the stretch of recording matched on its own, around each half second
+MATCHED = 0.6  # an envelope correlation below this is no match (silence, a gap)
+
+
 def ear_delays(
     source: np.ndarray,
     received: np.ndarray,
@@ -320,8 +326,18 @@ def ear_delays(
 ) -> tuple[np.ndarray, np.ndarray]:
     """When each chunk of a recording was heard (time.monotonic()) and its mouth-to-ear
     delay in ms (the module docstring's ear delay of chunk k)."""
-    heard_at = _prompt_position(source, received, rate)
-    starts = np.concatenate([[0], np.cumsum(chunk_samples)[:-1]]) / rate
+    whole = _prompt_position(source, received, rate)
+    starts = np.concatenate([[0], np.cumsum(chunk_samples)[:-1]]).astype(np.int64)
+    step, span = rate // 2, int(EAR_WINDOW_S * rate)
+    positions = whole + starts / rate
+    for first in range(0, len(received), step):
+        part = received[max(0, first + step // 2 - span // 2) : first + step // 2 + span // 2]
+        match = best_match(source, part, rate)
+        if match.correlation < MATCHED:
+            continue
+        here = (starts >= first) & (starts < first + step)
+        offset = max(0, first + step // 2 - span // 2)
+        positions[here] = float(match.lag_s) + (starts[here] - offset) / rate
     t = np.asarray(arrivals, dtype=np.float64)
-    delays = _wrapped(t - mouth - heard_at - starts, len(source) / rate)
+    delays = _wrapped(t - mouth - positions, len(source) / rate)
     return t, delays * 1000

@@ -78,3 +78,14 @@ def test_the_ear_delay_grows_where_the_receiver_held_audio_back() -> None:
     t, delays = ear_delays(prompt, received, RATE, mouth, [chunk] * len(arrivals), arrivals)
     assert np.allclose(delays[:100], 30, atol=10) and np.allclose(delays[100:], 90, atol=10)
     assert t[0] == arrivals[0]
+
+
+def test_the_ear_delay_follows_a_recording_whose_timeline_slipped() -> None:
+    prompt = speech_like(6.0)
+    mouth, chunk, cut = 50.0, 160, 2 * RATE
+    received = np.concatenate([prompt[:cut], prompt[cut + 480 :]])  # 60 ms concealed as nothing
+    n = np.arange(len(received) // chunk) * chunk
+    spoken = np.where(n < cut, n, n + 480) / RATE
+    arrivals = list(mouth + 0.030 + spoken)  # every chunk heard 30 ms after it was spoken
+    _, delays = ear_delays(prompt, received, RATE, mouth, [chunk] * len(n), arrivals)
+    assert np.allclose(delays, 30, atol=10), delays[np.abs(delays - 30) > 10]
