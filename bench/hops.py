@@ -40,6 +40,7 @@ class Measured:
     pesq: dict[str, float]
     recovery: dict[str, float]
     ear_series: list[float]  # the browser's ear delay (ms), every half second of the call
+    bridge: list[str]  # what the gateway logged of its bridge
 
 
 def _fmt(value: float | None) -> str:
@@ -88,43 +89,45 @@ def recovery(
 
 
 async def measure(args: argparse.Namespace) -> list[Measured]:
+    """Each call in a lab of its own: the parties' bridge clocks tick with a phase to each
+    other that holds for a lab's life and costs 0-20 ms per SIP hop, so calls in one lab
+    would repeat one draw of it."""
     clock_offset = time.time() - time.monotonic()
     rows = []
-    async with Stack() as stack:
-        cfg = stack.cfg
-        gateway_log = cfg.run_dir / "gateway.log"
-        logged = gateway_log.stat().st_size if gateway_log.exists() else 0
-        for _ in range(args.calls):
-            calls: list[Call] = []
-
-            def keep(call: Call, calls: list[Call] = calls) -> None:
-                if not calls:
-                    calls.append(call)
-
-            result = await place_call(
-                cfg,
-                NUMBER,
-                duration=args.talk,
-                answer=NOW,
-                codec=args.codec,
-                impairments=plan(args.impair),
-                on_status=keep,
-            )
-            assert result.ok and result.capture and result.model, (result.final_status, result.reason)
-            own = own_streams(result.model, result.call_id, (result.webrtc_codec or {}).get("pt"))
-            directions = path_delays(result.capture, own, result.log(), cfg, clock_offset)
-            pesq = {p.direction: p.mos_lqo for p in result.model.pesq}
-            healed, series = recovery(cfg, result, calls[0], clock_offset) if calls else ({}, [])
-            rows.append(Measured(result, directions, pesq, healed if args.impair else {}, series))
-            print(f"call {result.call_id}: " + "; ".join(_line(d) for d in directions), flush=True)
-            await asyncio.sleep(1.0)
-        with gateway_log.open("rb") as f:  # the gateway's PcmFifo and QueueTrack, per call
-            f.seek(logged)
-            print(
-                *(line for line in f.read().decode(errors="replace").splitlines() if "bridge:" in line),
-                sep="\n",
-            )
+    for _ in range(args.calls):
+        async with Stack() as stack:
+            rows.append(await one_call(args, stack.cfg, clock_offset))
     return rows
+
+
+async def one_call(args: argparse.Namespace, cfg: LabConfig, clock_offset: float) -> Measured:
+    gateway_log = cfg.run_dir / "gateway.log"
+    logged = gateway_log.stat().st_size if gateway_log.exists() else 0
+    calls: list[Call] = []
+    result = await place_call(
+        cfg,
+        NUMBER,
+        duration=args.talk,
+        answer=NOW,
+        codec=args.codec,
+        impairments=plan(args.impair),
+        on_status=lambda call: calls.append(call),
+    )
+    assert result.ok and result.capture and result.model, (result.final_status, result.reason)
+    own = own_streams(result.model, result.call_id, (result.webrtc_codec or {}).get("pt"))
+    directions = path_delays(result.capture, own, result.log(), cfg, clock_offset)
+    pesq = {p.direction: p.mos_lqo for p in result.model.pesq}
+    healed, series = recovery(cfg, result, calls[0], clock_offset)
+    print(f"call {result.call_id}: " + "; ".join(_line(d) for d in directions), flush=True)
+    await asyncio.sleep(0.5)  # the gateway logs its bridge as the call ends
+    with gateway_log.open("rb") as f:  # the gateway's PcmFifo and QueueTrack
+        f.seek(logged)
+        bridge = [
+            line.split("bridge: ", 1)[1]
+            for line in f.read().decode(errors="replace").splitlines()
+            if "bridge:" in line
+        ]
+    return Measured(result, directions, pesq, healed if args.impair else {}, series, bridge)
 
 
 def _line(d: Direction) -> str:
@@ -174,6 +177,7 @@ def table(rows: list[Measured]) -> None:
             )
         print(f"call {r.result.call_id} client jitter buffer: {jb}")
         print(f"call {r.result.call_id} browser ear delay every 0.5 s: {r.ear_series}")
+        print(f"call {r.result.call_id} gateway bridge: {r.bridge}")
 
 
 def main() -> None:
