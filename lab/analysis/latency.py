@@ -16,7 +16,11 @@ Per RTP stream (packets i: capture time t_i, unwrapped RTP timestamp ts_i, clock
   into [-P/2, P/2), so a crossing a few ms early, the clocks' and envelope's error, reads
   as such and not as almost a whole prompt late).
 The ear: a recording started at E whose first sample carries prompt position L_r crosses
-at d = (E - L_r - M) mod± P (lab.audio.one_way_latency, the call's mouth_to_ear_ms).
+at d = (E - L_r - M) mod± P (lab.audio.one_way_latency, the call's mouth_to_ear_ms). The
+browser's E is its chunks' median start (lab.webrtc.Recording.started_at); the phone stamps
+M and E when it makes its WAV player and recorder, up to one bridge tick (20 ms) before
+their first frame: its mouth reads early (phone -> browser up to 20 ms long) and its ear
+early (browser -> phone up to 20 ms short).
 
 The browser leg is SRTP: payloads are encrypted, RTP headers are not. Browser -> gateway:
 aiortc stamps the microphone's first frame with the stream's first timestamp, and a packet
