@@ -57,10 +57,9 @@ def resample(samples: np.ndarray, rate: int, to: int = RATE) -> np.ndarray:
 
 def ensure_prompts(folder: Path, rate: int = RATE) -> dict[str, Path]:
     """The two speech prompts as mono WAVs at `rate`, spoken by espeak-ng (at 22.05 kHz) once
-    and kept; each a whole number of 20 ms frames (pjmedia's WAV player pads a last partial
-    frame with silence: each loop of the phone's prompt came up to 20 ms late)."""
+    and kept."""
     paths = {name: folder / f"{name}.wav" for name in PROMPTS}
-    if all(p.exists() and _whole_frames(p) for p in paths.values()):
+    if all(p.exists() for p in paths.values()):
         return paths
     espeak = shutil.which("espeak-ng")
     if espeak is None:
@@ -72,16 +71,10 @@ def ensure_prompts(folder: Path, rate: int = RATE) -> dict[str, Path]:
         samples, spoken_rate = read_wav(raw)
         samples = resample(samples, spoken_rate, rate)
         samples = 0.5 * samples / max(1e-6, float(np.max(np.abs(samples))))
-        frame = rate // 50
-        pause = np.zeros(rate // 2 + (-(len(samples) + rate // 2)) % frame, dtype=np.float32)
+        pause = np.zeros(rate // 2, dtype=np.float32)
         write_wav(paths[name], np.concatenate([samples, pause]), rate)
         raw.unlink()
     return paths
-
-
-def _whole_frames(path: Path) -> bool:
-    with wave.open(str(path), "rb") as wav:
-        return wav.getnframes() % (wav.getframerate() // 50) == 0
 
 
 def envelope(samples: np.ndarray, rate: int = RATE, step_ms: int = 10) -> np.ndarray:
