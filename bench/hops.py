@@ -59,7 +59,11 @@ def recovery(
     source, source_rate = read_wav(cfg.prompts_dir / "phone.wav")
     heard = call.heard
     received = np.frombuffer(b"".join(heard.chunks), dtype="<i2").astype(np.float32) / 32768.0
-    source = resample(source, source_rate, heard.rate)
+    # The phone's WAV player sends one empty frame at each end of its file: in a loop, what
+    # it says is the prompt and 20 ms of silence (the ear delay stepped up 20 ms each loop).
+    source = np.concatenate(
+        [resample(source, source_rate, heard.rate), np.zeros(heard.rate // 50, np.float32)]
+    )
     t, delay = ear_delays(
         source, received, heard.rate, mouth, [len(c) // 2 for c in heard.chunks], heard.arrivals
     )
