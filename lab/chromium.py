@@ -33,9 +33,8 @@ if TYPE_CHECKING:
     from playwright.async_api import Page
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-#: headless, nothing fetched from the network; fake devices with the prompt as microphone;
-#: loopback ICE candidates (without that flag Chromium gathers none with no STUN server)
-CHROMIUM_ARGS = [
+#: headless, nothing fetched from the network (also what tests/test_browser.py runs JupyterLab in)
+HEADLESS_ARGS = [
     "--headless=new",
     "--no-sandbox",
     "--disable-gpu",
@@ -44,6 +43,11 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+]
+#: and fake devices with the prompt as microphone; loopback ICE candidates (without that
+#: flag Chromium gathers none with no STUN server)
+CHROMIUM_ARGS = [
+    *HEADLESS_ARGS,
     "--allow-loopback-in-peer-connection",
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",

@@ -16,23 +16,13 @@ from pathlib import Path
 import pytest
 
 from lab import process
+from lab.chromium import CHROMIUM, HEADLESS_ARGS
 from lab.config import LabConfig
 from lab.stack import start_daemon, stop_daemon
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "captures" / "browser-test"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def free_port() -> int:
@@ -91,7 +81,7 @@ def test_first_call_from_the_phone_widget_in_a_real_browser(jupyter: str) -> Non
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=HEADLESS_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(jupyter)
