@@ -104,7 +104,7 @@ def test_parties_die_with_a_killed_owner(downed: Path) -> None:
 
 
 def test_cli_call_json_starts_and_stops_the_lab(lab_home: Path) -> None:
-    done = cli(lab_home, "call", "+79991234567", "--duration", "1", "--answer-after", "0", "--json")
+    done = cli(lab_home, "call", "+79991234567", "--duration", "1", "--answer-after", "0.3", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["final_status"] == "FINISH" and result["sip_code"] == 200
