@@ -130,7 +130,8 @@ class PageCall(Call):
         )
         await self.page.fill("#number", self.callee)
         self.started_at = time.time()
-        await self.page.click("#voice-call", timeout=PAGE_TIMEOUT * 1000)
+        button = "#video-call" if self.constraints.get("video") else "#voice-call"
+        await self.page.click(button, timeout=PAGE_TIMEOUT * 1000)
 
     async def _press(self, selector: str, action: str) -> None:
         self.actions.append((time.time(), action))
@@ -172,7 +173,10 @@ class PageCall(Call):
                 if event["status"] == CallStatus.PENDING:
                     self.started_at = event["t"]  # the click, as the page had it (not Playwright's)
                 self._set(CallStatus(event["status"]), event["sip_code"], event["reason"], event["t"])
+            case "offer":
+                self._log_sdp("browser", "offer", event["sdp"])
             case "answer":
+                self._log_sdp("gateway", "answer", event["sdp"])
                 self.media._negotiated(event["sdp"])
             case "dtmf":
                 self.actions.append((time.time(), f"DTMF {event['digit']} ({event['how']})"))
@@ -228,13 +232,12 @@ class PageSession(Session):
             raise ValueError("the Phone page calls with Chromium's own audio settings (Opus)")
         kwargs.pop("codec", None)
         kwargs.pop("audio", None)
-        if (kwargs.pop("constraints", None) or {}).get("video"):
-            raise ValueError("the Phone page's calls are voice only: its Video call is not built yet")
+        video = bool((kwargs.pop("constraints", None) or {}).get("video"))
         call = PageCall(
             self,
             callee=callee,
             visible_name=self.account.login,
-            constraints={"audio": True, "video": False},
+            constraints={"audio": True, "video": video},
             audio=BrowserAudio(),
             **kwargs,
         )
@@ -300,9 +303,11 @@ async def browser_call(
     ring_timeout: float = RING_TIMEOUT,
     capture: bool = True,
     report: bool = True,
+    video: bool = False,
 ) -> CallResult:
     """place_call with Chromium on the Phone page as the browser: log in on the page's form,
-    dial, talk for `duration` s (keypad `dtmf`, Hold for `hold` s, blind `transfer`), hang up."""
+    dial (Video call with `video`: Chromium's test-pattern camera, VP8 and H.264), talk for
+    `duration` s (keypad `dtmf`, Hold for `hold` s, blind `transfer`), hang up."""
     async with chromium(cfg) as page:
         result = await place_call(
             cfg,
@@ -317,6 +322,7 @@ async def browser_call(
             dtmf=dtmf,
             hold=hold,
             transfer=transfer,
+            video=video,
             client=lambda account: PageSession(cfg, account, page),
         )
     return result

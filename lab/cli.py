@@ -189,6 +189,7 @@ async def _browser_call(args: argparse.Namespace) -> CallResult:
         "hold": args.hold,
         "transfer": args.transfer,
         "password": args.password,
+        "video": args.video,
         "on_status": lambda call: _print_status(call, stream),
     }
     return await _on_a_lab(lambda cfg: browser_call(cfg, args.number, **kwargs), stream)  # type: ignore[arg-type]
@@ -624,6 +625,11 @@ def parser() -> argparse.ArgumentParser:
         "--transfer", default="", metavar="NUMBER", help="blind-transfer the phone to NUMBER"
     )
     browser.add_argument("--password", default=None, help="log in with this password instead of the lab's")
+    browser.add_argument(
+        "--video",
+        action="store_true",
+        help="press Video call: Chromium's test-pattern camera too (a mobile phone declines it: voice only)",
+    )
     browser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     browser.set_defaults(func=cmd_browser_call)
     _sweep_parser(sub, lab)

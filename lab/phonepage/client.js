@@ -20,6 +20,9 @@ const ICE_GATHERING_TIMEOUT_MS = 3000;
 // The lab measures the network and codec path, so the microphone's audio goes out as it is:
 // Chromium's echo canceller, noise suppressor and gain control would change it first.
 const MICROPHONE = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
+// A video call offers what the issue asks of the lab's browsers (and lab.client's aiortc
+// offers): VP8 and H.264, with their retransmission (rtx) payloads.
+const VIDEO_CODECS = new Set(["video/VP8", "video/H264", "video/rtx"]);
 
 export class InvalidNumber extends Error {}
 
@@ -145,8 +148,9 @@ export class Session extends EventTarget {
   }
 }
 
-/** One call: a peer connection with the microphone, CALL_STATUS events as the gateway
- * reports them ("status" on every one, and one named after each status). */
+/** One call: a peer connection with the microphone (and the camera for a video call),
+ * CALL_STATUS events as the gateway reports them ("status" on every one, and one named after
+ * each status), "local" once the microphone and camera are open, "track" for each remote track. */
 export class Call extends EventTarget {
   constructor(session, { callee, visibleName, constraints, callId, headers }) {
     super();
@@ -180,22 +184,30 @@ export class Call extends EventTarget {
     if (this.final) this._close();
   }
 
-  /** Start the call (the seed's call.call()): microphone, offer, INVITE at the gateway. */
+  /** Start the call (the seed's call.call()): microphone (and camera), offer, INVITE at
+   * the gateway. */
   async call() {
     this._set(CALL_STATUS.PENDING);
-    if (this.constraints.video) {
-      this._set(CALL_STATUS.FAILED, null, "video calls: the lab carries audio only for now");
-      return;
-    }
+    const video = !!this.constraints.video;
     try {
-      this.localStream = await navigator.mediaDevices.getUserMedia({ audio: MICROPHONE, video: false });
+      this.localStream = await navigator.mediaDevices.getUserMedia({ audio: MICROPHONE, video });
     } catch (err) {
-      this._set(CALL_STATUS.FAILED, null, microphoneProblem(err));
+      this._set(CALL_STATUS.FAILED, null, video ? await devicesProblem(err) : microphoneProblem(err));
       return;
     }
+    this.dispatchEvent(new CustomEvent("local", { detail: { stream: this.localStream } }));
     this.pc = new RTCPeerConnection({ iceServers: [] });
-    for (const track of this.localStream.getTracks()) this.pc.addTrack(track, this.localStream);
-    this.pc.ontrack = (e) => this.remoteStream.addTrack(e.track);
+    for (const track of this.localStream.getTracks()) {
+      const sender = this.pc.addTrack(track, this.localStream);
+      if (track.kind === "video") {
+        const codecs = RTCRtpSender.getCapabilities("video").codecs.filter((c) => VIDEO_CODECS.has(c.mimeType));
+        this.pc.getTransceivers().find((t) => t.sender === sender).setCodecPreferences(codecs);
+      }
+    }
+    this.pc.ontrack = (e) => {
+      this.remoteStream.addTrack(e.track);
+      this.dispatchEvent(new CustomEvent("track", { detail: { track: e.track } }));
+    };
     const gathered = loopbackGathered(this.pc);
     await this.pc.setLocalDescription(await this.pc.createOffer());
     await gathered;
@@ -205,6 +217,7 @@ export class Call extends EventTarget {
       return;
     }
     const answer = new Promise((resolve) => (this._answer = resolve));
+    this.dispatchEvent(new CustomEvent("offer", { detail: { sdp } }));
     try {
       this.session.send({
         type: "call",
@@ -297,6 +310,20 @@ function microphoneProblem(err) {
   if (err.name === "NotReadableError") return "the microphone is in use by another program";
   if (!navigator.mediaDevices) return "this page has no microphone access (it must be served over http://127.0.0.x or https)";
   return `microphone: ${err.name}: ${err.message}`;
+}
+
+/** A video call's getUserMedia failure: which of camera and microphone is denied or missing. */
+async function devicesProblem(err) {
+  if (err.name === "NotAllowedError") return "camera and microphone access was denied: allow them for this page and call again";
+  if (err.name === "NotFoundError") {
+    const kinds = new Set((await navigator.mediaDevices.enumerateDevices()).map((d) => d.kind));
+    const missing = [["videoinput", "camera"], ["audioinput", "microphone"]].filter(([k]) => !kinds.has(k));
+    const names = missing.map(([, name]) => name).join(" and ") || "camera";
+    return `no ${names} found: connect ${missing.length > 1 ? "them" : "one"} and call again`;
+  }
+  if (err.name === "NotReadableError") return "the camera or the microphone is in use by another program";
+  if (!navigator.mediaDevices) return "this page has no camera access (it must be served over http://127.0.0.x or https)";
+  return `camera and microphone: ${err.name}: ${err.message}`;
 }
 
 /** Resolves once a loopback candidate is in the local description (the only kind the lab

@@ -19,6 +19,16 @@ function say(text, error = false) {
   $("status").classList.toggle("error", error);
 }
 
+/** The event line: what the gateway said besides statuses (what became of the video). */
+function note(text) {
+  $("event").textContent = text;
+}
+
+function show(id, stream) {
+  $(id).srcObject = stream;
+  $(id).hidden = !stream;
+}
+
 const statusText = (e) => [e.status, e.sip_code, e.reason].filter((p) => p).join(" ");
 
 function enable() {
@@ -87,16 +97,30 @@ async function dial(video) {
     return;
   }
   state.call = call;
+  note("");
   call.addEventListener("status", (e) => {
     say(statusText(e.detail), [CALL_STATUS.FAILED, CALL_STATUS.BUSY].includes(e.detail.status));
     report({ kind: "status", call_id: call.id, ...e.detail });
     enable();
-    if (call.final) window.calllab.recordings = state.recorder?.stop() ?? Promise.resolve({});
+    if (call.final) {
+      window.calllab.recordings = state.recorder?.stop() ?? Promise.resolve({});
+      show("local-video", null);
+      show("remote-video", null);
+    }
   });
   call.addEventListener("event", (e) => {
     if (e.detail.type === "error") say(e.detail.reason, true);
+    if (e.detail.event === "video") note(e.detail.reason);
     report({ kind: "message", call_id: call.id, json: JSON.stringify(e.detail) });
   });
+  call.addEventListener("local", (e) => {
+    const camera = e.detail.stream.getVideoTracks();
+    if (camera.length) show("local-video", new MediaStream(camera));
+  });
+  call.addEventListener("track", (e) => {
+    if (e.detail.track.kind === "video") show("remote-video", new MediaStream([e.detail.track]));
+  });
+  call.addEventListener("offer", (e) => report({ kind: "offer", call_id: call.id, sdp: e.detail.sdp }));
   call.addEventListener("answer", (e) => report({ kind: "answer", call_id: call.id, sdp: e.detail.sdp }));
   // Made while the call starts, so it adds nothing to the setup time.
   const recorder = Recorder.create(lab.audio_rate);
