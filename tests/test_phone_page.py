@@ -1,6 +1,7 @@
 """The Phone page in Chromium: the page alone against a stand-in gateway (number rule, bad
-input, a gateway that drops the connection, a denied microphone), then real calls through
-the lab (slow): audio both ways, keypad DTMF, Hold, blind transfer, a wrong password."""
+input, a gateway that drops the connection, a denied microphone or camera, what Video call
+offers and shows), then real calls through the lab (slow): audio both ways, keypad DTMF,
+Hold, blind transfer, a wrong password, a video call the mobile phone takes as voice."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import dataclasses
 import json
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,14 +23,17 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request
 
 from lab import webrtc
+from lab.analysis.ladder import ladder_rows
 from lab.audio import best_match, read_wav
 from lab.chromium import CHROMIUM, CHROMIUM_ARGS, PageSession, browser_call, check_chromium, chromium
 from lab.client import Call, CallStatus, LoginFailed
 from lab.config import LabConfig, PhonePolicy
-from lab.gateway import page
+from lab.gateway import page, video
 from lab.numbers import InvalidNumber, normalize_number
 from lab.phonecontrol import HangupCall
 from lab.scenario import phone_command, place_call
+from lab.signaling import GATEWAY_MESSAGES, Status, VideoEvent
+from lab.sip.sdp import parse_sdp
 from lab.stack import Stack
 
 NUMBER = "+79991234567"
@@ -112,10 +117,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+STANDIN_VIDEO = (
+    "video declined by the far end (stand-in: port 0 in its SDP answer); the call goes on as voice"
+)
+
+
+def said(kind: type[Status | VideoEvent], call_id: str, **fields: Any) -> str:
+    """A message as the gateway sends it."""
+    return GATEWAY_MESSAGES.encode(kind(call_id=call_id, t=time.time(), **fields))
+
+
 @pytest.fixture(scope="module")
 async def standin() -> AsyncIterator[tuple[LabConfig, list[dict[str, Any]]]]:
     """The page served as the gateway serves it, by a WebSocket server that logs in anyone
-    but "gone" (it hangs up on them) and records every message."""
+    but "gone" (it hangs up on them) and records every message. A call is TRYING for ever
+    (no SDP answer) and its video declined, as the gateway says it; a hangup FINISHes it."""
     needs_chromium()
     port = free_port()
     cfg = dataclasses.replace(
@@ -131,6 +147,16 @@ async def standin() -> AsyncIterator[tuple[LabConfig, list[dict[str, Any]]]]:
                 await ws.close()
             elif msg["type"] == "connect":
                 await ws.send(json.dumps({"type": "connected", "login": msg["sip"]["login"], "domain": "x"}))
+            elif msg["type"] == "call":
+                await ws.send(
+                    said(Status, msg["call_id"], status=CallStatus.TRYING, sip_code=None, reason="")
+                )
+                if video.offers_video(msg["sdp"]):
+                    await ws.send(said(VideoEvent, msg["call_id"], declined=True, reason=STANDIN_VIDEO))
+            elif msg["type"] == "hangup":
+                await ws.send(
+                    said(Status, msg["call_id"], status=CallStatus.FINISH, sip_code=200, reason="hangup")
+                )
 
     async with websockets.serve(gateway, "127.0.0.1", port, process_request=page.responder(cfg)):
         yield cfg, seen
@@ -202,26 +228,74 @@ async def test_the_page_says_when_the_gateway_drops_it(standin: tuple[LabConfig,
         assert await p.text_content("#status") == "login failed: 503 connection to the gateway was lost"
 
 
-async def test_the_page_says_when_the_microphone_is_denied(standin: tuple[LabConfig, list[Any]]) -> None:
+# No fake-UI flag: the permission prompt is left unanswered, so Chromium denies it.
+DENIED = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]
+# Chromium's fake devices with no camera among them (its microphones stay).
+NO_CAMERA = [f"{a}=device-count=0" if a == "--use-fake-device-for-media-stream" else a for a in CHROMIUM_ARGS]
+
+
+@pytest.mark.parametrize(
+    "button, args, said",
+    [
+        ("#voice-call", DENIED, "FAILED microphone access was denied: allow it for this page and call again"),
+        (
+            "#video-call",
+            DENIED,
+            "FAILED camera and microphone access was denied: allow them for this page and call again",
+        ),
+        ("#video-call", NO_CAMERA, "FAILED no camera found: connect one and call again"),
+    ],
+    ids=["microphone-denied", "camera-denied", "no-camera"],
+)
+async def test_the_page_says_when_the_microphone_or_camera_is_denied_or_missing(
+    standin: tuple[LabConfig, list[Any]], button: str, args: list[str], said: str
+) -> None:
     from playwright.async_api import async_playwright
 
     cfg, seen = standin
-    # No fake-UI flag: the permission prompt is left unanswered, so Chromium denies it.
-    args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args)
         try:
             p = await browser.new_page()
             assert await login(cfg, p, "bob") == "ok"
             await p.fill("#number", NUMBER)
-            await p.click("#voice-call")
+            await p.click(button)
             await p.wait_for_function("document.getElementById('status').textContent.startsWith('FAILED')")
-            assert await p.text_content("#status") == (
-                "FAILED microphone access was denied: allow it for this page and call again"
-            )
+            assert await p.text_content("#status") == said
         finally:
             await browser.close()
-    assert not [m for m in seen if m["type"] == "call"]
+    assert not [m for m in seen if m["type"] == "call" and m["visible_name"] == "bob"]
+
+
+REMOTE_VIDEO = """() => {
+    const v = document.getElementById("remote-video");
+    return { hidden: v.hidden, stream: v.srcObject !== null, width: v.videoWidth };
+}"""
+
+
+async def test_video_call_offers_the_camera_in_vp8_and_h264_and_shows_it(
+    standin: tuple[LabConfig, list[Any]],
+) -> None:
+    cfg, seen = standin
+    async with chromium(cfg) as p:
+        assert await login(cfg, p, "carol") == "ok"
+        await p.fill("#number", NUMBER)
+        await p.click("#video-call")
+        # Chromium's fake camera plays in the local video element; nothing came from the far end.
+        await p.wait_for_function("document.getElementById('local-video').videoWidth > 0", timeout=5000)
+        assert await p.evaluate("document.getElementById('local-video').hidden") is False
+        await p.wait_for_function("document.getElementById('event').textContent !== ''", timeout=5000)
+        assert await p.text_content("#event") == STANDIN_VIDEO
+        assert await p.text_content("#status") == "TRYING"
+        assert await p.evaluate(REMOTE_VIDEO) == {"hidden": True, "stream": False, "width": 0}
+        await p.click("#hangup")
+        await p.wait_for_function("document.getElementById('status').textContent.startsWith('FINISH')")
+        assert await p.evaluate("document.getElementById('local-video').hidden") is True
+    offer = next(m["sdp"] for m in seen if m["type"] == "call" and m["visible_name"] == "carol")
+    audio, camera = parse_sdp(offer)
+    assert (audio.media, camera.media, camera.direction) == ("audio", "video", "sendrecv")
+    assert {c.name for c in camera.codecs} == {"VP8", "H264", "rtx"}
+    assert video.offers_video(offer)  # what the gateway offers on the SIP leg
 
 
 # --- calls through the lab -------------------------------------------------------------------
@@ -258,6 +332,63 @@ async def test_chromium_calls_the_phone_and_both_sides_hear_each_other(stack: St
     for row in result.model.pesq:
         assert row.mos_lqo > 1.8, row
         assert row.mouth_to_ear_ms is not None and 20 < row.mouth_to_ear_ms < 400, row
+
+
+@pytest.mark.slow
+async def test_a_video_call_from_the_page_to_a_mobile_goes_on_as_voice(stack: Stack) -> None:
+    """Video call offers Chromium's camera (VP8, H.264); the PSTN gateway declines the video,
+    the page is answered video port 0, the page says so and shows no remote video, and both
+    sides hear each other."""
+    needs_chromium()
+    cfg = stack.cfg
+    seen: list[asyncio.Task[dict[str, Any]]] = []
+
+    async def look(p: Any) -> dict[str, Any]:
+        await p.wait_for_function("document.getElementById('event').textContent !== ''", timeout=5000)
+        await p.wait_for_function("document.getElementById('local-video').videoWidth > 0", timeout=5000)
+        return {"event": await p.text_content("#event"), "remote": await p.evaluate(REMOTE_VIDEO)}
+
+    async with chromium(cfg) as p:
+
+        def on_status(call: Call) -> None:
+            if call.status == CallStatus.ESTABLISHED:
+                seen.append(asyncio.ensure_future(look(p)))
+
+        session = PageSession(cfg, cfg.account(), p)
+        result = await place_call(
+            cfg, NUMBER, duration=3.0, answer=RINGS, video=True, on_status=on_status, client=lambda _: session
+        )
+        assert seen, result
+        shown = await seen[0]
+    reason = (
+        "video declined by the far end (PSTN gateway: port 0 in its SDP answer); the call goes on as voice"
+    )
+    assert shown == {"event": reason, "remote": {"hidden": True, "stream": False, "width": 0}}
+    assert result.ok and result.model is not None, result
+    assert result.browser == "chromium"
+    assert [s["status"] for s in result.statuses] == ["PENDING", "TRYING", "RING", "ESTABLISHED", "FINISH"]
+    assert result.video is not None and (result.video["declined"], result.video["reason"]) == (True, reason)
+    assert any(e["what"] == f"video: {reason}" for e in result.events)
+    offer, answer = (parse_sdp(x["sdp"]) for x in result.webrtc_sdp)
+    assert [x["kind"] for x in result.webrtc_sdp] == ["offer", "answer"]
+    assert {c.name for c in offer[1].codecs} == {"VP8", "H264", "rtx"}
+    assert [(m.media, m.port > 0) for m in answer] == [("audio", True), ("video", False)]
+    notes = {(r.src, r.dst, r.label): r.note for r in ladder_rows(result.model)}
+    assert "; video VP8,rtx,H264,rtx" in notes["Browser", "Gateway", "SDP offer"]
+    assert notes["Gateway", "Browser", "SDP answer"].endswith("; video declined (port 0)")
+    invite = notes["Gateway", "SIP server", "INVITE"]
+    assert invite.startswith("audio PCMU,PCMA sendrecv; video VP8,H264") and invite.endswith(" sendrecv"), (
+        invite
+    )
+    assert notes["SIP server", "Gateway", "200 OK (INVITE)"] == "audio PCMU sendrecv; video declined (port 0)"
+    assert {s.codec for s in result.model.streams} == {"opus", "PCMU", "GSM"}  # no video on any leg
+    browser_prompt, _ = read_wav(cfg.prompts_dir / "browser.wav")
+    phone_prompt, _ = read_wav(cfg.prompts_dir / "phone.wav")
+    at_phone, at_browser = heard(result.audio["phone_received"]), heard(result.audio["browser_received"])
+    assert best_match(browser_prompt, at_phone).correlation > 0.85
+    assert best_match(phone_prompt, at_phone).correlation < 0.75
+    assert best_match(phone_prompt, at_browser).correlation > 0.85
+    assert best_match(browser_prompt, at_browser).correlation < 0.75
 
 
 @pytest.mark.slow
