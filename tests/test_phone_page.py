@@ -26,12 +26,13 @@ from lab import webrtc
 from lab.analysis.ladder import ladder_rows
 from lab.audio import best_match, read_wav
 from lab.chromium import CHROMIUM, CHROMIUM_ARGS, PageSession, browser_call, check_chromium, chromium
+from lab.cli import main
 from lab.client import Call, CallStatus, LoginFailed
 from lab.config import LabConfig, PhonePolicy
 from lab.gateway import page, video
 from lab.numbers import InvalidNumber, normalize_number
 from lab.phonecontrol import HangupCall
-from lab.scenario import phone_command, place_call
+from lab.scenario import CallResult, phone_command, place_call
 from lab.signaling import GATEWAY_MESSAGES, Status, VideoEvent
 from lab.sip.sdp import parse_sdp
 from lab.stack import Stack
@@ -106,6 +107,26 @@ def test_rfc4733_events_become_digits_once_each() -> None:
     ]:
         events.packet(RtpPacket(payload_type=126, timestamp=timestamp, payload=payload))
     assert digits == ["5", "#"]
+
+
+def test_browser_call_video_asks_for_a_video_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`calllab browser-call NUMBER --video` asks lab.chromium for a video call (the call
+    itself and its JSON: the slow test below)."""
+    asked: list[dict[str, Any]] = []
+
+    async def browser_call(cfg: LabConfig, number: str, **kwargs: Any) -> CallResult:
+        asked.append({"number": number, **kwargs})
+        return CallResult("c1", number, "FINISH", 200, "hangup", browser="chromium")
+
+    monkeypatch.setattr("lab.stack.running_config", LabConfig)
+    monkeypatch.setattr("lab.chromium.check_chromium", lambda: None)
+    monkeypatch.setattr("lab.chromium.browser_call", browser_call)
+    main(["browser-call", NUMBER, "--video", "--duration", "2", "--json"])
+    main(["browser-call", NUMBER, "--json"])
+    assert [(a["number"], a["video"], a["duration"]) for a in asked] == [
+        (NUMBER, True, 2.0),
+        (NUMBER, False, 5.0),
+    ]
 
 
 # --- the page in Chromium, against a stand-in gateway ------------------------------------------

@@ -20,8 +20,8 @@ const ICE_GATHERING_TIMEOUT_MS = 3000;
 // The lab measures the network and codec path, so the microphone's audio goes out as it is:
 // Chromium's echo canceller, noise suppressor and gain control would change it first.
 const MICROPHONE = { echoCancellation: false, noiseSuppression: false, autoGainControl: false };
-// A video call offers what the issue asks of the lab's browsers (and lab.client's aiortc
-// offers): VP8 and H.264, with their retransmission (rtx) payloads.
+// A video call offers VP8 and H.264 (with their rtx), as lab.client's aiortc does: the codecs
+// the gateway offers its SIP leg (lab/gateway/video.py); VP9 and AV1 would only lengthen the SDP.
 const VIDEO_CODECS = new Set(["video/VP8", "video/H264", "video/rtx"]);
 
 export class InvalidNumber extends Error {}
