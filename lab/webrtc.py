@@ -24,15 +24,15 @@ from aiortc import (
     rtcrtpsender,
 )
 from aiortc import codecs as aiortc_codecs
-from aiortc.codecs import get_decoder
-from aiortc.codecs.base import Decoder
+from aiortc.codecs import get_decoder, get_encoder
+from aiortc.codecs.base import Decoder, Encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from lab.audio import RATE, write_wav
-from lab.codecs import ConcealingDecoder, OpusEncoder, av_library, pcm_frame
+from lab.codecs import ConcealingDecoder, OpusEncoder, PromptOpusEncoder, av_library, pcm_frame
 from lab.jitterbuffer import BoundedJitterBuffer
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 
@@ -101,6 +101,12 @@ def _concealing_decoder(codec: RTCRtpCodecParameters) -> Decoder:
     if codec.mimeType.lower().startswith("audio/"):
         return ConcealingDecoder(codec)
     return get_decoder(codec)
+
+
+def _prompt_encoder(codec: RTCRtpCodecParameters) -> Encoder:
+    if codec.mimeType.lower() == "audio/opus":
+        return PromptOpusEncoder()
+    return get_encoder(codec)
 
 
 _audio_ssrcs: set[int] = set()  # this process's audio senders
@@ -209,8 +215,9 @@ def _checks_from_loopback_only(received: Callable[..., None]) -> Callable[..., N
 def configure(host: str) -> None:
     """Make this process's WebRTC peers use `host` only (no other interface, no STUN, no check
     from outside 127.0.0.0/8 answered), give audio receivers the bounded jitter buffer and
-    decoders that conceal lost packets (Opus with FEC), take RFC 4733 events apart from the
-    audio, mark audio talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
+    decoders that conceal lost packets (Opus with FEC), Opus senders an encoder that sends a
+    frame as soon as it has it, take RFC 4733 events apart from the audio, mark audio
+    talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
 
     aioice never offers 127.0.0.1 on its own and, left alone, would offer every interface.
     """
@@ -222,6 +229,7 @@ def configure(host: str) -> None:
         )
     rtcrtpreceiver.JitterBuffer = _audio_jitter_buffer  # type: ignore[assignment,misc]
     rtcrtpreceiver.get_decoder = _concealing_decoder
+    rtcrtpsender.get_encoder = _prompt_encoder
     if TELEPHONE_EVENT not in aiortc_codecs.CODECS["audio"]:  # answered to a browser that offers it
         aiortc_codecs.CODECS["audio"].append(TELEPHONE_EVENT)
     if not hasattr(RTCRtpReceiver._handle_rtp_packet, "lab_events_apart"):
@@ -403,11 +411,13 @@ class QueueTrack(MediaStreamTrack):
         self.rate = rate
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._pts = 0
+        self.dropped = 0  # frames
 
     def push(self, pcm: bytes) -> None:
         """Loop thread only."""
         while self._queue.qsize() >= self.MAX_QUEUED:
             self._queue.get_nowait()
+            self.dropped += 1
         self._queue.put_nowait(pcm)
 
     async def recv(self) -> av.AudioFrame:
@@ -444,17 +454,39 @@ class Recording:
     def __init__(self, rate: int = RATE) -> None:
         self.rate = rate
         self.chunks: list[bytes] = []
-        self.started_at: float | None = None  # time.monotonic() of the first sample heard
         self.samples = 0
+        #: time.monotonic() each chunk was heard: the WAV keeps no gap where the receiver
+        #: held audio back, these do (lab.analysis.latency.ear_delays)
+        self.arrivals: list[float] = []
+        self._told_start: float | None = None
+
+    @property
+    def started_at(self) -> float | None:
+        """time.monotonic() the first sample was heard, had every chunk come on time: the
+        median over chunks of (heard - its place in the recording). Nothing paces this
+        recording, so a late first chunk and the burst that catches up after it would
+        otherwise set the whole call's delay (lab.audio.one_way_latency)."""
+        if self._told_start is not None:
+            return self._told_start
+        if not self.arrivals:
+            return None
+        starts = np.cumsum([0] + [len(c) // 2 for c in self.chunks[:-1]]) / self.rate
+        return float(np.median(np.asarray(self.arrivals) - starts))
+
+    @started_at.setter
+    def started_at(self, t0: float) -> None:
+        """When a recording made elsewhere (the Phone page's, in the browser) started."""
+        self._told_start = t0
 
     def add(self, pcm: bytes) -> None:
         now = time.monotonic()
-        if self.started_at is None:
-            self.started_at = now
-        behind = int((now - self.started_at) * self.rate) - self.samples
-        if behind > RECORDING_GAP_S * self.rate:
-            self.chunks.append(bytes(2 * behind))
-            self.samples += behind
+        if self.arrivals:
+            behind = int((now - self.arrivals[0]) * self.rate) - self.samples
+            if behind > RECORDING_GAP_S * self.rate:  # a hold: its silence, heard when it was due
+                self.arrivals.append(self.arrivals[0] + self.samples / self.rate)
+                self.chunks.append(bytes(2 * behind))
+                self.samples += behind
+        self.arrivals.append(now)
         self.chunks.append(pcm)
         self.samples += len(pcm) // 2
 
