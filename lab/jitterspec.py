@@ -54,9 +54,8 @@ class JitterBufferSpec:
         return f"adaptive:{self.min_ms}-{self.max_ms}" if self.adaptive else f"fixed:{self.min_ms}"
 
 
-#: No hold while packets come in order: this buffer counts packets, not time, so a packet
-#: that comes late but in order plays at once anyway, and a process running late on a busy
-#: machine only delivers a burst (the gateway's PcmFifo and the client's recording take it).
-#: A reordered packet deepens it by as much as it was late, up to 200 ms. (It held one
-#: packet, 20 ms more on each browser leg, until bench/hops.py measured what that cost.)
-DEFAULT_SPEC = JitterBufferSpec(adaptive=True, min_ms=0, max_ms=200)
+#: One packet of hold, as the lab ran aiortc before (its prefetch of 1), deepening only when
+#: packets come late: on a busy 2-core machine a process may run a few tens of ms late, and a
+#: fixed 20 ms buffer then takes its packets for lost (the phone heard gaps in one call of
+#: four with two busy cores; adaptive:20-200 none).
+DEFAULT_SPEC = JitterBufferSpec(adaptive=True, min_ms=20, max_ms=200)
