@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiortc import RTCSessionDescription
-from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from lab import webrtc
 from lab.audio import RATE, pesq_nb, read_wav
-from lab.codecs import OPUS, OpusDecoder, OpusEncoder, PromptOpusEncoder, opus_packets, pcm_frame, receive
+from lab.codecs import OPUS, OpusDecoder, OpusEncoder, opus_packets, receive
 from lab.jitterbuffer import BoundedJitterBuffer, release_delays
 from lab.jitterspec import JitterBufferSpec
 
@@ -227,22 +226,6 @@ def test_a_packet_libopus_cannot_read_is_concealed_not_fatal() -> None:
     """aiortc's decoder thread survives FFmpeg's errors only: anything else ends the call's audio."""
     decoder = OpusDecoder()
     assert len(decoder.decode(b"\xff")) == 960 and decoder.bad_packets == 1  # 20 ms of PLC
-
-
-@pytest.mark.parametrize("rate", [8000, 16000, 48000])
-def test_the_lab_opus_encoders_send_a_packet_for_the_first_frame_in(rate: int) -> None:
-    def packets_per_frame(encoder: AiortcOpusEncoder) -> list[int]:
-        step = rate // 50
-        tone = (np.sin(np.arange(5 * step) * 0.3) * 8000).astype("<i2")
-        return [
-            len(encoder.encode(pcm_frame(tone[k * step : (k + 1) * step], rate, k * step))[0])
-            for k in range(5)
-        ]
-
-    assert packets_per_frame(PromptOpusEncoder()) == [1] * 5
-    assert packets_per_frame(OpusEncoder(32000, fec=True)) == [1] * 5
-    if rate != 48000:  # aiortc's own holds the first frame back: 20 ms on every frame after it
-        assert packets_per_frame(AiortcOpusEncoder()) == [0, 1, 1, 1, 1]
 
 
 def test_a_recording_starts_when_its_chunks_came_on_time_not_when_a_late_first_one_came(
