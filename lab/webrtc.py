@@ -444,17 +444,39 @@ class Recording:
     def __init__(self, rate: int = RATE) -> None:
         self.rate = rate
         self.chunks: list[bytes] = []
-        self.started_at: float | None = None  # time.monotonic() of the first sample heard
         self.samples = 0
+        #: time.monotonic() each chunk was heard: the WAV keeps no gap where the receiver
+        #: held audio back, these do (lab.analysis.latency.ear_delays)
+        self.arrivals: list[float] = []
+        self._told_start: float | None = None
+
+    @property
+    def started_at(self) -> float | None:
+        """time.monotonic() the first sample was heard, had every chunk come on time: the
+        median over chunks of (heard - its place in the recording). Nothing paces this
+        recording, so a late first chunk and the burst that catches up after it would
+        otherwise set the whole call's delay (lab.audio.one_way_latency)."""
+        if self._told_start is not None:
+            return self._told_start
+        if not self.arrivals:
+            return None
+        starts = np.cumsum([0] + [len(c) // 2 for c in self.chunks[:-1]]) / self.rate
+        return float(np.median(np.asarray(self.arrivals) - starts))
+
+    @started_at.setter
+    def started_at(self, t0: float) -> None:
+        """When a recording made elsewhere (the Phone page's, in the browser) started."""
+        self._told_start = t0
 
     def add(self, pcm: bytes) -> None:
         now = time.monotonic()
-        if self.started_at is None:
-            self.started_at = now
-        behind = int((now - self.started_at) * self.rate) - self.samples
-        if behind > RECORDING_GAP_S * self.rate:
-            self.chunks.append(bytes(2 * behind))
-            self.samples += behind
+        if self.arrivals:
+            behind = int((now - self.arrivals[0]) * self.rate) - self.samples
+            if behind > RECORDING_GAP_S * self.rate:  # a hold: its silence, heard when it was due
+                self.arrivals.append(self.arrivals[0] + self.samples / self.rate)
+                self.chunks.append(bytes(2 * behind))
+                self.samples += behind
+        self.arrivals.append(now)
         self.chunks.append(pcm)
         self.samples += len(pcm) // 2
 

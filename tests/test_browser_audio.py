@@ -226,3 +226,15 @@ def test_a_packet_libopus_cannot_read_is_concealed_not_fatal() -> None:
     """aiortc's decoder thread survives FFmpeg's errors only: anything else ends the call's audio."""
     decoder = OpusDecoder()
     assert len(decoder.decode(b"\xff")) == 960 and decoder.bad_packets == 1  # 20 ms of PLC
+
+
+def test_a_recording_starts_when_its_chunks_came_on_time_not_when_a_late_first_one_came(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    heard = webrtc.Recording(8000)
+    assert heard.started_at is None
+    for at in [10.050, 10.051, 10.052, 10.060, 10.080, 10.100, 10.120]:  # the first three late
+        monkeypatch.setattr(webrtc.time, "monotonic", lambda at=at: at)
+        heard.add(bytes(320))  # 20 ms each
+    assert heard.started_at == pytest.approx(10.0)
+    assert heard.samples == 7 * 160  # late, not a hold: no silence put in
