@@ -15,6 +15,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ipywidgets as w
 from IPython.display import display
@@ -142,6 +143,7 @@ class PhoneForm:
             layout=w.Layout(width="480px"),
         )
         self.status = w.HTML("<b>not logged in</b>")
+        self.event = w.HTML("")  # what the gateway said besides statuses: what became of the video
         self.players = w.VBox()
         self.history: list[str] = []  # every line the status showed
         keypad = w.GridBox(list(self.keys.values()), layout=w.Layout(grid_template_columns="repeat(3, 52px)"))
@@ -174,7 +176,7 @@ class PhoneForm:
             ]
         )
         self.widget = w.VBox(
-            [w.HTML("<h3>Phone</h3>"), w.HBox([form, dial]), network, self.status, self.players]
+            [w.HTML("<h3>Phone</h3>"), w.HBox([form, dial]), network, self.status, self.event, self.players]
         )
         self.enable(PhoneState())
 
@@ -195,6 +197,9 @@ class PhoneForm:
         self.history.append(text)
         colour = "#c62828" if error else "#1b5e20"
         self.status.value = f"<b style='color:{colour}'>{html.escape(text)}</b>"
+
+    def note(self, text: str) -> None:
+        self.event.value = f"<i>{html.escape(text)}</i>" if text else ""
 
     def account(self, default_password: str) -> SipAccount:
         """The login form's account; an empty password field means the lab account's."""
@@ -243,9 +248,7 @@ class PhoneWidget:
         form = self.form
         form.login_button.on_click(lambda _: self._run(self.log_in))
         form.voice_button.on_click(lambda _: self._run(self.voice_call))
-        form.video_button.on_click(
-            lambda _: form.say("Video call: the SIP side of the lab carries audio only")
-        )
+        form.video_button.on_click(lambda _: self._run(self.video_call))
         form.hangup_button.on_click(lambda _: self._run(self.hang_up))
         form.hold_button.on_click(lambda _: self._run(self.toggle_hold))
         form.transfer_button.on_click(lambda _: self._run(self.transfer))
@@ -316,8 +319,17 @@ class PhoneWidget:
         self._update_buttons()
         return True
 
+    async def video_call(self, number: str | None = None, answer: PhonePolicy | None = None) -> Call | None:
+        """Video call: voice_call offering the client's test-pattern camera too (VP8, H.264).
+        A mobile phone declines the video and the call goes on as voice; the event line says so."""
+        return await self.voice_call(number, answer, video=True)
+
     async def voice_call(
-        self, number: str | None = None, answer: PhonePolicy | None = None, codec: str | None = None
+        self,
+        number: str | None = None,
+        answer: PhonePolicy | None = None,
+        codec: str | None = None,
+        video: bool = False,
     ) -> Call | None:
         """Dial (the number field unless given) through the networks and with the codecs
         the form chose (`codec` overrides the browser leg's), and return once it is
@@ -343,9 +355,12 @@ class PhoneWidget:
             impairments=impairments,
             sip_codec=self.form.leg_codec("sip"),
             mobile_codec=self.form.leg_codec("mobile"),
+            video=video,
         )
+        self.lab_call.call.on_event(self._on_event)
         self.result = None
         self.form.players.children = ()
+        self.form.note("")
         if self.dashboard is not None:
             self.dashboard.follow(
                 f"Call {self.lab_call.call_id} to {dialled}", self.lab_call.capture_path, self.lab_call.over
@@ -433,6 +448,10 @@ class PhoneWidget:
         self._update_buttons()
         if call.status.final:
             self._run(self._finish)
+
+    def _on_event(self, call: Call, event: dict[str, Any]) -> None:
+        if event["event"] == "video":
+            self.form.note(f"video: {event['reason']}")
 
     async def _finish(self) -> None:
         """The call's result, players and dashboard; LabCall.finish runs once however often

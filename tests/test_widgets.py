@@ -201,6 +201,23 @@ async def test_consult_then_transfer_joins_the_two_phones(stack: Stack, mobile: 
     assert result is not None and result.phone["answered"] is True
 
 
+async def test_video_call_button_goes_on_as_voice_and_says_the_mobile_declined_the_video(
+    stack: Stack, mobile: MobilePhoneWidget
+) -> None:
+    await mobile.set_policy("after:0.3")
+    phone = PhoneWidget(stack.cfg)
+    assert await phone.log_in()
+    call = await phone.video_call(NUMBER)
+    assert call is not None and call.status == CALL_STATUS.ESTABLISHED
+    await eventually(lambda: "video" in phone.form.event.value, "the video event on the event line")
+    assert "declined by the far end" in phone.form.event.value, phone.form.event.value
+    await phone.hang_up()
+    result = await phone.wait_until_over()
+    assert result is not None and result.final_status == "FINISH"
+    assert result.video is not None and result.video["declined"] is True
+    assert result.codecs["browser"] == "opus"
+
+
 async def test_wrong_password_in_the_login_form(stack: Stack) -> None:
     phone = PhoneWidget(stack.cfg)
     phone.form.password.value = "wrong-password"
