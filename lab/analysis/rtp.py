@@ -142,7 +142,25 @@ def _unwrap_timestamps(ts: np.ndarray) -> np.ndarray:
     return np.concatenate([[int(ts[0])], int(ts[0]) + np.cumsum(steps)])
 
 
-def _sequence(seq: list[int], in_time: list[bool]) -> tuple[int, int]:
+def _sequence(seq: np.ndarray, in_time: np.ndarray) -> tuple[int, int]:
+    """Sequence errors and 16-bit wraps: those of Wireshark's state machine (_sequence_steps),
+    found at once where it is sure to give the same. Its wrap state moves only on in-time
+    packets, at each below-start one (or 65535 -> 0) or above-start one, so wraps are the
+    below-start moves after none or after an above-start one. Its error state (seq_num)
+    follows every packet while each is in time and comes after its predecessor (the next
+    number, or a forward jump: an error); a late or out-of-time packet needs the walk."""
+    later, earlier = seq[1:], seq[:-1]
+    step = (later == earlier + 1) | ((earlier == 65535) & (later == 0))
+    jump = ~step & ((earlier + 1 < later) | (earlier - later > 0xFF00))
+    if not (in_time.all() and (step | jump).all()):
+        return _sequence_steps(seq.tolist(), in_time.tolist())
+    start = int(seq[0])
+    below = (later < start) | ((later == 0) & (earlier == 65535))
+    moves = below[below | (later > start)]
+    return int(jump.sum()), int(moves[:1].sum() + (moves[1:] & ~moves[:-1]).sum())
+
+
+def _sequence_steps(seq: list[int], in_time: list[bool]) -> tuple[int, int]:
     """Sequence errors and 16-bit wraps, by Wireshark's state machine."""
     start = seq[0]
     seq_num = seq[0]
@@ -241,9 +259,9 @@ def stream_stats(
     )
     jittered = regular & timed
     clock_known = bool((khz[1:] > 0).any())
-    seq_list = seq.astype(np.int64).tolist()
-    errors, wraps = _sequence(seq_list, in_time.tolist())
-    expected = seq_list[-1] + wraps * 65536 - seq_list[0] + 1
+    seq64 = seq.astype(np.int64)
+    errors, wraps = _sequence(seq64, in_time)
+    expected = int(seq64[-1]) + wraps * 65536 - int(seq64[0]) + 1
     lost = expected - n
     stats = RtpStats(
         packets=n,
