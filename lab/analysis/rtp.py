@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lab.analysis.pcap import rows
+
 COMFORT_NOISE = (13, 19)
 RTCP_PTS = range(72, 77)  # RTCP packet types 200-204 as the RTP PT field sees them
 
@@ -44,27 +46,19 @@ class RtpHeaders:
     ssrc: np.ndarray  # int64
 
 
-def _u32(data: np.ndarray, at: np.ndarray) -> np.ndarray:
-    return (
-        (data[at].astype(np.int64) << 24)
-        | (data[at + 1].astype(np.int64) << 16)
-        | (data[at + 2].astype(np.int64) << 8)
-        | data[at + 3]
-    )
-
-
 def decode_headers(data: np.ndarray, payload: np.ndarray, length: np.ndarray) -> RtpHeaders:
     """Headers of the payloads at offsets `payload` of `data` (uint8), `length` bytes each."""
     ok = length >= 12
-    at = np.where(ok, payload, 0)  # a short payload reads the file's first bytes, then is not RTP
-    pt = (data[at + 1] & 0x7F).astype(np.int64)
+    header = rows(data, np.where(ok, payload, 0), 12)  # a short payload reads the file's first bytes
+    words = header.view(">u4").astype(np.int64)
+    pt = (header[:, 1] & 0x7F).astype(np.int64)
     return RtpHeaders(
-        rtp=ok & ((data[at] >> 6) == 2) & ~np.isin(pt, RTCP_PTS),
+        rtp=ok & ((header[:, 0] >> 6) == 2) & ~np.isin(pt, RTCP_PTS),
         pt=pt,
-        marker=(data[at + 1] >> 7).astype(bool),
-        seq=(data[at + 2].astype(np.int64) << 8) | data[at + 3],
-        timestamp=_u32(data, at + 4),
-        ssrc=_u32(data, at + 8),
+        marker=(header[:, 1] >> 7).astype(bool),
+        seq=(header[:, 2].astype(np.int64) << 8) | header[:, 3],
+        timestamp=words[:, 1],
+        ssrc=words[:, 2],
     )
 
 
