@@ -499,7 +499,9 @@ def _policy(text: str) -> PhonePolicy:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """calllab's arguments; given the command about to run, a capture's (analyze, report)
+    leaves out the load and sweep commands, whose arguments cost an import of lab.sweep."""
     p = argparse.ArgumentParser(prog="calllab", description="SIP/WebRTC call lab on loopback")
     sub = p.add_subparsers(dest="command", required=True)
     lab = argparse.ArgumentParser(add_help=False)
@@ -626,7 +628,8 @@ def parser() -> argparse.ArgumentParser:
     browser.add_argument("--password", default=None, help="log in with this password instead of the lab's")
     browser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     browser.set_defaults(func=cmd_browser_call)
-    _sweep_parser(sub, lab)
+    if command not in ("analyze", "report"):
+        _sweep_parser(sub, lab)
     analyze_cmd = sub.add_parser(
         "analyze", parents=[lab], help="SIP ladder and RTP statistics of any capture"
     )
@@ -707,7 +710,8 @@ def _sweep_parser(
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `calllab analyze x | head` ends quietly
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(argv[0] if argv else None).parse_args(argv)
     if args.instance is not None:
         # One way to ask for a lab: this command, and the lab daemon it may start, read it.
         os.environ["CALLLAB_INSTANCE"] = str(args.instance)

@@ -545,7 +545,7 @@ def _rtp_streams(
         pt_map = endpoints.get((dst_ip, dp)) or endpoints.get((src_ip, sp)) or fallback_pts
         stream_pt = pt[rows]
         clock = np.zeros(len(rows), dtype=np.int64)
-        for value in np.unique(stream_pt):
+        for value in np.flatnonzero(np.bincount(stream_pt)):  # np.unique would import numpy.ma
             clock[stream_pt == value] = _clock(pt_map, int(value))
         stats, series = stream_stats(udp.ts[sel][rows], seq[rows], ts[rows], stream_pt, marker[rows], clock)
         bursts = loss_bursts(series.seq)

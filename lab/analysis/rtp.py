@@ -305,7 +305,8 @@ def loss_bursts(seq: np.ndarray) -> LossBursts:
         return LossBursts(0, 0, 0.0, 1.0)
     raw = seq.astype(np.int64)
     wraps = np.concatenate([[0], np.cumsum(np.diff(raw) < -0x8000)])
-    present = np.unique(raw + wraps * 65536)
+    extended = np.sort(raw + wraps * 65536)
+    present = extended[np.concatenate([[True], extended[1:] != extended[:-1]])]  # np.unique imports numpy.ma
     gaps = np.diff(present) - 1
     runs = gaps[gaps > 0]
     lost, bursts = int(runs.sum()), len(runs)
