@@ -149,12 +149,13 @@ class _Pcap:
         # for all of them at once, from their offsets (the walk is most of a big file's time).
         length = struct.Struct(self.order + "I").unpack_from
         heads: list[int] = []
-        end = len(raw)
-        while pos + 16 <= end:
-            (incl,) = length(raw, pos + 8)
-            if incl > MAX_RECORD or pos + 16 + incl > end:
+        add = heads.append
+        last = len(raw) - 16  # the last place a record header fits
+        while pos <= last:
+            incl = length(raw, pos + 8)[0]
+            if incl > MAX_RECORD or pos + incl > last:
                 break
-            heads.append(pos)
+            add(pos)
             pos += 16 + incl
         at = np.asarray(heads, dtype=np.int64)
         # sec, frac, incl of every record: 12 bytes each, read in the file's byte order
