@@ -6,14 +6,18 @@ browser leg's ICE checks and DTLS datagrams, to what it holds; it returns an imm
 snapshot, so what is drawn from one never changes under it. The messages are those a
 whole-file read finds, numbered and marked the same (model.SipLog does both): SIP over TCP
 and SCTP is reassembled again from the segments held so far (signalling only: few), and
-only messages not logged before are appended. RTP statistics are the whole-file analysis's
-(after the call): a live snapshot holds no streams.
+only messages not logged before are appended. Of the other datagrams it keeps only their
+addresses and RTP headers, decoded once, not their bytes: each snapshot's RTP streams (the
+ladder's bands) are computed from those, as a whole-file read computes them. RTCP is left
+to the whole-file analysis after the call.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+
+import numpy as np
 
 from lab.analysis import pcap
 from lab.analysis.model import (
@@ -25,26 +29,35 @@ from lab.analysis.model import (
     _correlate,
     _datagram_sip,
     _dialogs,
+    _media,
     _Parties,
     _stream_sip,
     _webrtc_packets,
 )
+from lab.analysis.rtp import RtpHeaders, decode_headers
 
 
 class LiveCall:
+    """The model of the call a growing capture holds so far (see the module's docstring)."""
+
     def __init__(self, path: str | Path, names: dict[str, str]) -> None:
         self.path = Path(path)
         self._capture = pcap.GrowingCapture(path)
         self._names = names
         self._parties = _Parties(names)
         self._log = SipLog(self._parties)
-        self._start: float | None = None  # the first packet's time: the capture's clock runs forward
+        # A whole-file read counts time from its earliest packet: this one from its first (a
+        # growing capture's clock runs forward).
+        self._start: float | None = None
         self._tcp: list[pcap.TcpSegment] = []
         self._sctp: list[pcap.SctpPacket] = []
         self._streamed: set[tuple[float, int, str, str, str, str]] = set()
         self._tcp_retransmissions = 0
         self._webrtc: list[WebrtcPacket] = []
         self._fragments: Fragments = {}
+        self._addresses: dict[str, int] = {}  # one address table for every piece
+        self._udp: list[pcap.Udp] = []  # each piece's datagrams, frames and addresses made file-wide
+        self._headers: list[RtpHeaders] = []
 
     def update(self) -> CallModel:
         """Read what was appended since the last update; the model so far. CaptureError when
@@ -64,6 +77,19 @@ class LiveCall:
         found.sort(key=lambda row: (row[0], row[1]))
         self._log.add(found, self._start)
         self._webrtc += _webrtc_packets(packets, self._start, self._parties, first, self._fragments)
+        udp = packets.udp
+        self._headers.append(decode_headers(packets.frames.data, udp.payload, udp.length))
+        table = np.array([self._addresses.setdefault(a, len(self._addresses)) for a in udp.addresses], int)
+        self._udp.append(
+            dataclasses.replace(
+                udp,
+                frame=first + udp.frame,
+                src=table[udp.src],
+                dst=table[udp.dst],
+                payload=np.full(len(udp.frame), -1),  # the bytes are not kept
+                addresses=(),
+            )
+        )
         return self.model()
 
     def _new(self, row: Found) -> bool:
@@ -79,15 +105,34 @@ class LiveCall:
         """The model so far (an immutable snapshot)."""
         messages = self._log.messages
         dialogs = _dialogs(messages)
+        start = self._start or 0.0
+        streams, hops = _media(self._datagrams(), self._rtp_headers(), messages, self._parties, {}, start)
         return CallModel(
             source=str(self.path),
-            start=self._start or 0.0,
+            start=start,
             parties=self._parties.ordered(self._names.values()),
             messages=tuple(messages),
             dialogs=dialogs,
             calls=_correlate(dialogs, messages),
-            streams=(),
+            streams=streams,
             tcp_retransmissions=self._tcp_retransmissions,
             truncated=False,
+            hops=hops,
             webrtc=tuple(self._webrtc),
+        )
+
+    def _datagrams(self) -> pcap.Udp:
+        columns = ("frame", "ts", "src", "sport", "dst", "dport", "payload", "length")
+        joined = {
+            c: np.concatenate([getattr(u, c) for u in self._udp] or [np.zeros(0, int)]) for c in columns
+        }
+        return pcap.Udp(**joined, addresses=tuple(self._addresses))
+
+    def _rtp_headers(self) -> RtpHeaders:
+        fields = [f.name for f in dataclasses.fields(RtpHeaders)]
+        return RtpHeaders(
+            **{
+                f: np.concatenate([getattr(h, f) for h in self._headers] or [np.zeros(0, int)])
+                for f in fields
+            }
         )

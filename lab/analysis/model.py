@@ -15,7 +15,15 @@ from lab.analysis import dtls, pcap, rtcp, sctp, stun
 from lab.analysis.hops import NetworkHop, network_hops
 from lab.analysis.pcap import CaptureError, Packets
 from lab.analysis.quality import EModel, Pesq, e_model
-from lab.analysis.rtp import LossBursts, RtpSeries, RtpStats, decode_headers, loss_bursts, stream_stats
+from lab.analysis.rtp import (
+    LossBursts,
+    RtpHeaders,
+    RtpSeries,
+    RtpStats,
+    decode_headers,
+    loss_bursts,
+    stream_stats,
+)
 from lab.analysis.sip import stream_messages
 from lab.analysis.stun import StunMessage
 from lab.config import CALL_HEADER, LabConfig
@@ -330,9 +338,8 @@ def build(
     log.add(found, start)
     messages = log.messages
     dialogs = _dialogs(messages)
-    streams = _rtp_streams(packets, messages, parties, fallback_pts or {})
-    hops = network_hops(streams, NETWORK_NAMES, start)
-    streams = tuple(_with_network_delay(s, hops) for s in streams)
+    headers = decode_headers(packets.frames.data, packets.udp.payload, packets.udp.length)
+    streams, hops = _media(packets.udp, headers, messages, parties, fallback_pts or {}, start)
     reports = rtcp.read(packets)
     streams = tuple(
         dataclasses.replace(s, said=rtcp.said(reports, s.src, s.dst, s.ssrc, s.clock_rate)) for s in streams
@@ -550,14 +557,31 @@ def _rtp_by_sdp(udp: pcap.Udp, messages: list[SipMessage]) -> tuple[np.ndarray, 
     return by_sdp, rtp
 
 
+def _media(
+    udp: pcap.Udp,
+    headers: RtpHeaders,
+    messages: list[SipMessage],
+    parties: _Parties,
+    fallback_pts: dict[int, Codec],
+    start: float,
+) -> tuple[tuple[RtpStream, ...], tuple[NetworkHop, ...]]:
+    """The RTP streams among datagrams `udp` (their RTP headers decoded: `headers`), each that
+    crossed a network party measured before and after it, and the E-model counting that."""
+    streams = _rtp_streams(udp, headers, messages, parties, fallback_pts)
+    hops = network_hops(streams, NETWORK_NAMES, start)
+    return tuple(_with_network_delay(s, hops) for s in streams), hops
+
+
 def _rtp_streams(
-    packets: Packets, messages: list[SipMessage], parties: _Parties, fallback_pts: dict[int, Codec]
+    udp: pcap.Udp,
+    headers: RtpHeaders,
+    messages: list[SipMessage],
+    parties: _Parties,
+    fallback_pts: dict[int, Codec],
 ) -> tuple[RtpStream, ...]:
-    udp, data = packets.udp, packets.frames.data
     endpoints = _sdp_endpoints(messages)
-    if len(udp.payload) == 0:
+    if len(udp.frame) == 0:
         return ()
-    headers = decode_headers(data, udp.payload, udp.length)
     candidate = headers.rtp.copy()
     addresses = udp.addresses
     # Like Wireshark: RTP is what flows to or from an address:port an SDP set up for RTP; other

@@ -266,19 +266,10 @@ class GrowingCapture:
         self.frames_read = 0  # packets returned so far: the file-wide index of the next read's first
         self._walker: _Pcap | _Pcapng | None = None
         self._offset = 0  # where the next record starts
-        self._so_far: list[Frames] = []
 
     def read(self) -> Packets:
         """The packets completed since the last read()."""
         return decode(self._read_frames())
-
-    def read_all(self) -> Packets:
-        """Every packet so far, reading only what was appended since the last call: what a
-        live view redraws from."""
-        new = self._read_frames()
-        if len(new.offset):
-            self._so_far = [_joined(self._so_far + [new])]
-        return decode(self._so_far[0] if self._so_far else new)
 
     def _read_frames(self) -> Frames:
         try:
@@ -297,19 +288,6 @@ class GrowingCapture:
         self._offset += records.stop
         self.frames_read += len(records.offset)
         return records.frames(raw, truncated=False)
-
-
-def _joined(parts: list[Frames]) -> Frames:
-    """Frames read in pieces, as one: each piece's offsets moved past the bytes before it."""
-    shifts = np.cumsum([0] + [len(p.data) for p in parts[:-1]])
-    return Frames(
-        np.concatenate([p.data for p in parts]),
-        np.concatenate([p.ts for p in parts]),
-        np.concatenate([p.offset + shift for p, shift in zip(parts, shifts, strict=True)]),
-        np.concatenate([p.caplen for p in parts]),
-        np.concatenate([p.linktype for p in parts]),
-        False,
-    )
 
 
 def _if_tsresol(raw: bytes, pos: int, end: int, e: str) -> float:

@@ -13,6 +13,7 @@ from lab.analysis.live import LiveCall
 from lab.analysis.model import CallModel, lab_party_names, load
 
 from .conftest import FIXTURES, shared
+from .test_media_switch import AUDIO, switched_call
 
 
 def _grow(source: Path, target: Path, cuts: list[int]) -> list[tuple[int, CallModel]]:
@@ -29,6 +30,11 @@ def _grow(source: Path, target: Path, cuts: list[int]) -> list[tuple[int, CallMo
     return steps
 
 
+def _streams(model: CallModel) -> list[tuple[object, ...]]:
+    """What the ladder shows of each stream (its RTCP is the whole-file analysis's)."""
+    return [(s.label, s.src, s.src_port, s.ssrc, s.stats, s.bursts, s.quality) for s in model.streams]
+
+
 def _cuts(size: int, seed: int, pieces: int) -> list[int]:
     """Cuts inside the file header, inside record headers and inside packets, at random."""
     rng = random.Random(seed)
@@ -37,7 +43,12 @@ def _cuts(size: int, seed: int, pieces: int) -> list[int]:
 
 @pytest.mark.parametrize(
     "source",
-    ["lab_call.pcapng", "attended_transfer_sip.pcapng", "sip_tcp_websocket.pcap", "sip_ipv4_tcp_retrans.pcap"],
+    [
+        "lab_call.pcapng",
+        "attended_transfer_sip.pcapng",
+        "sip_tcp_websocket.pcap",
+        "sip_ipv4_tcp_retrans.pcap",
+    ],
 )
 @pytest.mark.parametrize("seed", [1, 2])
 def test_messages_read_in_pieces_equal_a_whole_file_read(source: str, seed: int, tmp_path: Path) -> None:
@@ -50,10 +61,21 @@ def test_messages_read_in_pieces_equal_a_whole_file_read(source: str, seed: int,
     assert last.webrtc == whole.webrtc
     assert (last.dialogs, last.calls) == (whole.dialogs, whole.calls)
     assert last.tcp_retransmissions == whole.tcp_retransmissions
+    assert _streams(last) == _streams(whole)  # the ladder's RTP bands
+    assert [h.delay_ms for h in last.hops] == [h.delay_ms for h in whole.hops]
     # Each step's messages were appended: the next step's start with them.
     for (_, before), (_, after) in zip(steps, steps[1:], strict=False):
         assert after.messages[: len(before.messages)] == before.messages
     assert sum(b.messages != a.messages for (_, a), (_, b) in zip(steps, steps[1:], strict=False)) > 1
+
+
+def test_a_switch_to_fax_ends_the_rtp_where_the_reinvite_says(tmp_path: Path) -> None:
+    """The SDP in force is found by frame: the pieces' frames must count from the file's start."""
+    path = switched_call(tmp_path / "t38.pcap", "t38")
+    steps = _grow(path, tmp_path / "growing.pcap", _cuts(path.stat().st_size, 3, 40))
+    whole = load(path, lab_party_names())
+    assert _streams(steps[-1][1]) == _streams(whole) and steps[-1][1].messages == whole.messages
+    assert [s.stats.packets for s in whole.streams] == [AUDIO, AUDIO]  # not the UDPTL after it
 
 
 def test_a_record_cut_in_two_waits_for_its_second_half(tmp_path: Path) -> None:
