@@ -591,7 +591,7 @@ def _rtp_streams(
     sel = np.nonzero(candidate)[0]
     if len(sel) == 0:
         return ()
-    seq, ts, ssrc = headers.seq[sel], headers.timestamp[sel], headers.ssrc[sel]
+    arrival, seq, ts, ssrc = udp.ts[sel], headers.seq[sel], headers.timestamp[sel], headers.ssrc[sel]
     marker, pt = headers.marker[sel], headers.pt[sel]
     src, sport, dst, dport = udp.src[sel], udp.sport[sel], udp.dst[sel], udp.dport[sel]
     flow = (src << 48) | (sport << 32) | (dst << 16) | dport  # address indexes stay far below 2**15
@@ -613,7 +613,7 @@ def _rtp_streams(
         clock = np.zeros(len(rows), dtype=np.int64)
         for value in np.flatnonzero(np.bincount(stream_pt)):  # np.unique would import numpy.ma
             clock[stream_pt == value] = _clock(pt_map, int(value))
-        stats, series = stream_stats(udp.ts[sel][rows], seq[rows], ts[rows], stream_pt, marker[rows], clock)
+        stats, series = stream_stats(arrival[rows], seq[rows], ts[rows], stream_pt, marker[rows], clock)
         bursts = loss_bursts(series.seq)
         main_pt = int(np.bincount(stream_pt).argmax())
         codec = pt_map.get(main_pt) or STATIC_PT.get(main_pt)
