@@ -305,13 +305,17 @@ def loss_bursts(seq: np.ndarray) -> LossBursts:
         return LossBursts(0, 0, 0.0, 1.0)
     raw = seq.astype(np.int64)
     wraps = np.concatenate([[0], np.cumsum(np.diff(raw) < -0x8000)])
-    extended = np.sort(raw + wraps * 65536)
-    present = extended[np.concatenate([[True], extended[1:] != extended[:-1]])]  # np.unique imports numpy.ma
-    gaps = np.diff(present) - 1
+    extended = raw + wraps * 65536
+    steps = np.diff(extended)
+    if not (steps > 0).all():  # reordered or duplicated: the numbers present, once each, in order
+        extended = np.sort(extended)  # (not np.unique: it imports numpy.ma)
+        extended = extended[np.concatenate([[True], extended[1:] != extended[:-1]])]
+        steps = np.diff(extended)
+    gaps = steps - 1
     runs = gaps[gaps > 0]
     lost, bursts = int(runs.sum()), len(runs)
     if not bursts:
         return LossBursts(0, 0, 0.0, 1.0)
     mean_length = lost / bursts
-    loss_ratio = lost / (present[-1] - present[0] + 1)
+    loss_ratio = lost / (extended[-1] - extended[0] + 1)
     return LossBursts(bursts, lost, round(mean_length, 2), round(max(1.0, mean_length * (1 - loss_ratio)), 2))
