@@ -406,13 +406,13 @@ def decode(f: Frames) -> Packets:
         at = ip[v4]
         header = rows(data, at, 20)
         ihl = (header[:, 0] & 0x0F).astype(np.int64) * 4
-        words = header.view(">u2").astype(np.int64)  # 10 big-endian 16-bit words
-        frag = words[:, 3] & 0x3FFF  # MF flag or a fragment offset: not a whole datagram
+        frag = header[:, 6:8].view(">u2")[:, 0] & 0x3FFF  # MF flag or a fragment offset: not a whole datagram
         keep = (frag == 0) & (ihl >= 20)
-        v4, at, ihl, header, words = v4[keep], at[keep], ihl[keep], header[keep], words[keep]
-        addresses = (words[:, 6:10:2] << 16) | words[:, 7:10:2]
+        v4, at, ihl, header = v4[keep], at[keep], ihl[keep], header[keep]
+        total_length = header[:, 2:4].view(">u2")[:, 0].astype(np.int64)
+        addresses = header[:, 12:20].view(">u4").astype(np.int64)  # source, destination
         found.append(
-            (v4, header[:, 9].astype(np.int64), at + ihl, addresses[:, 0], addresses[:, 1], at + words[:, 1])
+            (v4, header[:, 9].astype(np.int64), at + ihl, addresses[:, 0], addresses[:, 1], at + total_length)
         )
     v6 = np.nonzero((version == 6) & (end - ip >= 40))[0]
     if len(v6):
