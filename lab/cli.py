@@ -501,7 +501,7 @@ def _policy(text: str) -> PhonePolicy:
 
 def parser(command: str | None = None) -> argparse.ArgumentParser:
     """calllab's arguments; given the command about to run, a capture's (analyze, report)
-    leaves out the load and sweep commands, whose arguments cost an import of lab.sweep."""
+    has only its own: the others' cost imports (lab.sweep) and the lab's config."""
     p = argparse.ArgumentParser(prog="calllab", description="SIP/WebRTC call lab on loopback")
     sub = p.add_subparsers(dest="command", required=True)
     lab = argparse.ArgumentParser(add_help=False)
@@ -513,6 +513,9 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
         help="the lab on 127.0.N.x (default: $CALLLAB_INSTANCE, else the lab you started, "
         "else the first free one)",
     )
+    if command in ("analyze", "report"):
+        _capture_parsers(sub, lab)
+        return p
     up = sub.add_parser("up", parents=[lab], help="start the lab in the background")
     up.add_argument(
         "--wideband",
@@ -628,8 +631,22 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     browser.add_argument("--password", default=None, help="log in with this password instead of the lab's")
     browser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     browser.set_defaults(func=cmd_browser_call)
-    if command not in ("analyze", "report"):
-        _sweep_parser(sub, lab)
+    _sweep_parser(sub, lab)
+    _capture_parsers(sub, lab)
+    clean = sub.add_parser(
+        "clean", parents=[lab], help="remove the oldest calls from captures/ (done after every call too)"
+    )
+    clean.add_argument("--keep", type=_count, help="calls to keep (default: keep_calls)")
+    clean.add_argument(
+        "--max-mb", type=_megabytes, help="MB the kept calls may take (default: keep_mb, 1000)"
+    )
+    clean.set_defaults(func=cmd_clean)
+    return p
+
+
+def _capture_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], lab: argparse.ArgumentParser
+) -> None:
     analyze_cmd = sub.add_parser(
         "analyze", parents=[lab], help="SIP ladder and RTP statistics of any capture"
     )
@@ -642,15 +659,6 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     report_cmd.add_argument("capture", help="pcap or pcapng file")
     report_cmd.add_argument("-o", "--output", help="HTML file (default: next to the capture)")
     report_cmd.set_defaults(func=cmd_report)
-    clean = sub.add_parser(
-        "clean", parents=[lab], help="remove the oldest calls from captures/ (done after every call too)"
-    )
-    clean.add_argument("--keep", type=_count, help="calls to keep (default: keep_calls)")
-    clean.add_argument(
-        "--max-mb", type=_megabytes, help="MB the kept calls may take (default: keep_mb, 1000)"
-    )
-    clean.set_defaults(func=cmd_clean)
-    return p
 
 
 def _sweep_parser(
