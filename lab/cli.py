@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.analysis.pcap import CaptureError
 from lab.config import (
     INSTANCES,
     NARROWBAND,
@@ -719,6 +718,12 @@ def _sweep_parser(
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `calllab analyze x | head` ends quietly
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("analyze", "report"):
+        # OpenBLAS starts a thread per core as numpy loads (tens of ms of CPU, a twentieth of
+        # an analysis): a capture's analysis does no linear algebra.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from lab.analysis.pcap import CaptureError  # numpy: after the line above
+
     args = parser(argv[0] if argv else None).parse_args(argv)
     if args.instance is not None:
         # One way to ask for a lab: this command, and the lab daemon it may start, read it.
