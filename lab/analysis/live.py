@@ -58,6 +58,7 @@ class LiveCall:
         self._addresses: dict[str, int] = {}  # one address table for every piece
         self._udp: list[pcap.Udp] = []  # each piece's datagrams, frames and addresses made file-wide
         self._headers: list[RtpHeaders] = []
+        self._model: CallModel | None = None  # the last update's
 
     def update(self) -> CallModel:
         """Read what was appended since the last update; the model so far. CaptureError when
@@ -65,7 +66,9 @@ class LiveCall:
         first = self._capture.frames_read
         packets = self._capture.read()
         if len(packets.frames.ts) == 0:
-            return self.model()
+            if self._model is None:
+                self._model = self.model()
+            return self._model  # nothing new: the same snapshot
         if self._start is None:
             self._start = float(packets.frames.ts.min())
         found = _datagram_sip(packets, first)
@@ -90,7 +93,8 @@ class LiveCall:
                 addresses=(),
             )
         )
-        return self.model()
+        self._model = self.model()
+        return self._model
 
     def _new(self, row: Found) -> bool:
         """A message of a TCP or SCTP stream not logged before (each update finds them all)."""

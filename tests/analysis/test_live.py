@@ -90,6 +90,14 @@ def test_a_record_cut_in_two_waits_for_its_second_half(tmp_path: Path) -> None:
     assert steps[2][1].messages[0] == first
 
 
+def test_an_update_with_nothing_new_is_the_same_snapshot(tmp_path: Path) -> None:
+    target = tmp_path / "call.pcapng"
+    target.write_bytes((FIXTURES / "lab_call.pcapng").read_bytes())
+    live = LiveCall(target, lab_party_names())
+    model = live.update()
+    assert model.messages and live.update() is model
+
+
 def test_a_file_that_is_no_capture(tmp_path: Path) -> None:
     path = tmp_path / "x.pcap"
     path.write_bytes(b"not a capture, but long enough to tell")
