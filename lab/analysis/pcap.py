@@ -308,8 +308,8 @@ def _if_tsresol(raw: bytes, pos: int, end: int, e: str) -> float:
 
 def rows(data: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
     """The `width` bytes at each offset `at` of `data` (uint8), one row each: one gather of
-    fixed-size items through a view with a one-byte stride (much faster than indexing each
-    byte). Every row must lie inside `data`."""
+    fixed-size items through a view with a one-byte stride (for a header of 8 bytes or more,
+    faster than indexing each byte). Every row must lie inside `data`."""
     items = np.ndarray((max(len(data) - width + 1, 0),), dtype=f"V{width}", buffer=data, strides=(1,))
     return items[at].view(np.uint8).reshape(-1, width)
 
@@ -434,14 +434,7 @@ def decode(f: Frames) -> Packets:
         found[0] = (v4_frame, v4_proto, v4_l4, _mapped(v4_src), _mapped(v4_dst), v4_end)
         frame, proto, l4, src, dst, ip_end = (np.concatenate([r[k] for r in found]) for k in range(6))
         order = np.argsort(frame, kind="stable")
-        frame, proto, l4, src, dst, ip_end = (
-            frame[order],
-            proto[order],
-            l4[order],
-            src[order],
-            dst[order],
-            ip_end[order],
-        )
+        frame, proto, l4, src, dst, ip_end = (a[order] for a in (frame, proto, l4, src, dst, ip_end))
     elif found:
         frame, proto, l4, src, dst, ip_end = found[0]
     else:
