@@ -10,7 +10,9 @@ included):
     RTCP, the JSON);
 and the same analysis inside a warm process (what a notebook pays). Prints the median of
 the pairs' ratios by wall time and by CPU time (user + system: what a busy machine's other
-work does not move), and each side's peak RSS. Numbers, not verdicts.
+work does not move), and each side's peak RSS. Then the notebook's live ladder at the end
+of the call: one refresh that reads the last second appended (lab.analysis.live), against
+re-reading the whole file. Numbers, not verdicts.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.analysis.ladder import ladder_rows
-from lab.analysis.model import load
+from lab.analysis.live import LiveCall
+from lab.analysis.model import lab_party_names, load
 from lab.analysis.synth import SynthCall, SynthStream
 
 LEGS = [
@@ -113,6 +116,30 @@ def main() -> None:
             f"peak RSS: tshark {max(r.peak_mb for r in tshark):.0f} MB, "
             f"calllab analyze {max(r.peak_mb for r in ours):.0f} MB"
         )
+        refresh = live_refresh(path, Path(tmp) / "growing.pcap", args.minutes, args.runs)
+        whole = statistics.median(warm)
+        print(
+            f"live ladder, one refresh with the last second appended: {refresh:.3f} s "
+            f"(re-reading the whole file: {whole:.3f} s); ratio to tshark "
+            f"{refresh / statistics.median(r.wall for r in tshark):.3f}"
+        )
+
+
+def live_refresh(path: Path, growing: Path, minutes: float, runs: int) -> float:
+    """Median time of a live view's refresh after the last second of the call was appended."""
+    data = path.read_bytes()
+    cut = len(data) - int(len(data) / (minutes * 60))  # all but about the last second
+    times = []
+    for _ in range(runs):
+        growing.write_bytes(data[:cut])
+        live = LiveCall(growing, lab_party_names())
+        live.update()
+        with open(growing, "ab") as out:
+            out.write(data[cut:])
+        t0 = time.perf_counter()
+        ladder_rows(live.update())
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.analysis.pcap import CaptureError
 from lab.config import (
     INSTANCES,
     NARROWBAND,
@@ -500,7 +499,9 @@ def _policy(text: str) -> PhonePolicy:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """calllab's arguments; given the command about to run, a capture's (analyze, report)
+    has only its own: the others' cost imports (lab.sweep) and the lab's config."""
     p = argparse.ArgumentParser(prog="calllab", description="SIP/WebRTC call lab on loopback")
     sub = p.add_subparsers(dest="command", required=True)
     lab = argparse.ArgumentParser(add_help=False)
@@ -512,6 +513,9 @@ def parser() -> argparse.ArgumentParser:
         help="the lab on 127.0.N.x (default: $CALLLAB_INSTANCE, else the lab you started, "
         "else the first free one)",
     )
+    if command in ("analyze", "report"):
+        _capture_parsers(sub, lab)
+        return p
     up = sub.add_parser("up", parents=[lab], help="start the lab in the background")
     up.add_argument(
         "--wideband",
@@ -633,6 +637,21 @@ def parser() -> argparse.ArgumentParser:
     browser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     browser.set_defaults(func=cmd_browser_call)
     _sweep_parser(sub, lab)
+    _capture_parsers(sub, lab)
+    clean = sub.add_parser(
+        "clean", parents=[lab], help="remove the oldest calls from captures/ (done after every call too)"
+    )
+    clean.add_argument("--keep", type=_count, help="calls to keep (default: keep_calls)")
+    clean.add_argument(
+        "--max-mb", type=_megabytes, help="MB the kept calls may take (default: keep_mb, 1000)"
+    )
+    clean.set_defaults(func=cmd_clean)
+    return p
+
+
+def _capture_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], lab: argparse.ArgumentParser
+) -> None:
     analyze_cmd = sub.add_parser(
         "analyze", parents=[lab], help="SIP ladder and RTP statistics of any capture"
     )
@@ -645,15 +664,6 @@ def parser() -> argparse.ArgumentParser:
     report_cmd.add_argument("capture", help="pcap or pcapng file")
     report_cmd.add_argument("-o", "--output", help="HTML file (default: next to the capture)")
     report_cmd.set_defaults(func=cmd_report)
-    clean = sub.add_parser(
-        "clean", parents=[lab], help="remove the oldest calls from captures/ (done after every call too)"
-    )
-    clean.add_argument("--keep", type=_count, help="calls to keep (default: keep_calls)")
-    clean.add_argument(
-        "--max-mb", type=_megabytes, help="MB the kept calls may take (default: keep_mb, 1000)"
-    )
-    clean.set_defaults(func=cmd_clean)
-    return p
 
 
 def _sweep_parser(
@@ -713,7 +723,14 @@ def _sweep_parser(
 
 def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `calllab analyze x | head` ends quietly
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("analyze", "report"):
+        # OpenBLAS starts a thread per core as numpy loads (tens of ms of CPU, a twentieth of
+        # an analysis): a capture's analysis does no linear algebra.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from lab.analysis.pcap import CaptureError  # numpy: after the line above
+
+    args = parser(argv[0] if argv else None).parse_args(argv)
     if args.instance is not None:
         # One way to ask for a lab: this command, and the lab daemon it may start, read it.
         os.environ["CALLLAB_INSTANCE"] = str(args.instance)

@@ -23,7 +23,8 @@ from IPython.display import display
 from lab import plots
 from lab.analysis import pcap
 from lab.analysis.columns import BRIEF, hop_table, network_table, pesq_table, stream_table
-from lab.analysis.model import CallModel, build, lab_party_names
+from lab.analysis.live import LiveCall
+from lab.analysis.model import CallModel, lab_party_names
 from lab.client import CALL_STATUS, Call, LoginFailed, Session
 from lab.config import LabConfig, PhonePolicy, SipAccount
 from lab.network.impairment import PROFILES, ImpairmentError
@@ -634,15 +635,14 @@ class CallDashboard:
             self._live = asyncio.ensure_future(self._refresh(capture, over))
 
     async def _refresh(self, capture: Path, over: asyncio.Event) -> None:
-        names = lab_party_names(self.cfg)
-        growing = pcap.GrowingCapture(capture)  # reads each byte of the file once
+        live = LiveCall(capture, lab_party_names(self.cfg))  # reads each record of the file once
         while not over.is_set():
             try:
                 await asyncio.wait_for(over.wait(), LIVE_REFRESH_S)
             except TimeoutError:
                 pass
             try:
-                model = build(growing.read_all(), str(capture), names)
+                model = live.update()
             except pcap.CaptureError as exc:
                 self.title.value += f"<p style='color:#c62828'>live ladder: {html.escape(str(exc))}</p>"
                 return

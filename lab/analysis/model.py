@@ -15,7 +15,15 @@ from lab.analysis import dtls, pcap, rtcp, sctp, stun
 from lab.analysis.hops import NetworkHop, network_hops
 from lab.analysis.pcap import CaptureError, Packets
 from lab.analysis.quality import EModel, Pesq, e_model
-from lab.analysis.rtp import LossBursts, RtpSeries, RtpStats, decode_headers, loss_bursts, stream_stats
+from lab.analysis.rtp import (
+    LossBursts,
+    RtpHeaders,
+    RtpSeries,
+    RtpStats,
+    decode_headers,
+    loss_bursts,
+    stream_stats,
+)
 from lab.analysis.sip import stream_messages
 from lab.analysis.stun import StunMessage
 from lab.config import CALL_HEADER, LabConfig
@@ -194,7 +202,19 @@ def _first_bytes(packets: Packets) -> np.ndarray:
     return first
 
 
-def _sip_messages(packets: Packets) -> tuple[list[tuple[float, int, str, str, str, ParsedSip]], int]:
+#: A SIP message found in a capture: time, frame (0-based), source, destination, transport.
+Found = tuple[float, int, str, str, str, ParsedSip]
+
+
+def _sip_messages(packets: Packets) -> tuple[list[Found], int]:
+    streamed, tcp_retransmissions = _stream_sip(packets.tcp, packets.sctp)
+    found = _datagram_sip(packets) + streamed
+    found.sort(key=lambda row: (row[0], row[1]))
+    return found, tcp_retransmissions
+
+
+def _datagram_sip(packets: Packets, first_frame: int = 0) -> list[Found]:
+    """SIP in UDP datagrams (one message each); frames counted from `first_frame`."""
     udp = packets.udp
     first = _first_bytes(packets)
     candidates = np.nonzero((first >= ord("A")) & (first <= ord("Z")) & (udp.length >= 20))[0]
@@ -204,20 +224,28 @@ def _sip_messages(packets: Packets) -> tuple[list[tuple[float, int, str, str, st
         if parsed is not None:
             src = _endpoint(udp.addresses[int(udp.src[i])], int(udp.sport[i]))
             dst = _endpoint(udp.addresses[int(udp.dst[i])], int(udp.dport[i]))
-            found.append((float(udp.ts[i]), int(udp.frame[i]), src, dst, "UDP", parsed))
-    stream, retransmitted = stream_messages(packets.tcp)
+            found.append((float(udp.ts[i]), first_frame + int(udp.frame[i]), src, dst, "UDP", parsed))
+    return found
+
+
+def _stream_sip(
+    tcp: list[pcap.TcpSegment], sctp_packets: Iterable[pcap.SctpPacket]
+) -> tuple[list[Found], int]:
+    """SIP in TCP (plain or WebSocket) and SCTP streams, and the count of retransmitted TCP
+    segments left out."""
+    found = []
+    stream, retransmitted = stream_messages(tcp)
     for m in stream:
         parsed = parse_sip(m.data)
         if parsed is not None:
             found.append(
                 (m.ts, m.frame, _endpoint(m.src, m.sport), _endpoint(m.dst, m.dport), m.transport, parsed)
             )
-    for message in sctp.user_messages(packets.sctp):
+    for message in sctp.user_messages(sctp_packets):
         parsed = parse_sip(message.data)
         if parsed is not None:
             src, dst = _endpoint(message.src, message.sport), _endpoint(message.dst, message.dport)
             found.append((message.ts, message.frame, src, dst, "SCTP", parsed))
-    found.sort(key=lambda row: (row[0], row[1]))
     return found, retransmitted
 
 
@@ -252,52 +280,66 @@ class _Parties:
         return tuple(sorted(first_seen, key=lambda p: (order.get(p.name, len(order)), first_seen.index(p))))
 
 
+class SipLog:
+    """SIP messages in the order a capture yields them, numbered, their parties named, each
+    marked a retransmission when one like it (same hop, transaction and start line) came
+    before: a whole capture's at once, or a growing one's piece by piece (lab.analysis.live)."""
+
+    def __init__(self, parties: _Parties) -> None:
+        self.parties = parties
+        self.messages: list[SipMessage] = []
+        self._seen: set[tuple[str, ...]] = set()
+
+    def add(self, found: list[Found], start: float) -> None:
+        """Append messages found (in capture order); `start` is the capture's first time."""
+        for ts, frame, src, dst, transport, parsed in found:
+            key = (
+                src,
+                dst,
+                parsed.start_line,
+                parsed.headers.get("call-id", ""),
+                parsed.headers.get("cseq", ""),
+                parsed.branch,
+                parsed.tag("to"),
+            )
+            retransmission = key in self._seen
+            self._seen.add(key)
+            self.messages.append(
+                SipMessage(
+                    index=len(self.messages),
+                    frame=frame + 1,
+                    t=ts - start,
+                    src=src,
+                    dst=dst,
+                    src_party=self.parties.name(src),
+                    dst_party=self.parties.name(dst),
+                    transport=transport,
+                    start_line=parsed.start_line,
+                    method=parsed.method,
+                    status=parsed.status,
+                    reason=parsed.reason,
+                    call_id=parsed.headers.get("call-id", ""),
+                    cseq=parsed.headers.get("cseq", ""),
+                    sdp=parsed.sdp,
+                    raw=parsed.raw,
+                    retransmission=retransmission,
+                    lab_call=parsed.headers.get(CALL_HEADER.lower(), ""),
+                )
+            )
+
+
 def build(
     packets: Packets, source: str, names: dict[str, str], fallback_pts: dict[int, Codec] | None = None
 ) -> CallModel:
     found, tcp_retransmissions = _sip_messages(packets)
     start = float(packets.frames.ts.min()) if len(packets.frames.ts) else 0.0
     parties = _Parties(names)
-    messages: list[SipMessage] = []
-    seen_keys: set[tuple[str, ...]] = set()
-    for ts, frame, src, dst, transport, parsed in found:
-        key = (
-            src,
-            dst,
-            parsed.start_line,
-            parsed.headers.get("call-id", ""),
-            parsed.headers.get("cseq", ""),
-            parsed.branch,
-            parsed.tag("to"),
-        )
-        retransmission = key in seen_keys
-        seen_keys.add(key)
-        messages.append(
-            SipMessage(
-                index=len(messages),
-                frame=frame + 1,
-                t=ts - start,
-                src=src,
-                dst=dst,
-                src_party=parties.name(src),
-                dst_party=parties.name(dst),
-                transport=transport,
-                start_line=parsed.start_line,
-                method=parsed.method,
-                status=parsed.status,
-                reason=parsed.reason,
-                call_id=parsed.headers.get("call-id", ""),
-                cseq=parsed.headers.get("cseq", ""),
-                sdp=parsed.sdp,
-                raw=parsed.raw,
-                retransmission=retransmission,
-                lab_call=parsed.headers.get(CALL_HEADER.lower(), ""),
-            )
-        )
+    log = SipLog(parties)
+    log.add(found, start)
+    messages = log.messages
     dialogs = _dialogs(messages)
-    streams = _rtp_streams(packets, messages, parties, fallback_pts or {})
-    hops = network_hops(streams, NETWORK_NAMES, start)
-    streams = tuple(_with_network_delay(s, hops) for s in streams)
+    headers = decode_headers(packets.frames.data, packets.udp.payload, packets.udp.length)
+    streams, hops = _media(packets.udp, headers, messages, parties, fallback_pts or {}, start)
     reports = rtcp.read(packets)
     streams = tuple(
         dataclasses.replace(s, said=rtcp.said(reports, s.src, s.dst, s.ssrc, s.clock_rate)) for s in streams
@@ -318,14 +360,21 @@ def build(
     )
 
 
-def _webrtc_packets(packets: Packets, start: float, parties: _Parties) -> tuple[WebrtcPacket, ...]:
+#: DTLS handshake fragments sent so far, per direction
+Fragments = dict[tuple[str, str], set[tuple[int, ...]]]
+
+
+def _webrtc_packets(
+    packets: Packets, start: float, parties: _Parties, first_frame: int = 0, sent: Fragments | None = None
+) -> tuple[WebrtcPacket, ...]:
     """STUN and DTLS datagrams, told apart from the rest by their first byte as RFC 7983
-    demultiplexes them on one port (0-3 STUN, 20-63 DTLS), then parsed whole."""
+    demultiplexes them on one port (0-3 STUN, 20-63 DTLS), then parsed whole. A capture read
+    in pieces passes where each piece's frames start and the fragments sent before it."""
     udp = packets.udp
     first = _first_bytes(packets)
     candidates = np.nonzero(((first <= 3) & (udp.length >= 20)) | ((first >= 20) & (first <= 63)))[0]
     found: list[WebrtcPacket] = []
-    sent: dict[tuple[str, str], set[tuple[int, ...]]] = {}  # DTLS fragments per direction
+    sent = {} if sent is None else sent
     for i in candidates:
         payload = packets.payload(int(i))
         message = stun.parse(payload) if first[i] <= 3 else None
@@ -345,7 +394,7 @@ def _webrtc_packets(packets: Packets, start: float, parties: _Parties) -> tuple[
             before |= keys
         found.append(
             WebrtcPacket(
-                frame=int(udp.frame[i]) + 1,
+                frame=first_frame + int(udp.frame[i]) + 1,
                 t=float(udp.ts[i]) - start,
                 src=src,
                 dst=dst,
@@ -508,14 +557,31 @@ def _rtp_by_sdp(udp: pcap.Udp, messages: list[SipMessage]) -> tuple[np.ndarray, 
     return by_sdp, rtp
 
 
+def _media(
+    udp: pcap.Udp,
+    headers: RtpHeaders,
+    messages: list[SipMessage],
+    parties: _Parties,
+    fallback_pts: dict[int, Codec],
+    start: float,
+) -> tuple[tuple[RtpStream, ...], tuple[NetworkHop, ...]]:
+    """The RTP streams among datagrams `udp` (their RTP headers decoded: `headers`), each that
+    crossed a network party measured before and after it, and the E-model counting that."""
+    streams = _rtp_streams(udp, headers, messages, parties, fallback_pts)
+    hops = network_hops(streams, NETWORK_NAMES, start)
+    return tuple(_with_network_delay(s, hops) for s in streams), hops
+
+
 def _rtp_streams(
-    packets: Packets, messages: list[SipMessage], parties: _Parties, fallback_pts: dict[int, Codec]
+    udp: pcap.Udp,
+    headers: RtpHeaders,
+    messages: list[SipMessage],
+    parties: _Parties,
+    fallback_pts: dict[int, Codec],
 ) -> tuple[RtpStream, ...]:
-    udp, data = packets.udp, packets.frames.data
     endpoints = _sdp_endpoints(messages)
-    if len(udp.payload) == 0:
+    if len(udp.frame) == 0:
         return ()
-    headers = decode_headers(data, udp.payload, udp.length)
     candidate = headers.rtp.copy()
     addresses = udp.addresses
     # Like Wireshark: RTP is what flows to or from an address:port an SDP set up for RTP; other
@@ -525,7 +591,7 @@ def _rtp_streams(
     sel = np.nonzero(candidate)[0]
     if len(sel) == 0:
         return ()
-    seq, ts, ssrc = headers.seq[sel], headers.timestamp[sel], headers.ssrc[sel]
+    arrival, seq, ts, ssrc = udp.ts[sel], headers.seq[sel], headers.timestamp[sel], headers.ssrc[sel]
     marker, pt = headers.marker[sel], headers.pt[sel]
     src, sport, dst, dport = udp.src[sel], udp.sport[sel], udp.dst[sel], udp.dport[sel]
     flow = (src << 48) | (sport << 32) | (dst << 16) | dport  # address indexes stay far below 2**15
@@ -545,9 +611,9 @@ def _rtp_streams(
         pt_map = endpoints.get((dst_ip, dp)) or endpoints.get((src_ip, sp)) or fallback_pts
         stream_pt = pt[rows]
         clock = np.zeros(len(rows), dtype=np.int64)
-        for value in np.unique(stream_pt):
+        for value in np.flatnonzero(np.bincount(stream_pt)):  # np.unique would import numpy.ma
             clock[stream_pt == value] = _clock(pt_map, int(value))
-        stats, series = stream_stats(udp.ts[sel][rows], seq[rows], ts[rows], stream_pt, marker[rows], clock)
+        stats, series = stream_stats(arrival[rows], seq[rows], ts[rows], stream_pt, marker[rows], clock)
         bursts = loss_bursts(series.seq)
         main_pt = int(np.bincount(stream_pt).argmax())
         codec = pt_map.get(main_pt) or STATIC_PT.get(main_pt)

@@ -149,16 +149,17 @@ class _Pcap:
         # for all of them at once, from their offsets (the walk is most of a big file's time).
         length = struct.Struct(self.order + "I").unpack_from
         heads: list[int] = []
-        end = len(raw)
-        while pos + 16 <= end:
-            (incl,) = length(raw, pos + 8)
-            if incl > MAX_RECORD or pos + 16 + incl > end:
+        add = heads.append
+        last = len(raw) - 16  # the last place a record header fits
+        while pos <= last:
+            incl = length(raw, pos + 8)[0]
+            if incl > MAX_RECORD or pos + incl > last:
                 break
-            heads.append(pos)
+            add(pos)
             pos += 16 + incl
         at = np.asarray(heads, dtype=np.int64)
         # sec, frac, incl of every record: 12 bytes each, read in the file's byte order
-        fields = np.frombuffer(raw, dtype=np.uint8)[at[:, None] + np.arange(12)].view(self.order + "u4")
+        fields = rows(np.frombuffer(raw, dtype=np.uint8), at, 12).view(self.order + "u4")
         ts = fields[:, 0].astype(np.float64) + fields[:, 1].astype(np.float64) * self.unit
         return _Records(
             offset=at + 16,
@@ -265,19 +266,10 @@ class GrowingCapture:
         self.frames_read = 0  # packets returned so far: the file-wide index of the next read's first
         self._walker: _Pcap | _Pcapng | None = None
         self._offset = 0  # where the next record starts
-        self._so_far: list[Frames] = []
 
     def read(self) -> Packets:
         """The packets completed since the last read()."""
         return decode(self._read_frames())
-
-    def read_all(self) -> Packets:
-        """Every packet so far, reading only what was appended since the last call: what a
-        live view redraws from."""
-        new = self._read_frames()
-        if len(new.offset):
-            self._so_far = [_joined(self._so_far + [new])]
-        return decode(self._so_far[0] if self._so_far else new)
 
     def _read_frames(self) -> Frames:
         try:
@@ -298,19 +290,6 @@ class GrowingCapture:
         return records.frames(raw, truncated=False)
 
 
-def _joined(parts: list[Frames]) -> Frames:
-    """Frames read in pieces, as one: each piece's offsets moved past the bytes before it."""
-    shifts = np.cumsum([0] + [len(p.data) for p in parts[:-1]])
-    return Frames(
-        np.concatenate([p.data for p in parts]),
-        np.concatenate([p.ts for p in parts]),
-        np.concatenate([p.offset + shift for p, shift in zip(parts, shifts, strict=True)]),
-        np.concatenate([p.caplen for p in parts]),
-        np.concatenate([p.linktype for p in parts]),
-        False,
-    )
-
-
 def _if_tsresol(raw: bytes, pos: int, end: int, e: str) -> float:
     """Seconds per timestamp unit from an interface block's options (default microseconds)."""
     while pos + 4 <= end:
@@ -325,6 +304,14 @@ def _if_tsresol(raw: bytes, pos: int, end: int, e: str) -> float:
 
 
 # --- header decoding, vectorised -------------------------------------------------------
+
+
+def rows(data: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
+    """The `width` bytes at each offset `at` of `data` (uint8), one row each: one gather of
+    fixed-size items through a view with a one-byte stride (for a header of 8 bytes or more,
+    faster than indexing each byte). Every row must lie inside `data`."""
+    items = np.ndarray((max(len(data) - width + 1, 0),), dtype=f"V{width}", buffer=data, strides=(1,))
+    return items[at].view(np.uint8).reshape(-1, width)
 
 
 def _u16(data: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -386,7 +373,7 @@ def _network_offsets(f: Frames) -> tuple[np.ndarray, np.ndarray]:
     data, off, n = f.data, f.offset, len(f.offset)
     end = off + f.caplen
     ip = np.full(n, -1, dtype=np.int64)
-    for linktype in np.unique(f.linktype):
+    for linktype in np.flatnonzero(np.bincount(f.linktype)):  # np.unique would import numpy.ma
         sel = np.nonzero(f.linktype == linktype)[0]
         if linktype == ETHERNET:
             sel = sel[f.caplen[sel] >= 14]
@@ -411,66 +398,64 @@ def decode(f: Frames) -> Packets:
     data = f.data
     ip, version = _network_offsets(f)
     end = f.offset + f.caplen
-    rows = []  # per IP version: frame index, proto, l4 offset, src/dst as 16-byte keys
+    # per IP version: frame index, proto, l4 offset, src, dst (IPv4: integers; IPv6: 16 bytes), IP end
+    found = []
 
     v4 = np.nonzero((version == 4) & (end - ip >= 20))[0]
     if len(v4):
         at = ip[v4]
-        ihl = (data[at] & 0x0F).astype(np.int64) * 4
-        frag = _u16(data, at + 6) & 0x3FFF  # MF flag or a fragment offset: not a whole datagram
+        header = rows(data, at, 20)
+        ihl = (header[:, 0] & 0x0F).astype(np.int64) * 4
+        frag = header[:, 6:8].view(">u2")[:, 0] & 0x3FFF  # MF flag or a fragment offset: not a whole datagram
         keep = (frag == 0) & (ihl >= 20)
-        v4, at, ihl = v4[keep], at[keep], ihl[keep]
-        src = np.zeros((len(v4), 16), dtype=np.uint8)
-        dst = np.zeros((len(v4), 16), dtype=np.uint8)
-        src[:, 10:12] = dst[:, 10:12] = 0xFF  # IPv4-mapped IPv6 keys: one table for both
-        src[:, 12:] = data[at[:, None] + np.arange(12, 16)]
-        dst[:, 12:] = data[at[:, None] + np.arange(16, 20)]
-        ip_end = at + _u16(data, at + 2)
-        rows.append((v4, data[at + 9].astype(np.int64), at + ihl, src, dst, ip_end))
+        v4, at, ihl, header = v4[keep], at[keep], ihl[keep], header[keep]
+        total_length = header[:, 2:4].view(">u2")[:, 0].astype(np.int64)
+        addresses = header[:, 12:20].view(">u4").astype(np.int64)  # source, destination
+        found.append(
+            (v4, header[:, 9].astype(np.int64), at + ihl, addresses[:, 0], addresses[:, 1], at + total_length)
+        )
     v6 = np.nonzero((version == 6) & (end - ip >= 40))[0]
     if len(v6):
         at = ip[v6]
-        rows.append(
+        header = rows(data, at, 40)
+        payload_length = (header[:, 4].astype(np.int64) << 8) | header[:, 5]
+        found.append(
             (
                 v6,
-                data[at + 6].astype(np.int64),
+                header[:, 6].astype(np.int64),
                 at + 40,
-                data[at[:, None] + np.arange(8, 24)],
-                data[at[:, None] + np.arange(24, 40)],
-                at + 40 + _u16(data, at + 4),
+                header[:, 8:24],
+                header[:, 24:40],
+                at + 40 + payload_length,
             )
         )
-    if rows:
-        frame = np.concatenate([r[0] for r in rows])
-        proto = np.concatenate([r[1] for r in rows])
-        l4 = np.concatenate([r[2] for r in rows])
-        src = np.concatenate([r[3] for r in rows])
-        dst = np.concatenate([r[4] for r in rows])
-        ip_end = np.concatenate([r[5] for r in rows])
+    if len(found) == 2:  # IPv4 beside IPv6: one table of IPv4-mapped IPv6 keys, frames in order
+        v4_frame, v4_proto, v4_l4, v4_src, v4_dst, v4_end = found[0]
+        found[0] = (v4_frame, v4_proto, v4_l4, _mapped(v4_src), _mapped(v4_dst), v4_end)
+        frame, proto, l4, src, dst, ip_end = (np.concatenate([r[k] for r in found]) for k in range(6))
         order = np.argsort(frame, kind="stable")
-        frame, proto, l4, src, dst = frame[order], proto[order], l4[order], src[order], dst[order]
-        # Link-layer padding (short Ethernet frames) is not payload: stop at the IP length.
-        packet_end = np.minimum(ip_end[order], end[frame])
+        frame, proto, l4, src, dst, ip_end = (a[order] for a in (frame, proto, l4, src, dst, ip_end))
+    elif found:
+        frame, proto, l4, src, dst, ip_end = found[0]
     else:
-        frame = proto = l4 = packet_end = np.zeros(0, dtype=np.int64)
-        src = dst = np.zeros((0, 16), dtype=np.uint8)
-
-    keys = np.concatenate([src, dst]).view("V16").reshape(-1)
-    table, inverse = np.unique(keys, return_inverse=True)
-    addresses = tuple(_format_address(bytes(k)) for k in table)
-    src_idx, dst_idx = inverse[: len(frame)], inverse[len(frame) :]
+        frame = proto = l4 = ip_end = np.zeros(0, dtype=np.int64)
+        src = dst = np.zeros(0, dtype=np.int64)
+    # Link-layer padding (short Ethernet frames) is not payload: stop at the IP length.
+    packet_end = np.minimum(ip_end, end[frame])
+    addresses, src_idx, dst_idx = _address_table(src, dst)
 
     udp_sel = np.nonzero((proto == 17) & (packet_end - l4 >= 8))[0]
     u_at = l4[udp_sel]
     u_frame = frame[udp_sel]
-    u_len = np.minimum(_u16(data, u_at + 4) - 8, packet_end[udp_sel] - u_at - 8)
+    u_header = rows(data, u_at, 8).view(">u2").astype(np.int64)  # ports, length, checksum
+    u_len = np.minimum(u_header[:, 2] - 8, packet_end[udp_sel] - u_at - 8)
     udp = Udp(
         frame=u_frame,
         ts=f.ts[u_frame],
         src=src_idx[udp_sel],
-        sport=_u16(data, u_at),
+        sport=u_header[:, 0],
         dst=dst_idx[udp_sel],
-        dport=_u16(data, u_at + 2),
+        dport=u_header[:, 1],
         payload=u_at + 8,
         length=np.maximum(u_len, 0),
         addresses=addresses,
@@ -516,9 +501,33 @@ def decode(f: Frames) -> Packets:
     return Packets(frames=f, udp=udp, tcp=tcp, sctp=sctp)
 
 
-def _format_address(key: bytes) -> str:
+def _mapped(ipv4: np.ndarray) -> np.ndarray:
+    """IPv4 addresses (integers) as the 16 bytes of their IPv4-mapped IPv6 address."""
+    keys = np.zeros((len(ipv4), 16), dtype=np.uint8)
+    keys[:, 10:12] = 0xFF
+    keys[:, 12:] = ipv4.astype(">u4").view(np.uint8).reshape(-1, 4)
+    return keys
+
+
+def _address_table(src: np.ndarray, dst: np.ndarray) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """The addresses in text, sorted as their IPv4-mapped IPv6 bytes, and each packet's source
+    and destination as indexes into them. Addresses come as integers (IPv4 only: sorting them
+    as numbers is sorting their bytes, and much faster) or as 16-byte rows."""
     import ipaddress
 
-    if key[:12] == b"\x00" * 10 + b"\xff\xff":
-        return str(ipaddress.IPv4Address(key[12:]))
-    return str(ipaddress.IPv6Address(key))
+    both = np.concatenate([src, dst])
+    if both.ndim == 1:
+        table, inverse = np.unique(both, return_inverse=True)
+        addresses = tuple(str(ipaddress.IPv4Address(int(k))) for k in table)
+    else:
+        table, inverse = np.unique(both.view("V16").reshape(-1), return_inverse=True)
+        addresses = tuple(
+            str(
+                ipaddress.IPv4Address(k[12:])
+                if k[:12] == b"\x00" * 10 + b"\xff\xff"
+                else ipaddress.IPv6Address(k)
+            )
+            for k in map(bytes, table)
+        )
+    inverse = inverse.reshape(-1)
+    return addresses, inverse[: len(src)], inverse[len(src) :]

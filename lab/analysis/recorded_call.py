@@ -15,7 +15,6 @@ import numpy as np
 
 from lab.analysis.model import CallModel, LabEvent, RtpStream, lab_party_names, load
 from lab.analysis.quality import Pesq
-from lab.audio import RATE, WIDEBAND_RATE, one_way_latency, pesq_nb, pesq_wb, read_wav, resample
 from lab.config import LabConfig
 from lab.sip.codecs import lab_name
 from lab.sip.sdp import Codec, webrtc_summary
@@ -113,6 +112,8 @@ def _stream(streams: tuple[RtpStream, ...], src: str, dst: str, network: str) ->
 def _mouth_to_ear_ms(
     source: np.ndarray, received: np.ndarray, sent_t0: object, heard_t0: object, rate: int
 ) -> float | None:
+    from lab.audio import one_way_latency
+
     if not isinstance(sent_t0, float | int) or not isinstance(heard_t0, float | int):
         return None
     return round(float(one_way_latency(source, received, float(sent_t0), float(heard_t0), rate)) * 1000, 1)
@@ -121,7 +122,10 @@ def _mouth_to_ear_ms(
 def _pesq(
     streams: tuple[RtpStream, ...], folder: Path, cfg: LabConfig, log: Mapping[str, Any]
 ) -> tuple[Pesq, ...]:
+    # Only a lab call with recordings pays for the audio tools (`calllab analyze` of any
+    # capture does not).
     from lab.analysis.ceiling import is_wideband, through_chain
+    from lab.audio import RATE, WIDEBAND_RATE, pesq_nb, pesq_wb, read_wav, resample
 
     names = (cfg.browser.name, cfg.gateway.name, cfg.pstn.name, cfg.phone.name)
     networks = [n.name for n in cfg.networks.values()]  # browser, sip, mobile: call-path order

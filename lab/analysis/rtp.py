@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lab.analysis.pcap import rows
+
 COMFORT_NOISE = (13, 19)
 RTCP_PTS = range(72, 77)  # RTCP packet types 200-204 as the RTP PT field sees them
 
@@ -44,27 +46,19 @@ class RtpHeaders:
     ssrc: np.ndarray  # int64
 
 
-def _u32(data: np.ndarray, at: np.ndarray) -> np.ndarray:
-    return (
-        (data[at].astype(np.int64) << 24)
-        | (data[at + 1].astype(np.int64) << 16)
-        | (data[at + 2].astype(np.int64) << 8)
-        | data[at + 3]
-    )
-
-
 def decode_headers(data: np.ndarray, payload: np.ndarray, length: np.ndarray) -> RtpHeaders:
     """Headers of the payloads at offsets `payload` of `data` (uint8), `length` bytes each."""
     ok = length >= 12
-    at = np.where(ok, payload, 0)  # a short payload reads the file's first bytes, then is not RTP
-    pt = (data[at + 1] & 0x7F).astype(np.int64)
+    header = rows(data, np.where(ok, payload, 0), 12)  # a short payload reads the file's first bytes
+    words = header.view(">u4").astype(np.int64)
+    pt = (header[:, 1] & 0x7F).astype(np.int64)
     return RtpHeaders(
-        rtp=ok & ((data[at] >> 6) == 2) & ~np.isin(pt, RTCP_PTS),
+        rtp=ok & ((header[:, 0] >> 6) == 2) & ~np.isin(pt, RTCP_PTS),
         pt=pt,
-        marker=(data[at + 1] >> 7).astype(bool),
-        seq=(data[at + 2].astype(np.int64) << 8) | data[at + 3],
-        timestamp=_u32(data, at + 4),
-        ssrc=_u32(data, at + 8),
+        marker=(header[:, 1] >> 7).astype(bool),
+        seq=(header[:, 2].astype(np.int64) << 8) | header[:, 3],
+        timestamp=words[:, 1],
+        ssrc=words[:, 2],
     )
 
 
@@ -142,7 +136,25 @@ def _unwrap_timestamps(ts: np.ndarray) -> np.ndarray:
     return np.concatenate([[int(ts[0])], int(ts[0]) + np.cumsum(steps)])
 
 
-def _sequence(seq: list[int], in_time: list[bool]) -> tuple[int, int]:
+def _sequence(seq: np.ndarray, in_time: np.ndarray) -> tuple[int, int]:
+    """Sequence errors and 16-bit wraps: those of Wireshark's state machine (_sequence_steps),
+    found at once where it is sure to give the same. Its wrap state moves only on in-time
+    packets, at each below-start one (or 65535 -> 0) or above-start one, so wraps are the
+    below-start moves after none or after an above-start one. Its error state (seq_num)
+    follows every packet while each is in time and comes after its predecessor (the next
+    number, or a forward jump: an error); a late or out-of-time packet needs the walk."""
+    later, earlier = seq[1:], seq[:-1]
+    step = (later == earlier + 1) | ((earlier == 65535) & (later == 0))
+    jump = ~step & ((earlier + 1 < later) | (earlier - later > 0xFF00))
+    if not (in_time.all() and (step | jump).all()):
+        return _sequence_steps(seq.tolist(), in_time.tolist())
+    start = int(seq[0])
+    below = (later < start) | ((later == 0) & (earlier == 65535))
+    moves = below[below | (later > start)]
+    return int(jump.sum()), int(moves[:1].sum() + (moves[1:] & ~moves[:-1]).sum())
+
+
+def _sequence_steps(seq: list[int], in_time: list[bool]) -> tuple[int, int]:
     """Sequence errors and 16-bit wraps, by Wireshark's state machine."""
     start = seq[0]
     seq_num = seq[0]
@@ -241,9 +253,9 @@ def stream_stats(
     )
     jittered = regular & timed
     clock_known = bool((khz[1:] > 0).any())
-    seq_list = seq.astype(np.int64).tolist()
-    errors, wraps = _sequence(seq_list, in_time.tolist())
-    expected = seq_list[-1] + wraps * 65536 - seq_list[0] + 1
+    seq64 = seq.astype(np.int64)
+    errors, wraps = _sequence(seq64, in_time)
+    expected = int(seq64[-1]) + wraps * 65536 - int(seq64[0]) + 1
     lost = expected - n
     stats = RtpStats(
         packets=n,
@@ -293,12 +305,17 @@ def loss_bursts(seq: np.ndarray) -> LossBursts:
         return LossBursts(0, 0, 0.0, 1.0)
     raw = seq.astype(np.int64)
     wraps = np.concatenate([[0], np.cumsum(np.diff(raw) < -0x8000)])
-    present = np.unique(raw + wraps * 65536)
-    gaps = np.diff(present) - 1
+    extended = raw + wraps * 65536
+    steps = np.diff(extended)
+    if not (steps > 0).all():  # reordered or duplicated: the numbers present, once each, in order
+        extended = np.sort(extended)  # (not np.unique: it imports numpy.ma)
+        extended = extended[np.concatenate([[True], extended[1:] != extended[:-1]])]
+        steps = np.diff(extended)
+    gaps = steps - 1
     runs = gaps[gaps > 0]
     lost, bursts = int(runs.sum()), len(runs)
     if not bursts:
         return LossBursts(0, 0, 0.0, 1.0)
     mean_length = lost / bursts
-    loss_ratio = lost / (present[-1] - present[0] + 1)
+    loss_ratio = lost / (extended[-1] - extended[0] + 1)
     return LossBursts(bursts, lost, round(mean_length, 2), round(max(1.0, mean_length * (1 - loss_ratio)), 2))

@@ -106,23 +106,3 @@ def test_growing_file_that_is_no_capture(tmp_path: Path) -> None:
     path.write_bytes(b"not a capture, but long enough to tell")
     with pytest.raises(CaptureError, match="not a pcap or pcapng"):
         pcap.GrowingCapture(path).read()
-
-
-def test_growing_capture_read_all_is_the_file_so_far(tmp_path: Path) -> None:
-    path = FIXTURES / "lab_call.pcapng"
-    data, whole = path.read_bytes(), pcap.read(path)
-    target = tmp_path / path.name
-    growing = pcap.GrowingCapture(target)
-    with open(target, "ab") as out:
-        for cut in (100, len(data) // 3, len(data) // 2, len(data) // 2 + 7, len(data)):
-            out.write(data[out.tell() : cut])
-            out.flush()
-            so_far = growing.read_all()
-            assert np.array_equal(so_far.frames.ts, whole.frames.ts[: len(so_far.frames.ts)])
-    assert (
-        len(so_far.frames.ts) == len(whole.frames.ts)
-        and so_far.udp.frame.tolist() == whole.udp.frame.tolist()
-    )
-    assert [so_far.payload(i) for i in range(len(so_far.udp.ts))] == [
-        whole.payload(i) for i in range(len(whole.udp.ts))
-    ]

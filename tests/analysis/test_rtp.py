@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from lab.analysis.model import load
-from lab.analysis.rtp import LossBursts, decode_headers, loss_bursts, stream_stats
+from lab.analysis.rtp import (
+    LossBursts,
+    _sequence,
+    _sequence_steps,
+    decode_headers,
+    loss_bursts,
+    stream_stats,
+)
 from lab.analysis.synth import SynthStream, write_pcap
 from lab.analysis.wireshark import rtp_streams
 from lab.network.impairment import Impairment, Schedule
@@ -132,3 +139,26 @@ def test_rtp_headers_decoded_and_what_is_not_rtp() -> None:
     assert h.rtp.tolist() == [True, False, False, False]
     assert (int(h.pt[0]), bool(h.marker[0]), int(h.seq[0])) == (111, True, 65535)
     assert (int(h.timestamp[0]), int(h.ssrc[0])) == (0xFFFFFFF0, 0xDEADBEEF)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sequence_errors_and_wraps_at_once_equal_wiresharks_state_machine(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forward-only numbering (gaps, wraps) is counted at once; a late, duplicated or
+    out-of-time packet, or a gap across the wrap, takes the state machine: both count alike."""
+    rng = np.random.default_rng(seed)
+    forward = (rng.integers(60000, 65536) + np.cumsum(rng.choice([1, 1, 1, 2, 7], 30000))) % 65536
+    every = np.ones(len(forward), dtype=bool)
+    late = forward.copy()
+    late[[500, 1500]] = late[[499, 1499]]
+    across = forward.copy()
+    across[np.argmax(forward < 100) :] += 200  # a gap of 200 across the wrap: Wireshark loses count
+    cases = [(late, every), (forward, rng.random(len(forward)) > 0.01), (across % 65536, every)]
+    for seq, in_time in cases:
+        in_time[0] = True
+        assert _sequence(seq, in_time) == _sequence_steps(seq.tolist(), in_time.tolist())
+    expected = _sequence_steps(forward.tolist(), every.tolist())
+    monkeypatch.setattr("lab.analysis.rtp._sequence_steps", None)  # forward numbering needs no walk
+    assert _sequence(forward, every) == expected == (int((np.diff(forward) % 65536 != 1).sum()), expected[1])
+    assert expected[1] >= 2
