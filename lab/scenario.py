@@ -289,7 +289,9 @@ class LabCall:
             result = _result(self.call_id, self.number, call, CallStatus.FAILED.value, None, str(exc))
         else:
             result = self._result()
-        if any(s["status"] == CallStatus.ESTABLISHED.value for s in result.statuses):
+        # The video phone (baresip) files no report: its recordings are its own (lab.sip.videophone).
+        lab_phone = self.incoming or self.number != self.cfg.videophone_number
+        if lab_phone and any(s["status"] == CallStatus.ESTABLISHED.value for s in result.statuses):
             # The phone the number reaches files the report; the one that dialled, for a dial-in.
             phone = self.cfg.phone if self.incoming else self.cfg.phone_for(self.number)
             result.phone = await _phone_report(self.cfg, phone, self.call_id)

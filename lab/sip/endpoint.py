@@ -44,6 +44,7 @@ from urllib.parse import quote
 
 import pjsua2 as pj
 
+from lab.audio import wav_is_final
 from lab.jitterspec import JitterBufferSpec
 from lab.sip import badrequest
 from lab.sip.message import METHODS, header_params, parse_sip, uri_of
@@ -1133,22 +1134,11 @@ class WavRecorder:
         self.port = self._ticks = None
         gc.collect()
         deadline = asyncio.get_running_loop().time() + timeout
-        while not _wav_is_final(self.path):
+        while not wav_is_final(self.path):
             if asyncio.get_running_loop().time() > deadline:
                 return False
             await asyncio.sleep(0.01)
         return True
-
-
-def _wav_is_final(path: Path) -> bool:
-    """A RIFF header whose size field covers the whole file: the writer has closed it."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return False
-    return head[:4] == b"RIFF" and head[8:12] == b"WAVE" and int.from_bytes(head[4:8], "little") == size - 8
 
 
 def _vector_bytes_slow(vec: pj.ByteVector) -> bytes:

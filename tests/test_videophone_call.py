@@ -1,0 +1,60 @@
+"""End to end: the browser-style client calls the lab's video phone (baresip, user 1001)
+through the gateway and the SIP server's registrar."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab.analysis.ladder import ladder_rows
+from lab.audio import best_match, read_wav
+from lab.scenario import place_call
+from lab.sip import videophone
+from lab.stack import Stack
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(videophone.find_binary() is None, reason="baresip is not installed (baresip-core)"),
+]
+
+
+async def test_an_audio_call_to_the_video_phone_is_answered_and_it_hears_the_browser(stack: Stack) -> None:
+    cfg = stack.cfg
+    known = videophone.recordings(cfg)
+    result = await place_call(cfg, cfg.videophone_number, duration=4.0)
+    assert result.ok, result
+    # baresip answers at once: its 180 and 200 may reach the gateway in either order.
+    assert [s["status"] for s in result.statuses if s["status"] != "RING"] == [
+        "PENDING",
+        "TRYING",
+        "ESTABLISHED",
+        "FINISH",
+    ]
+    assert result.sip_code == 200 and result.reason == "hangup"
+    assert result.model is not None
+    sip = [(r.src, r.dst, r.label) for r in ladder_rows(result.model) if r.src != r.dst]
+    to_phone = [(src, label) for src, dst, label in sip if "Video phone" in (src, dst)]
+    assert to_phone[0] == ("SIP server", "INVITE") and ("Video phone", "200 OK (INVITE)") in to_phone
+    assert to_phone.index(("Video phone", "200 OK (INVITE)")) < to_phone.index(("SIP server", "BYE"))
+    assert to_phone[-1] == ("Video phone", "200 OK (BYE)")
+    assert {(s.src_party, s.dst_party, s.codec) for s in result.model.streams} >= {
+        ("Gateway", "Video phone", "PCMU"),
+        ("Video phone", "Gateway", "PCMU"),
+    }
+    heard, rate = read_wav(await videophone.next_recording(cfg, known))
+    assert rate == 8000 and len(heard) > 2 * rate
+    browser_prompt, _ = read_wav(cfg.prompts_dir / "browser.wav")
+    phone_prompt, _ = read_wav(cfg.prompts_dir / "phone.wav")
+    assert best_match(browser_prompt, heard).correlation > 0.85
+    assert best_match(phone_prompt, heard).correlation < 0.75  # not its own prompt, nor silence
+    at_browser, _ = read_wav(result.audio["browser_received"])  # type: ignore[arg-type]
+    assert best_match(phone_prompt, at_browser).correlation > 0.85
+
+
+async def test_a_call_to_the_video_phone_while_it_is_down_says_so(stack: Stack) -> None:
+    stack.kill("Video phone")  # baresip unregisters as it goes, as when it is not installed
+    try:
+        result = await place_call(stack.cfg, stack.cfg.videophone_number, duration=1.0)
+        assert (result.final_status, result.sip_code) == ("FAILED", 480)
+        assert "video phone 1001 is not registered" in result.reason
+    finally:
+        await stack.restart("Video phone")
