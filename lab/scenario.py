@@ -181,8 +181,10 @@ class LabCall:
         self.call_id = new_call_id("dialin-" if incoming else "")
         self.number = number
         # Without an explicit answer the phone decides (its control socket may have set it);
-        # an incoming call is answered here, so nothing is left out of its setup time.
-        self.policy = PhonePolicy("answer", 0.0) if incoming else answer or cfg.policy_for(self.number)
+        # an incoming call is answered here, and the video phone answers at once, so nothing
+        # is left out of their setup time.
+        at_once = incoming or number == cfg.videophone_number
+        self.policy = PhonePolicy("answer", 0.0) if at_once else answer or cfg.policy_for(self.number)
         headers = {CALL_HEADER: self.call_id}
         if answer is not None:
             headers[ANSWER_HEADER] = answer.header_value()

@@ -266,6 +266,9 @@ class SipEndpoint:
             cred = pj.AuthCredInfo("digest", "*", auth_name or user, 0, password)
             cfg.sipConfig.authCreds.append(cred)
         cfg.mediaConfig.transportConfig = self.rtp_config()
+        # No re-INVITE to lock a far end that answered several codecs (baresip does) to one:
+        # pjsua's re-offer would set inactive the video m-line the gateway relays itself.
+        cfg.mediaConfig.lockCodecEnabled = False
         cfg.natConfig.sdpNatRewriteUse = False
         cfg.natConfig.contactRewriteUse = False
         cfg.natConfig.viaRewriteUse = False
