@@ -84,7 +84,8 @@ class CallResult:
     #: each leg's codec as negotiated, from the capture: {"browser": "opus", "sip": "G722",
     #: "mobile": "GSM"} (lab.sip.codecs names); empty when the call was not captured and analysed
     codecs: dict[str, str | None] = field(default_factory=dict)
-    #: a video call's video: {"declined": bool, "reason"} as the gateway said (its "video" event)
+    #: a video call's video: {"declined": bool, "reason"} as the gateway said (its "video" event);
+    #: when it was relayed, the client's "frames_received" and their "size" ("320x240")
     video: dict[str, Any] | None = None
     browser: str = "aiortc"  # the browser leg's WebRTC: lab.client's aiortc, or "chromium" (lab.chromium)
     #: the analysed capture (what the report shows); not part of call.json
@@ -343,6 +344,9 @@ class LabCall:
         said = next((e for e in call.events if e.get("event") == "video"), None)
         if said is not None:
             result.video = {"declined": said["declined"], "reason": said["reason"], "t": said["t"]}
+            seen = getattr(call.media, "video_seen", None)  # lab.client's; Chromium's page counts its own
+            if seen is not None and not said["declined"]:
+                result.video |= {"frames_received": seen.frames, "size": f"{seen.width}x{seen.height}"}
         result.browser_audio = call.audio.describe() | {
             "client_jitter_buffer": [
                 {"lost": b.lost, "late": b.late, "depth_ms": b.depth * PACKET_MS}

@@ -164,3 +164,14 @@ def test_the_bind_shim_keeps_a_socket_bound_to_every_interface_on_the_party_addr
     ).stdout
     assert out.split() == ["127.0.2.10", "127.0.0.1"]  # only the wildcard moves
     assert videophone.bind_shim(cfg) == shim  # built once
+
+
+def test_the_frame_rates_are_baresips_last_word_on_its_call(tmp_path: Path) -> None:
+    cfg = lab(tmp_path)
+    cfg.run_dir.mkdir(parents=True)
+    videophone.baresip_log(cfg).write_text("baresip is ready.\n")
+    assert videophone.frame_rates(cfg) is None
+    status = "[0:00:0{s}] audio=64000/64000 video=28675/72103 (bit/s) efps={tx}/{rx}    "
+    line = "".join(status.format(s=s, tx=tx, rx=rx) for s, tx, rx in ((4, "0.0", "0.0"), (5, "25.0", "28.6")))
+    videophone.baresip_log(cfg).write_text("baresip is ready.\n" + line + "\nsip:VKP009: session closed\n")
+    assert videophone.frame_rates(cfg) == (25.0, 28.6)

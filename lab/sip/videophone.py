@@ -57,6 +57,7 @@ REGISTER_TIMEOUT = 5.0  # s for baresip's REGISTER 200; Kamailio answers in mill
 VIDEO_SIZE = (320, 240)  # the test pattern's, as the lab's browser films (lab.webrtc.ColourBarCamera)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _REGISTERED = re.compile(r"\sOK(\s|$)")
+_EFPS = re.compile(r"efps=([0-9.]+)/([0-9.]+)")
 
 log = logging.getLogger("video-phone")
 
@@ -225,6 +226,13 @@ async def snapshot(cfg: LabConfig, path: Path, timeout: float = 3.0) -> tuple[in
         if time.monotonic() > deadline:
             raise TimeoutError(f"Video phone: decoded no picture of its call within {timeout:g} s")
         await asyncio.sleep(0.05)
+
+
+def frame_rates(cfg: LabConfig) -> tuple[float, float] | None:
+    """The video frame rates (sent, received) of the video phone's latest call, from the
+    status line baresip prints while a call lasts (`... efps=25.0/28.6`); None before any."""
+    rates = _EFPS.findall(baresip_log(cfg).read_text(errors="replace"))
+    return (float(rates[-1][0]), float(rates[-1][1])) if rates else None
 
 
 def _registration(text: str, aor: str) -> str | None:
