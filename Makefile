@@ -2,7 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := kamailio espeak-ng tshark sox chromium curl
+APT_PACKAGES := kamailio espeak-ng tshark sox chromium curl baresip-core gcc libc6-dev
 NUMBER ?= +79991234567
 
 .PHONY: setup apt venv demo test test-quick lab report lint bench bench-call bench-analysis bench-jitter bench-codecs clean

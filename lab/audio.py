@@ -36,6 +36,17 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
     return samples, rate
 
 
+def wav_is_final(path: Path) -> bool:
+    """A RIFF header whose size field covers the whole file: the writer has closed it."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    return head[:4] == b"RIFF" and head[8:12] == b"WAVE" and int.from_bytes(head[4:8], "little") == size - 8
+
+
 def write_wav(path: Path, samples: np.ndarray, rate: int = RATE) -> None:
     pcm = np.clip(np.round(samples * 32767.0), -32768, 32767).astype("<i2")
     path.parent.mkdir(parents=True, exist_ok=True)

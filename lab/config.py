@@ -140,6 +140,12 @@ class LabConfig:
     pstn_trusted_hosts: tuple[str, ...] = ()
     phone: Party = Party("Mobile phone", "127.0.0.5", 5060, 40000)
     phone2: Party = Party("Mobile phone 2", "127.0.0.6", 5060, 41000)  # a transfer target
+    #: A SIP softphone with video (baresip, lab.sip.videophone), registered on the SIP server
+    #: as the user videophone_number: the SIP server reaches it by its registrar.
+    videophone: Party = Party("Video phone", "127.0.0.10", 5060, 42000)
+    videophone_number: str = "1001"
+    videophone_password: str = field(default="", repr=False)  # generated per lab run when empty
+    videophone_control_port: int = 4444  # baresip's ctrl_tcp, on videophone.host
     #: The networks a leg's media crosses when a call asks for an impairment on it: each is a
     #: relay party of its own (lab.network.party), between the two parties of its leg.
     internet: Party = Party("Internet", "127.0.0.7", 0, 0, 0)  # browser <-> gateway
@@ -216,6 +222,7 @@ class LabConfig:
             self.mobile_network,
             self.phone,
             self.phone2,
+            self.videophone,
         )
 
     @property
@@ -242,7 +249,14 @@ class LabConfig:
     @property
     def processes(self) -> tuple[Party, ...]:
         """Every party the lab runs (the PSTN gateway as its channels), in call-path order."""
-        return (self.gateway, self.sipserver, *self.pstn_channels, *self.phones, *self.networks.values())
+        return (
+            self.gateway,
+            self.sipserver,
+            *self.pstn_channels,
+            *self.phones,
+            self.videophone,
+            *self.networks.values(),
+        )
 
     def process(self, name: str) -> Party:
         """The running party called `name`; KeyError names the ones there are."""
@@ -298,9 +312,11 @@ class LabConfig:
         )
 
     def with_password(self) -> LabConfig:
-        if self.password:
-            return self
-        return dataclasses.replace(self, password=secrets.token_urlsafe(12))
+        return dataclasses.replace(
+            self,
+            password=self.password or secrets.token_urlsafe(12),
+            videophone_password=self.videophone_password or secrets.token_urlsafe(12),
+        )
 
     def name_at(self, host: str) -> str:
         """The party at a lab address ("PSTN gateway" for any of its channels), or the address."""
@@ -326,6 +342,7 @@ class LabConfig:
             "pstn",
             "phone",
             "phone2",
+            "videophone",
             "internet",
             "core_network",
             "mobile_network",

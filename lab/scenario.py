@@ -84,7 +84,8 @@ class CallResult:
     #: each leg's codec as negotiated, from the capture: {"browser": "opus", "sip": "G722",
     #: "mobile": "GSM"} (lab.sip.codecs names); empty when the call was not captured and analysed
     codecs: dict[str, str | None] = field(default_factory=dict)
-    #: a video call's video: {"declined": bool, "reason"} as the gateway said (its "video" event)
+    #: a video call's video: {"declined": bool, "reason"} as the gateway said (its "video" event);
+    #: when it was relayed, the client's "frames_received" and their "size" ("320x240")
     video: dict[str, Any] | None = None
     browser: str = "aiortc"  # the browser leg's WebRTC: lab.client's aiortc, or "chromium" (lab.chromium)
     #: the analysed capture (what the report shows); not part of call.json
@@ -181,8 +182,10 @@ class LabCall:
         self.call_id = new_call_id("dialin-" if incoming else "")
         self.number = number
         # Without an explicit answer the phone decides (its control socket may have set it);
-        # an incoming call is answered here, so nothing is left out of its setup time.
-        self.policy = PhonePolicy("answer", 0.0) if incoming else answer or cfg.policy_for(self.number)
+        # an incoming call is answered here, and the video phone answers at once, so nothing
+        # is left out of their setup time.
+        at_once = incoming or number == cfg.videophone_number
+        self.policy = PhonePolicy("answer", 0.0) if at_once else answer or cfg.policy_for(self.number)
         headers = {CALL_HEADER: self.call_id}
         if answer is not None:
             headers[ANSWER_HEADER] = answer.header_value()
@@ -289,7 +292,9 @@ class LabCall:
             result = _result(self.call_id, self.number, call, CallStatus.FAILED.value, None, str(exc))
         else:
             result = self._result()
-        if any(s["status"] == CallStatus.ESTABLISHED.value for s in result.statuses):
+        # The video phone (baresip) files no report: its recordings are its own (lab.sip.videophone).
+        lab_phone = self.incoming or self.number != self.cfg.videophone_number
+        if lab_phone and any(s["status"] == CallStatus.ESTABLISHED.value for s in result.statuses):
             # The phone the number reaches files the report; the one that dialled, for a dial-in.
             phone = self.cfg.phone if self.incoming else self.cfg.phone_for(self.number)
             result.phone = await _phone_report(self.cfg, phone, self.call_id)
@@ -339,6 +344,9 @@ class LabCall:
         said = next((e for e in call.events if e.get("event") == "video"), None)
         if said is not None:
             result.video = {"declined": said["declined"], "reason": said["reason"], "t": said["t"]}
+            seen = getattr(call.media, "video_seen", None)  # lab.client's; Chromium's page counts its own
+            if seen is not None and not said["declined"]:
+                result.video |= {"frames_received": seen.frames, "size": f"{seen.width}x{seen.height}"}
         result.browser_audio = call.audio.describe() | {
             "client_jitter_buffer": [
                 {"lost": b.lost, "late": b.late, "depth_ms": b.depth * PACKET_MS}

@@ -31,6 +31,7 @@ from lab.config import HOME, INSTANCES, NARROWBAND, WIDEBAND, LabConfig, LabErro
 from lab.jitterspec import JitterBufferSpec
 from lab.network import control as network_control
 from lab.signaling import CLIENT_MESSAGES, GATEWAY_MESSAGES, Ping, Pong
+from lab.sip import videophone
 from lab.sip.options import options_ping
 
 READY_TIMEOUT = 15.0  # s for the whole lab; it is ready in well under 2 s
@@ -136,6 +137,8 @@ async def answers(cfg: LabConfig, party: Party, timeout: float) -> bool:
     try:
         if party is cfg.gateway:
             await gateway_ping(cfg.ws_url, timeout=timeout)
+        elif party is cfg.videophone:
+            return await videophone.registered(cfg, timeout)
         elif party in cfg.networks.values():
             address = (party.host, cfg.network_control_port)
             if not isinstance(
@@ -223,6 +226,12 @@ class Stack:
             *(pjsua_party("lab.sip.pstn", channel, cfg.pstn) for channel in cfg.pstn_channels),
             pjsua_party("lab.gateway.server", cfg.gateway, cfg.gateway),
             *(pjsua_party("lab.network.party", network, network) for network in cfg.networks.values()),
+            # Without baresip the lab runs without its video phone (preflight says so).
+            *(
+                [pjsua_party("lab.sip.videophone", cfg.videophone, cfg.videophone)]
+                if videophone.find_binary()
+                else []
+            ),
         ]
 
     def preflight(self) -> None:
@@ -240,6 +249,12 @@ class Stack:
             raise LabError(f"the SIP server needs Kamailio; install it: {apt_hint(sipserver.APT_PACKAGE)}")
         if shutil.which("espeak-ng") is None and not (cfg.prompts_dir / "phone.wav").exists():
             raise LabError(f"the speech prompts need espeak-ng; install it: {apt_hint('espeak-ng')}")
+        if videophone.find_binary() is None:
+            log.warning(
+                "no video phone: baresip is not installed (%s); calls to %s fail with 480",
+                apt_hint(videophone.APT_PACKAGE),
+                cfg.videophone_number,
+            )
         if self._claim is None:
             self.cfg, self._claim = take_instance(cfg, self.first_free)
 
@@ -255,7 +270,11 @@ class Stack:
             cfg.save(cfg.run_dir / "lab.json")
             kamailio_cfg = cfg.run_dir / "kamailio.cfg"
             kamailio_cfg.touch(mode=0o600)
-            kamailio_cfg.write_text(sipserver.render_config(cfg, {cfg.login: cfg.password}))
+            kamailio_cfg.write_text(
+                sipserver.render_config(
+                    cfg, {cfg.login: cfg.password, cfg.videophone_number: cfg.videophone_password}
+                )
+            )
             self.started_at = time.monotonic()
             self.parties = self._plan()
             for p in self.parties:

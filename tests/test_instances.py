@@ -21,7 +21,7 @@ from lab.stack import InstanceTaken, LabError, Stack, claim, requested_instance,
 def test_instance_0_is_the_lab_as_it_always_was() -> None:
     cfg = LabConfig()
     assert cfg.at(0) == cfg and cfg.instance == 0
-    assert {p.host for p in cfg.parties} == {f"127.0.0.{i}" for i in range(1, 10)}
+    assert {p.host for p in cfg.parties} == {f"127.0.0.{i}" for i in range(1, 11)}
     assert cfg.run_dir == cfg.home / ".calllab" / "run"
     assert cfg.captures_dir == cfg.home / "captures"
     assert cfg.ws_url == "ws://127.0.0.2:8089/"
@@ -30,7 +30,7 @@ def test_instance_0_is_the_lab_as_it_always_was() -> None:
 def test_instance_n_moves_every_address_and_keeps_every_port() -> None:
     base, lab = LabConfig(), LabConfig().at(7)
     assert lab.instance == 7
-    assert {p.host for p in lab.parties} == {f"127.0.7.{i}" for i in range(1, 10)}
+    assert {p.host for p in lab.parties} == {f"127.0.7.{i}" for i in range(1, 11)}
     for before, after in zip(base.processes, lab.processes, strict=True):
         assert (after.name, after.sip_port, after.rtp_port) == (before.name, before.sip_port, before.rtp_port)
     assert {c.host for c in lab.pstn_channels} == {"127.0.7.4"}
@@ -64,7 +64,7 @@ def test_kamailio_and_the_capture_of_instance_n_name_only_its_addresses() -> Non
     assert "127.0.0." not in text
     bpf = lab_filter(lab)
     hosts = {word for word in bpf.replace("(", " ").replace(")", " ").split() if word.startswith("127.")}
-    assert hosts == {f"127.0.3.{i}" for i in range(1, 10)}
+    assert hosts == {f"127.0.3.{i}" for i in range(1, 11)}
 
 
 def test_a_capture_is_named_by_the_lab_whose_captures_dir_holds_it(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ async def test_start_and_stop_leave_nothing_behind(lab_config: LabConfig) -> Non
     await stack.start()
     assert stack.ready_s is not None and stack.ready_s < 10
     pids = [p.proc.pid for p in stack.parties if p.proc]
-    assert len(pids) == len(lab_config.processes) == 11  # 4 PSTN gateway channels, 3 network parties
+    assert len(pids) == len(lab_config.processes) == 12  # 4 PSTN gateway channels, 3 networks, video phone
     kamailio = stack.parties[0].proc
     assert kamailio is not None
     workers = kamailio_workers(kamailio.pid)

@@ -66,7 +66,7 @@ def test_the_browser_is_answered_video_port_0_and_the_far_end_said_why() -> None
     taken = video.sip_offer(BROWSER_OFFER)(pjsua_offer(2), "")
     assert video.far_end_verdict(taken, "Video phone") == (
         False,
-        "the far end (Video phone) took video (VP8,H264,H264), but this gateway relays no video yet",
+        "the far end (Video phone) took video (VP8,H264,H264); the gateway relays it",
     )
 
 
@@ -78,3 +78,10 @@ async def test_the_camera_films_moving_colour_bars() -> None:
     assert len(np.unique(a.reshape(-1, 3), axis=0)) == 8  # seven bars and the moving one
     assert not np.array_equal(a, b) and second.pts > first.pts
     camera.stop()
+
+
+def test_toward_a_video_phone_the_sip_offer_names_the_gateways_relay_port() -> None:
+    offer = video.sip_offer(BROWSER_OFFER, 20052)(pjsua_offer(2), "")
+    audio, vid = parse_sdp(offer)
+    assert (audio.port, vid.media, vid.port, vid.address) == (20000, "video", 20052, "127.0.0.2")
+    assert [c.name for c in vid.codecs] == ["VP8", "H264", "H264"]

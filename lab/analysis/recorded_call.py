@@ -17,7 +17,7 @@ from lab.analysis.model import CallModel, LabEvent, RtpStream, lab_party_names, 
 from lab.analysis.quality import Pesq
 from lab.config import LabConfig
 from lab.sip.codecs import lab_name
-from lab.sip.sdp import Codec, webrtc_summary
+from lab.sip.sdp import Codec, parse_sdp, webrtc_summary
 
 
 def sidecar(capture: Path) -> Path:
@@ -42,6 +42,10 @@ def analyze(
     if log.get("webrtc_codec"):
         codec = Codec(**log["webrtc_codec"])
         fallback = {codec.pt: codec}
+    for sdp in log.get("webrtc_sdp", []):  # a relayed video's codec, as the gateway answered it
+        video = [m for m in parse_sdp(sdp["sdp"]) if m.media == "video" and m.port and m.codecs]
+        if sdp["kind"] == "answer" and video:
+            fallback[video[0].codecs[0].pt] = video[0].codecs[0]
     model = load(capture, lab_party_names(cfg), fallback)
     if not log:
         return model

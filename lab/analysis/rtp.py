@@ -30,7 +30,9 @@ import numpy as np
 from lab.analysis.pcap import rows
 
 COMFORT_NOISE = (13, 19)
-RTCP_PTS = range(72, 77)  # RTCP packet types 200-204 as the RTP PT field sees them
+#: RTCP packet types 200-207 as the RTP PT field sees them (RFC 5761: SR, RR, SDES, BYE, APP,
+#: and the feedback a video call sends: 205 NACK, 206 PLI and FIR, 207 XR)
+RTCP_PTS = range(72, 80)
 
 
 @dataclass(frozen=True)

@@ -4,16 +4,37 @@ into the call) and its speaker (a recording of what comes back), saved when it c
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 
+import av
 from aiortc import RTCSessionDescription
-from aiortc.mediastreams import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from lab import webrtc
 from lab.audio import RATE, read_wav, resample
 from lab.config import NARROWBAND, WIDEBAND
 from lab.sip.sdp import Codec, parse_sdp
 from lab.tasks import Tasks
+
+
+@dataclass
+class VideoSeen:
+    """The far end's video as the client's screen shows it: decoded frames and their size."""
+
+    frames: int = 0
+    width: int = 0
+    height: int = 0
+
+    async def watch(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if isinstance(frame, av.VideoFrame):
+                self.frames += 1
+                self.width, self.height = frame.width, frame.height
 
 
 class CallMedia:
@@ -39,6 +60,7 @@ class CallMedia:
         self.heard = webrtc.Recording(self.rate)
         #: a video call's camera (aiortc offers it as VP8 and H.264)
         self.camera = webrtc.ColourBarCamera() if video else None
+        self.video_seen = VideoSeen()
         self.negotiated: Codec | None = None  # the WebRTC leg's codec, from the answer's SDP
         self.closed = asyncio.Event()
         self._drain: asyncio.Task[None] | None = None
@@ -55,6 +77,8 @@ class CallMedia:
                 self._drain = self.tasks.start(
                     webrtc.drain_track(track, self.heard.add, self.rate), f"{self.name}: recording"
                 )
+            elif track.kind == "video":
+                self.tasks.start(self.video_seen.watch(track), f"{self.name}: watching the video")
 
     def _negotiated(self, answer: str) -> None:
         media = parse_sdp(answer)

@@ -27,6 +27,7 @@ from lab.config import (
 from lab.gateway import page, video
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
+from lab.gateway.videorelay import VideoRelay
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 from lab.network import detour
 from lab.network.impairment import ImpairmentError
@@ -285,6 +286,10 @@ class GatewayCall:
         self.consultation: GatewayCall | None = None  # the call an attended transfer replaces
         self.watchdog: MediaWatchdog | None = None
         self.video_offered = False  # the browser offered VP8 or H.264 video: so is the SIP leg
+        #: a video call to a number that may take video: its relay, and the far end's SDP
+        #: answer ("" when the call ended without one), which the browser's answer waits for
+        self.relay: VideoRelay | None = None
+        self.far_answer: asyncio.Future[str] | None = None
 
     def report(self, report: Report | None) -> None:
         if report is not None:
@@ -356,13 +361,24 @@ class GatewayCall:
             return
         # INVITE first, so SIP call setup overlaps ICE and DTLS.
         self.video_offered = video.offers_video(msg.sdp)
+        if self.video_offered and video.may_take_video(callee, cfg.mobile_number_re):
+            gateway = cfg.gateway  # the upper half of its RTP range: pjsua takes ports from the bottom
+            ports = range(
+                gateway.rtp_port + gateway.rtp_port_count // 2, gateway.rtp_port + gateway.rtp_port_count
+            )
+            try:
+                self.relay = VideoRelay.open(gateway.host, ports, self.session.tasks)
+            except OSError as exc:
+                await self.fail(503, f"gateway busy: {exc}")
+                return
+            self.far_answer = asyncio.get_running_loop().create_future()
         self.sip = SipCall(self.session.endpoint, account)
         self.sip.listener = self
         offered = [sip_codec] if sip_codec else list(codecs.default_offer(cfg, "sip"))
         self.sip.sdp_edit = compose(
             codecs.offer(offered),
             detour.offering(cfg, "sip", self.call_id, cfg.gateway.host, "to-browser", impairments),
-            video.sip_offer(msg.sdp) if self.video_offered else None,
+            video.sip_offer(msg.sdp, self.relay.port if self.relay else None) if self.video_offered else None,
         )
         try:
             if self.video_offered:  # a second m-line for the video, both short enough to edit
@@ -373,20 +389,47 @@ class GatewayCall:
             await self.fail(500, f"gateway could not send the INVITE: {exc}")
             return
         await self.session.send(self._status(Report(CallStatus.TRYING)))
+        if self.far_answer is not None:  # the video waits for the far end's word on it
+            self.session.tasks.start(
+                self._answer_browser(msg.sdp), f"call {self.call_id}: answering the browser"
+            )
+        else:
+            await self._answer_browser(msg.sdp)
+
+    async def _answer_browser(self, offer: str) -> None:
+        """The WebRTC answer: audio, and the video relayed when the far end took it (else
+        declined: the browser sends none)."""
+        cfg = self.session.gateway.cfg
+        plan = None
+        if self.far_answer is not None and self.relay is not None:
+            far_answer = await self.far_answer
+            if not far_answer or self.state.ended or self.relay is None:
+                return  # the call is over before the far end answered
+            plan = video.relay_plan(far_answer, offer)
+            if plan is not None:
+                await self.relay.start(plan.far, plan.sip_pt)
+            else:
+                self.relay.close()
+                self.relay = None
         self.pc.addTrack(self.bridge.to_browser)
         for transceiver in self.pc.getTransceivers():
-            if transceiver.kind == "video":  # no video relay: the browser sends none
+            if transceiver.kind == "video" and self.relay is not None and plan is not None:
+                self.relay.attach(self.pc, transceiver, plan.codec)
+            elif transceiver.kind == "video":
                 transceiver.direction = "inactive"
         answer = await self.pc.createAnswer()
         # The browser leg is coded alike both ways: ask the client for what it asked of us.
-        sdp = webrtc.with_opus_fmtp(answer.sdp, webrtc.opus_fmtp(msg.sdp))
+        sdp = webrtc.with_opus_fmtp(answer.sdp, webrtc.opus_fmtp(offer))
         await self.pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="answer"))
         webrtc.encode_as_asked(self.pc)
         sdp = self.pc.localDescription.sdp
-        browser_leg = detour.answering(cfg, self.call_id, cfg.gateway.host, "to-phone", msg.sdp)
+        browser_leg = detour.answering(cfg, self.call_id, cfg.gateway.host, "to-phone", offer)
         if browser_leg is not None:  # answer on the network the browser's offer came from
             sdp = await browser_leg.arewrite(sdp)
-        sdp = video.declined_toward_browser(sdp)
+        if self.relay is not None:
+            self.relay.negotiated()
+        else:
+            sdp = video.declined_toward_browser(sdp)
         await self.session.send(Sdp(call_id=self.call_id, sdp=sdp))
 
     def _browser_digit(self, digit: str) -> None:
@@ -533,6 +576,8 @@ class GatewayCall:
         )
         if snap.state != "DISCONNECTED":
             return
+        if self.far_answer is not None and not self.far_answer.done():
+            self.far_answer.set_result("")
         if self.watchdog is not None:
             self.watchdog.stop()
         if self.sip is not None:  # else the media is closed already (the call failed, the client left)
@@ -543,6 +588,8 @@ class GatewayCall:
         """The far end's SDP answer: what it made of the video the browser offered."""
         if not self.video_offered:
             return
+        if self.far_answer is not None and not self.far_answer.done():
+            self.far_answer.set_result(sdp)
         media = parse_sdp(sdp)
         far_end = self.session.gateway.cfg.name_at(media[0].address) if media else "the far end"
         declined, reason = video.far_end_verdict(sdp, far_end)
@@ -565,6 +612,9 @@ class GatewayCall:
 
     def close_media(self) -> None:
         self.bridge.close()
+        if self.relay is not None:
+            self.relay.close()
+            self.relay = None
         self.session.tasks.start(self.pc.close(), f"call {self.call_id}: closing the peer connection")
         self.sip = None
 

@@ -1,17 +1,20 @@
 """A video call's video m-line at the gateway: offered on the SIP leg as the browser offered
-it (VP8, H.264), declined toward the browser, and what the far end's SIP answer made of it.
+it (VP8, H.264), and what the far end's SIP answer made of it.
 
-The gateway relays no video yet (pjsua2 has none and no SIP party of the lab sends any), so
-toward the browser the video m-line is answered with port 0 and a=inactive at once: the
-browser sends no video, and its WebRTC setup still overlaps the SIP call's. On the SIP leg
-the video m-line is offered, so that the far end says in its answer whether it takes video;
-a GSM phone's gateway declines it (port 0). pjsua2 takes no m-line it did not provision:
-the gateway dials with two audio streams and this edit makes the second one the video.
+A mobile number's far end is a GSM phone, which has no video: toward the browser the video
+m-line is answered with port 0 and a=inactive at once, so the browser sends no video and
+its WebRTC setup still overlaps the SIP call's; the SIP leg is offered the video all the
+same, and the PSTN gateway declines it (port 0). Any other number may reach a SIP video
+phone: the gateway answers the browser once the far end has answered (relay_plan), and when
+it took the video the gateway relays it (lab.gateway.videorelay) from a UDP port of its own
+that the SIP offer's video m-line names. pjsua2 takes no m-line it did not provision: the
+gateway dials with two audio streams and this edit makes the second one the video.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from lab.sip.sdp import SdpEdit, parse_sdp
 
@@ -30,10 +33,17 @@ def offers_video(sdp: str) -> bool:
     )
 
 
-def sip_offer(browser_offer: str) -> SdpEdit:
+def may_take_video(number: str, mobile_number_re: str) -> bool:
+    """Whether the number may reach a party with video: any but a mobile one (the lab's SIP
+    server sends those to the PSTN gateway, whose phones have none)."""
+    return re.fullmatch(mobile_number_re.removeprefix("^").removesuffix("$"), number) is None
+
+
+def sip_offer(browser_offer: str, relay_port: int | None = None) -> SdpEdit:
     """The SDP edit that makes the second m-line of the gateway's SIP offer (a second audio
     stream pjsua provisioned for it: SipCall.dial(media_lines=2)) the browser's VP8 and
-    H.264, with their rtpmap and fmtp. pjsua takes no m-line it did not provision."""
+    H.264, with their rtpmap and fmtp, on `relay_port` (the gateway's video relay) when
+    given, else on that stream's port. pjsua takes no m-line it did not provision."""
     media = next((m for m in parse_sdp(browser_offer) if m.media == "video"), None)
     pts = [c.pt for c in media.codecs if c.name.upper() in SIP_VIDEO_CODECS] if media else []
     lines = [line.rstrip("\r") for line in browser_offer.split("\n")]
@@ -47,7 +57,7 @@ def sip_offer(browser_offer: str) -> SdpEdit:
         starts = [i for i, line in enumerate(lines) if line.startswith("m=")]
         if remote or not pts or len(starts) != 2 or not lines[starts[1]].startswith("m=audio "):
             return local  # an answer, or not the two audio m-lines of our offer
-        port = lines[starts[1]].split()[1]
+        port = str(relay_port) if relay_port is not None else lines[starts[1]].split()[1]
         connection = [line for line in lines[starts[1] :] if line.startswith("c=")]
         video = [
             f"m=video {port} RTP/AVP {' '.join(map(str, pts))}",
@@ -72,4 +82,29 @@ def far_end_verdict(sip_answer: str, far_end: str) -> tuple[bool, str]:
         how = "port 0 in its SDP answer" if video else "no video m-line in its SDP answer"
         return True, f"video declined by the far end ({far_end}: {how}); the call goes on as voice"
     codecs = ",".join(c.name for c in video[0].codecs)
-    return False, f"the far end ({far_end}) took video ({codecs}), but this gateway relays no video yet"
+    return False, f"the far end ({far_end}) took video ({codecs}); the gateway relays it"
+
+
+@dataclass(frozen=True)
+class RelayPlan:
+    """What the video relay needs of the two answers: one codec both ends have, each leg's
+    payload type for it, and where the SIP end takes its RTP."""
+
+    codec: str  # rtpmap name: VP8, H264
+    sip_pt: int
+    browser_pt: int  # in the browser's offer; the gateway's answer keeps it
+    far: tuple[str, int]
+
+
+def relay_plan(sip_answer: str, browser_offer: str) -> RelayPlan | None:
+    """The relay for the SIP far end's video answer, or None when it declined the video (or
+    took a codec the browser did not offer, which would need transcoding)."""
+    sip = next((m for m in parse_sdp(sip_answer) if m.media == "video"), None)
+    browser = next((m for m in parse_sdp(browser_offer) if m.media == "video"), None)
+    if sip is None or not sip.port or not sip.codecs or browser is None or sip.direction == "inactive":
+        return None
+    codec = sip.codecs[0]
+    same = next((c for c in browser.codecs if c.name.upper() == codec.name.upper()), None)
+    if same is None:
+        return None
+    return RelayPlan(codec.name.upper(), codec.pt, same.pt, (sip.address, sip.port))

@@ -44,6 +44,7 @@ from urllib.parse import quote
 
 import pjsua2 as pj
 
+from lab.audio import wav_is_final
 from lab.jitterspec import JitterBufferSpec
 from lab.sip import badrequest
 from lab.sip.message import METHODS, header_params, parse_sip, uri_of
@@ -265,6 +266,9 @@ class SipEndpoint:
             cred = pj.AuthCredInfo("digest", "*", auth_name or user, 0, password)
             cfg.sipConfig.authCreds.append(cred)
         cfg.mediaConfig.transportConfig = self.rtp_config()
+        # No re-INVITE to lock a far end that answered several codecs (baresip does) to one:
+        # pjsua's re-offer would set inactive the video m-line the gateway relays itself.
+        cfg.mediaConfig.lockCodecEnabled = False
         cfg.natConfig.sdpNatRewriteUse = False
         cfg.natConfig.contactRewriteUse = False
         cfg.natConfig.viaRewriteUse = False
@@ -1133,22 +1137,11 @@ class WavRecorder:
         self.port = self._ticks = None
         gc.collect()
         deadline = asyncio.get_running_loop().time() + timeout
-        while not _wav_is_final(self.path):
+        while not wav_is_final(self.path):
             if asyncio.get_running_loop().time() > deadline:
                 return False
             await asyncio.sleep(0.01)
         return True
-
-
-def _wav_is_final(path: Path) -> bool:
-    """A RIFF header whose size field covers the whole file: the writer has closed it."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return False
-    return head[:4] == b"RIFF" and head[8:12] == b"WAVE" and int.from_bytes(head[4:8], "little") == size - 8
 
 
 def _vector_bytes_slow(vec: pj.ByteVector) -> bytes:

@@ -33,6 +33,7 @@ def render_config(cfg: LabConfig, users: dict[str, str]) -> str:
         "@@PHONE2_RE@@": "^(" + "|".join(n.replace("+", "[+]") for n in cfg.phone2_numbers) + ")$",
         "@@PHONE_ADDRESS@@": cfg.phone.sip_address,
         "@@PHONE2_ADDRESS@@": cfg.phone2.sip_address,
+        "@@VIDEOPHONE_NUMBER@@": _kamailio_string(cfg.videophone_number),
         "@@USERS@@": user_lines,
     }
     text = TEMPLATE.read_text()
