@@ -54,7 +54,11 @@ class KernelLoop:
         try:
             self.loop = asyncio.get_running_loop()
         except RuntimeError:
-            self.loop = asyncio.get_event_loop_policy().get_event_loop()
+            try:
+                self.loop = asyncio.get_event_loop_policy().get_event_loop()
+            except RuntimeError:  # an asyncio.run() in this thread ended and left it none
+                self.loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(self.loop)
         self.tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, work: Callable[[], Awaitable[object]], on_error: Callable[[Exception], None]) -> None:

@@ -299,7 +299,9 @@ async def serve(cfg: LabConfig, party: Party) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.2)
     finally:
-        process.stop_group(proc.pid)
+        # baresip unregisters on SIGTERM and waits out the SIP timers (32 s) when the SIP
+        # server is gone first (a lab whose owner died): a second is all a lab's stop allows.
+        process.stop_group(proc.pid, timeout=1.0)
 
 
 def main() -> None:
