@@ -20,7 +20,7 @@ import numpy as np
 
 from lab.audio import best_match, read_wav, write_wav
 from lab.client import Call, LoginFailed, Session
-from lab.client.media import CallMedia
+from lab.client.media import CallMedia, VideoSeen
 from lab.client.session import CONNECT_TIMEOUT
 from lab.config import LabConfig, PhonePolicy, SipAccount
 from lab.gateway.page import url as page_url
@@ -84,6 +84,9 @@ class PageMedia(CallMedia):
             recordings = await self.page.evaluate("() => window.calllab.recordings")
             if self.record_dir is not None and recordings:
                 self._save(recordings)
+            seen = await self.page.evaluate("() => window.calllab.videoSeen")
+            if seen:
+                self.video_seen = VideoSeen(int(seen["frames"]), int(seen["width"]), int(seen["height"]))
         finally:
             self.closed.set()
 

@@ -344,8 +344,8 @@ class LabCall:
         said = next((e for e in call.events if e.get("event") == "video"), None)
         if said is not None:
             result.video = {"declined": said["declined"], "reason": said["reason"], "t": said["t"]}
-            seen = getattr(call.media, "video_seen", None)  # lab.client's; Chromium's page counts its own
-            if seen is not None and not said["declined"]:
+            seen = call.media.video_seen  # aiortc's decoded frames, or what the Phone page showed
+            if not said["declined"]:
                 result.video |= {"frames_received": seen.frames, "size": f"{seen.width}x{seen.height}"}
         result.browser_audio = call.audio.describe() | {
             "client_jitter_buffer": [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import io
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,7 @@ from lab.webrtc import CODECS as BROWSER_CODECS
 log = logging.getLogger(__name__)
 KEYS = "123456789*0#"
 LIVE_REFRESH_S = 1.0
+REMOTE_VIDEO_S = 0.5  # s between pictures of the far end's camera in the Phone widget
 
 
 class KernelLoop:
@@ -149,6 +151,7 @@ class PhoneForm:
         )
         self.status = w.HTML("<b>not logged in</b>")
         self.event = w.HTML("")  # what the gateway said besides statuses: what became of the video
+        self.remote_video = w.Image(format="jpeg", layout=w.Layout(width="320px", display="none"))
         self.players = w.VBox()
         self.history: list[str] = []  # every line the status showed
         keypad = w.GridBox(list(self.keys.values()), layout=w.Layout(grid_template_columns="repeat(3, 52px)"))
@@ -181,7 +184,15 @@ class PhoneForm:
             ]
         )
         self.widget = w.VBox(
-            [w.HTML("<h3>Phone</h3>"), w.HBox([form, dial]), network, self.status, self.event, self.players]
+            [
+                w.HTML("<h3>Phone</h3>"),
+                w.HBox([form, dial]),
+                network,
+                self.status,
+                self.event,
+                self.remote_video,
+                self.players,
+            ]
         )
         self.enable(PhoneState())
 
@@ -205,6 +216,11 @@ class PhoneForm:
 
     def note(self, text: str) -> None:
         self.event.value = f"<i>{html.escape(text)}</i>" if text else ""
+
+    def show_remote(self, jpeg: bytes | None) -> None:
+        """The far end's camera: a JPEG picture, or None to hide it."""
+        self.remote_video.value = jpeg or b""
+        self.remote_video.layout.display = "" if jpeg else "none"
 
     def account(self, default_password: str) -> SipAccount:
         """The login form's account; an empty password field means the lab account's."""
@@ -457,6 +473,20 @@ class PhoneWidget:
     def _on_event(self, call: Call, event: dict[str, Any]) -> None:
         if event["event"] == "video":
             self.form.note(f"video: {event['reason']}")
+            if not event["declined"]:
+                self._run(lambda: self._show_remote_video(call))
+
+    async def _show_remote_video(self, call: Call) -> None:
+        """The far end's camera as the client decodes it, a picture every REMOTE_VIDEO_S while
+        the call lasts (a widget is no video player: pictures are what a kernel can send)."""
+        while not call.status.final:
+            frame = call.media.video_seen.last
+            if frame is not None:
+                picture = io.BytesIO()
+                frame.to_image().save(picture, format="JPEG", quality=80)
+                self.form.show_remote(picture.getvalue())
+            await asyncio.sleep(REMOTE_VIDEO_S)
+        self.form.show_remote(None)
 
     async def _finish(self) -> None:
         """The call's result, players and dashboard; LabCall.finish runs once however often

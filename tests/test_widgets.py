@@ -4,16 +4,19 @@ real lab."""
 from __future__ import annotations
 
 import asyncio
+import io
 import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from lab.client import CALL_STATUS, Call
 from lab.phonecontrol import HangupCall
 from lab.scenario import phone_command
+from lab.sip import videophone
 from lab.stack import Stack
 from lab.widgets import CallDashboard, MobilePhoneWidget, PhoneWidget
 
@@ -216,6 +219,20 @@ async def test_video_call_button_goes_on_as_voice_and_says_the_mobile_declined_t
     assert result is not None and result.final_status == "FINISH"
     assert result.video is not None and result.video["declined"] is True
     assert result.codecs["browser"] == "opus"
+
+
+@pytest.mark.skipif(videophone.find_binary() is None, reason="baresip is not installed (baresip-core)")
+async def test_video_call_to_the_video_phone_shows_its_camera_in_the_widget(stack: Stack) -> None:
+    phone = PhoneWidget(stack.cfg)
+    assert await phone.log_in()
+    call = await phone.video_call(stack.cfg.videophone_number)
+    assert call is not None and call.status == CALL_STATUS.ESTABLISHED
+    picture = phone.form.remote_video
+    await eventually(lambda: picture.value[:2] == b"\xff\xd8", "a JPEG of the phone's camera", timeout=8)
+    assert picture.layout.display == "" and "relays it" in phone.form.event.value
+    assert Image.open(io.BytesIO(picture.value)).size == (320, 240)  # baresip's fakevideo
+    await phone.hang_up()
+    await eventually(lambda: picture.layout.display == "none", "the picture hidden after the call")
 
 
 async def test_wrong_password_in_the_login_form(stack: Stack) -> None:

@@ -25,6 +25,7 @@ class VideoSeen:
     frames: int = 0
     width: int = 0
     height: int = 0
+    last: av.VideoFrame | None = None  # what the screen shows now
 
     async def watch(self, track: MediaStreamTrack) -> None:
         while True:
@@ -35,6 +36,7 @@ class VideoSeen:
             if isinstance(frame, av.VideoFrame):
                 self.frames += 1
                 self.width, self.height = frame.width, frame.height
+                self.last = frame
 
 
 class CallMedia:

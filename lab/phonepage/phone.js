@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 const KEYS = "123456789*0#";
 const lab = await (await fetch("lab.json")).json();
 const state = { session: null, call: null, recorder: null };
-window.calllab = { next: null, recordings: null, state };
+window.calllab = { next: null, recordings: null, videoSeen: null, state };
 
 function report(event) {
   window.calllabReport?.(event);
@@ -27,6 +27,16 @@ function note(text) {
 function show(id, stream) {
   $(id).srcObject = stream;
   $(id).hidden = !stream;
+}
+
+/** Count the frames `video` shows, and their size, into `seen` (until it shows nothing). */
+function countFrames(video, seen) {
+  const shown = (_now, frame) => {
+    if (!video.srcObject) return;
+    Object.assign(seen, { frames: seen.frames + 1, width: frame.width, height: frame.height });
+    video.requestVideoFrameCallback(shown);
+  };
+  video.requestVideoFrameCallback(shown);
 }
 
 const statusText = (e) => [e.status, e.sip_code, e.reason].filter((p) => p).join(" ");
@@ -98,6 +108,7 @@ async function dial(video) {
   }
   state.call = call;
   note("");
+  window.calllab.videoSeen = { frames: 0, width: 0, height: 0 };
   call.addEventListener("status", (e) => {
     say(statusText(e.detail), [CALL_STATUS.FAILED, CALL_STATUS.BUSY].includes(e.detail.status));
     report({ kind: "status", call_id: call.id, ...e.detail });
@@ -118,7 +129,9 @@ async function dial(video) {
     if (camera.length) show("local-video", new MediaStream(camera));
   });
   call.addEventListener("track", (e) => {
-    if (e.detail.track.kind === "video") show("remote-video", new MediaStream([e.detail.track]));
+    if (e.detail.track.kind !== "video") return;
+    show("remote-video", new MediaStream([e.detail.track]));
+    countFrames($("remote-video"), window.calllab.videoSeen);
   });
   call.addEventListener("offer", (e) => report({ kind: "offer", call_id: call.id, sdp: e.detail.sdp }));
   call.addEventListener("answer", (e) => report({ kind: "answer", call_id: call.id, sdp: e.detail.sdp }));
