@@ -243,6 +243,7 @@ class LoadRun:
         self._gateway_pid: int | None = None
         self._cpu_at_start: float | None = None
         self._idle_cpu = 0.0  # the gateway's share of a core with no call
+        self._ended: tuple[float, float | None] | None = None  # (elapsed, gateway CPU s) at stop()
 
     async def start(self, gateway_pid: int | None) -> None:
         """Measure the gateway idle for IDLE_WINDOW_S, then start the clock."""
@@ -256,16 +257,28 @@ class LoadRun:
 
     @property
     def elapsed(self) -> float:
+        if self._ended is not None:
+            return self._ended[0]
         return time.monotonic() - self._started if self._started is not None else 0.0
+
+    def stop(self) -> None:
+        """The calls are over (or interrupted): the run's time and the gateway's CPU end here,
+        before a lab started for the run stops and takes its gateway with it."""
+        if self._ended is not None:
+            return
+        now = cpu_seconds(self._gateway_pid) if self._gateway_pid else None
+        used = now - self._cpu_at_start if now is not None and self._cpu_at_start is not None else None
+        self._ended = (self.elapsed, used)
 
     @property
     def ordered(self) -> list[Row]:
         return sorted(self.rows, key=lambda r: int(r["index"]))
 
     def summary(self) -> dict[str, Any]:
-        now = cpu_seconds(self._gateway_pid) if self._gateway_pid else None
-        used = now - self._cpu_at_start if now is not None and self._cpu_at_start is not None else None
-        return summarize(self.ordered, self.load, self.elapsed, used, self._idle_cpu)
+        self.stop()
+        assert self._ended is not None
+        elapsed, used = self._ended
+        return summarize(self.ordered, self.load, elapsed, used, self._idle_cpu)
 
 
 async def run(load_run: LoadRun, cfg: LabConfig, on_row: Callable[[Row], None] | None = None) -> None:
@@ -289,7 +302,10 @@ async def run(load_run: LoadRun, cfg: LabConfig, on_row: Callable[[Row], None] |
                 on_row(row)
 
         jobs = [functools.partial(call, i) for i in range(1, load.calls + 1)]
-        await run_bounded(jobs, load.concurrency, 1 / load.rate if load.rate else 0.0)
+        try:
+            await run_bounded(jobs, load.concurrency, 1 / load.rate if load.rate else 0.0)
+        finally:
+            load_run.stop()
 
 
 async def run_in_lab(load_run: LoadRun, on_row: Callable[[Row], None] | None = None) -> None:

@@ -3,6 +3,10 @@ lab's capacity (the calls beyond it get 503, the others are heard)."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+
 import pytest
 
 from lab.cli import main
@@ -90,6 +94,20 @@ def test_bad_input_is_one_line_and_exit_2_before_any_lab(
     assert message in capsys.readouterr().err
     with pytest.raises(LoadError, match="NUMBER"):
         Load("not a number", 1, 1)
+
+
+async def test_the_gateways_cpu_is_read_when_the_calls_end_not_after_its_lab_stopped() -> None:
+    gateway = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # a busy stand-in
+    try:
+        load_run = LoadRun(Load(NUMBER, calls=1, concurrency=1))
+        await load_run.start(gateway.pid)
+        await asyncio.sleep(0.5)
+        load_run.stop()  # what run() does once the calls are over
+    finally:
+        gateway.kill()
+        gateway.wait()
+    summary = load_run.summary()  # a lab started for the run has stopped by now
+    assert summary["gateway_cpu_pct"] is not None and summary["gateway_cpu_pct"] > 30, summary
 
 
 @pytest.mark.slow
