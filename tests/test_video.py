@@ -85,3 +85,13 @@ def test_toward_a_video_phone_the_sip_offer_names_the_gateways_relay_port() -> N
     audio, vid = parse_sdp(offer)
     assert (audio.port, vid.media, vid.port, vid.address) == (20000, "video", 20052, "127.0.0.2")
     assert [c.name for c in vid.codecs] == ["VP8", "H264", "H264"]
+
+
+def test_a_re_offer_keeps_the_relay_on_the_gateways_address() -> None:
+    """A hold's re-INVITE: pjsua names 127.0.0.1 for the stream the far end took as video;
+    the video m-line still points at the gateway's relay (else the phone's video is lost)."""
+    second = pjsua_offer(2).split("m=audio 20002")
+    reoffer = second[0] + "m=audio 20002" + second[1].replace("c=IN IP4 127.0.0.2", "c=IN IP4 127.0.0.1", 1)
+    assert "c=IN IP4 127.0.0.1" in reoffer
+    _, vid = parse_sdp(video.sip_offer(BROWSER_OFFER, 20052)(reoffer, ""))
+    assert (vid.media, vid.port, vid.address) == ("video", 20052, "127.0.0.2")

@@ -13,8 +13,10 @@ import sys
 import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from lab.audio import read_wav, write_wav
 from lab.config import LabConfig
 from lab.sip import videophone
 from lab.sipserver import render_config
@@ -35,7 +37,7 @@ def test_baresip_listens_and_sends_media_only_on_its_own_loopback_address(tmp_pa
     assert config["ctrl_tcp_listen"] == "127.0.2.10:4444"
     assert config["rtp_ports"] == "42000-42099"
     assert config["video_source"] == "fakevideo,nil" and config["video_size"] == "320x240"
-    assert config["audio_source"] == f"aufile,{cfg.prompts_dir / 'phone.wav'}"
+    assert config["audio_source"] == f"aufile,{videophone.talk_path(cfg)}"
     assert config["snd_path"] == str(videophone.recordings_dir(cfg))
     modules = [line.split()[1] for line in files["config"].splitlines() if line.startswith("module ")]
     assert modules == [
@@ -53,8 +55,25 @@ def test_baresip_listens_and_sends_media_only_on_its_own_loopback_address(tmp_pa
     )
 
 
+def a_prompt(cfg: LabConfig, seconds: float) -> np.ndarray:
+    samples = np.sin(np.arange(int(seconds * 8000)) * 0.05).astype(np.float32) / 2
+    write_wav(cfg.prompts_dir / "phone.wav", samples, 8000)
+    return read_wav(cfg.prompts_dir / "phone.wav")[0]
+
+
+def test_the_phone_talks_its_prompt_looped_for_the_whole_talk_time(tmp_path: Path) -> None:
+    """aufile plays its file once, and the call ends with it: the prompt is looped instead."""
+    cfg = lab(tmp_path)
+    prompt = a_prompt(cfg, 1.3)
+    videophone.write_config(cfg)
+    talk, rate = read_wav(videophone.talk_path(cfg))
+    assert rate == 8000 and len(talk) >= videophone.TALK_S * rate
+    assert len(talk) % len(prompt) == 0 and np.array_equal(talk[len(prompt) * 7 : len(prompt) * 8], prompt)
+
+
 def test_the_config_dir_is_private_to_the_lab(tmp_path: Path) -> None:
     cfg = lab(tmp_path)
+    a_prompt(cfg, 0.5)
     folder = videophone.write_config(cfg)
     assert folder.stat().st_mode & 0o777 == 0o700
     assert (folder / "accounts").stat().st_mode & 0o777 == 0o600

@@ -111,3 +111,17 @@ async def test_a_video_call_to_the_video_phone_carries_vp8_both_ways(stack: Stac
     phone_prompt, _ = read_wav(cfg.prompts_dir / "phone.wav")
     at_browser, _ = read_wav(result.audio["browser_received"])  # type: ignore[arg-type]
     assert best_match(phone_prompt, at_browser).correlation > 0.85
+
+
+async def test_a_video_call_held_and_resumed_shows_video_and_outlasts_the_phones_prompt(stack: Stack) -> None:
+    """Hold re-offers the video (pjsua's re-offer names 127.0.0.1 for it: the gateway keeps
+    its own address), and the call outlasts the phone's 6.6 s prompt (looped, else baresip
+    hangs up when its file ends)."""
+    cfg = stack.cfg
+    result = await place_call(cfg, cfg.videophone_number, duration=8.0, video=True, hold=2.0)
+    assert result.ok and result.model is not None, result
+    assert [s["status"] for s in result.statuses][-4:] == ["ESTABLISHED", "HOLD", "ESTABLISHED", "FINISH"]
+    assert result.reason == "hangup", result.reason  # ours, not the phone's
+    assert result.video is not None and result.video["frames_received"] > 100, result.video
+    packets = {(s.src_party, s.dst_party): s.stats.packets for s in result.model.streams if s.codec == "VP8"}
+    assert packets[("Video phone", "Gateway")] > 200 and packets[("Gateway", "Browser")] > 200, packets

@@ -58,10 +58,12 @@ def sip_offer(browser_offer: str, relay_port: int | None = None) -> SdpEdit:
         if remote or not pts or len(starts) != 2 or not lines[starts[1]].startswith("m=audio "):
             return local  # an answer, or not the two audio m-lines of our offer
         port = str(relay_port) if relay_port is not None else lines[starts[1]].split()[1]
-        connection = [line for line in lines[starts[1] :] if line.startswith("c=")]
+        # The audio's address (the gateway's): in a re-offer pjsua gives the stream it no
+        # longer uses (the far end answered it as video) another one, 127.0.0.1.
+        connection = [line for line in lines[: starts[1]] if line.startswith("c=")][-1:]
         video = [
             f"m=video {port} RTP/AVP {' '.join(map(str, pts))}",
-            *connection[:1],
+            *connection,
             *attributes,
             "a=sendrecv",
         ]

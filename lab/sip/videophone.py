@@ -26,6 +26,7 @@ import signal
 import struct
 import subprocess
 import time
+import wave
 from pathlib import Path
 
 from lab import process
@@ -54,6 +55,9 @@ APP_MODULES = ("menu",)
 SHIM_SOURCE = Path(__file__).with_name("bindshim.c")
 SHIM_PACKAGES = "gcc libc6-dev"
 REGISTER_TIMEOUT = 5.0  # s for baresip's REGISTER 200; Kamailio answers in milliseconds
+#: s the phone talks: aufile plays its file once and baresip's menu then hangs the call up
+#: ("audio error (end of file)"), so the prompt is looped into a file this long
+TALK_S = 300
 VIDEO_SIZE = (320, 240)  # the test pattern's, as the lab's browser films (lab.webrtc.ColourBarCamera)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _REGISTERED = re.compile(r"\sOK(\s|$)")
@@ -68,6 +72,20 @@ def find_binary() -> str | None:
 
 def config_dir(cfg: LabConfig) -> Path:
     return cfg.run_dir / "video-phone"
+
+
+def talk_path(cfg: LabConfig) -> Path:
+    return config_dir(cfg) / "talk.wav"
+
+
+def write_talk(cfg: LabConfig) -> None:
+    """The phone's prompt looped for TALK_S s, sample for sample."""
+    with wave.open(str(cfg.prompts_dir / "phone.wav"), "rb") as prompt:
+        params, frames = prompt.getparams(), prompt.readframes(prompt.getnframes())
+    loops = -(-TALK_S * params.framerate // params.nframes)
+    with wave.open(str(talk_path(cfg)), "wb") as talk:
+        talk.setparams(params)
+        talk.writeframes(frames * loops)
 
 
 def recordings_dir(cfg: LabConfig) -> Path:
@@ -116,7 +134,7 @@ def render(cfg: LabConfig, modules: list[str]) -> dict[str, str]:
         # No sound card: what it hears goes to a bridge nobody reads; sndfile records it first.
         "audio_player aubridge,nowhere",
         "audio_alert aubridge,nowhere",
-        f"audio_source aufile,{cfg.prompts_dir / 'phone.wav'}",
+        f"audio_source aufile,{talk_path(cfg)}",
         f"ausrc_srate {cfg.audio_rate}",
         "video_source fakevideo,nil",
         "video_display fakevideo,nil",
@@ -149,6 +167,7 @@ def write_config(cfg: LabConfig) -> Path:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(text)
+    write_talk(cfg)
     return folder
 
 
