@@ -13,7 +13,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import websockets
@@ -37,6 +37,9 @@ from lab.signaling import GATEWAY_MESSAGES, Status, VideoEvent
 from lab.sip import videophone
 from lab.sip.sdp import parse_sdp
 from lab.stack import Stack
+
+if TYPE_CHECKING:
+    from conftest import PhoneScreen
 
 NUMBER = "+79991234567"
 NOW = PhonePolicy("answer", 0.0)
@@ -492,24 +495,12 @@ async def test_the_phone_hangs_up_and_the_page_shows_it(stack: Stack) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(videophone.find_binary() is None, reason="baresip is not installed (baresip-core)")
 async def test_a_video_call_from_the_page_to_the_video_phone_shows_each_end_the_other(
-    stack: Stack, tmp_path: Path
+    stack: Stack, phone_screen: PhoneScreen
 ) -> None:
     """Chromium's Video call to baresip (1001): VP8 relayed both ways by the gateway; the
     page's remote video shows the phone's test pattern, the phone decodes Chromium's camera."""
     needs_chromium()
     cfg = stack.cfg
-    decoded: list[tuple[int, int]] = []
-
-    async def look_at_the_phones_screen() -> None:
-        await asyncio.sleep(2.0)  # past the first keyframe the relay asked for
-        decoded.append(await videophone.snapshot(cfg, tmp_path / "at-phone.png"))
-
-    looks: list[asyncio.Task[None]] = []
-
-    def on_status(call: Call) -> None:
-        if call.status == CallStatus.ESTABLISHED and not looks:
-            looks.append(asyncio.ensure_future(look_at_the_phones_screen()))
-
     async with chromium(cfg) as p:
         session = PageSession(cfg, cfg.account(), p)
         result = await place_call(
@@ -517,16 +508,16 @@ async def test_a_video_call_from_the_page_to_the_video_phone_shows_each_end_the_
             cfg.videophone_number,
             duration=6.0,
             video=True,
-            on_status=on_status,
+            on_status=phone_screen.on_status,
             client=lambda _: session,
         )
     assert result.ok and result.model is not None, result
-    await looks[0]
     assert result.video is not None and result.video["declined"] is False, result.video
     # The page showed the phone's test pattern (fakevideo: 320x240, 25 fps) ...
     assert result.video["size"] == "320x240" and result.video["frames_received"] > 4 * 15, result.video
     # ... and the phone decoded Chromium's fake camera.
-    assert len(decoded) == 1 and decoded[0][0] > 0 and decoded[0][1] > 0, decoded
+    width, height = await phone_screen.size()
+    assert width > 0 and height > 0
     rates = videophone.frame_rates(cfg)
     assert rates is not None and rates[1] > 15, rates  # what the phone received, frames/s
     video_streams = {(s.src_party, s.dst_party) for s in result.model.streams if s.codec == "VP8"}

@@ -3,17 +3,18 @@ through the gateway and the SIP server's registrar."""
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from lab.analysis.ladder import ladder_rows
 from lab.audio import best_match, read_wav
-from lab.client import Call, CallStatus
 from lab.scenario import place_call
 from lab.sip import videophone
 from lab.stack import Stack
+
+if TYPE_CHECKING:
+    from conftest import PhoneScreen
 
 pytestmark = [
     pytest.mark.slow,
@@ -67,32 +68,23 @@ async def test_a_call_to_the_video_phone_while_it_is_down_says_so(stack: Stack) 
         await stack.restart("Video phone")
 
 
-async def test_a_video_call_to_the_video_phone_carries_vp8_both_ways(stack: Stack, tmp_path: Path) -> None:
+async def test_a_video_call_to_the_video_phone_carries_vp8_both_ways(
+    stack: Stack, phone_screen: PhoneScreen
+) -> None:
     """The browser offers VP8 and H.264; baresip takes VP8; the gateway relays it between the
     browser's SRTP and the phone's RTP: each end decodes the other's test pattern."""
     cfg = stack.cfg
-    decoded: list[tuple[int, int]] = []
-
-    async def look_at_the_phones_screen() -> None:
-        await asyncio.sleep(2.0)  # past the first keyframe the relay asked for
-        decoded.append(await videophone.snapshot(cfg, tmp_path / "at-phone.png"))
-
-    looks: list[asyncio.Task[None]] = []
-
-    def on_status(call: Call) -> None:
-        if call.status == CallStatus.ESTABLISHED and not looks:
-            looks.append(asyncio.ensure_future(look_at_the_phones_screen()))
-
     # 6 s: baresip's status line gives frame rates from its fifth second on
-    result = await place_call(cfg, cfg.videophone_number, duration=6.0, video=True, on_status=on_status)
+    result = await place_call(
+        cfg, cfg.videophone_number, duration=6.0, video=True, on_status=phone_screen.on_status
+    )
     assert result.ok and result.model is not None, result
-    await looks[0]
     assert result.video is not None and result.video["declined"] is False, result.video
     assert result.video["reason"] == "the far end (Video phone) took video (VP8); the gateway relays it"
     # The browser decoded the phone's test pattern (fakevideo, 25 fps) ...
     assert result.video["size"] == "320x240" and result.video["frames_received"] > 4 * 15, result.video
     # ... and the phone the browser's (ColourBarCamera, 320x240, 30 fps).
-    assert decoded == [(320, 240)]
+    assert await phone_screen.size() == (320, 240)
     rates = videophone.frame_rates(cfg)
     assert rates is not None and rates[0] > 20 and rates[1] > 20, rates  # sent, received
     notes = {(r.src, r.dst, r.label): r.note for r in ladder_rows(result.model)}

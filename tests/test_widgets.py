@@ -7,7 +7,7 @@ import asyncio
 import io
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -37,6 +37,15 @@ def png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
     width, height = struct.unpack(">II", data[16:24])
     return width, height
+
+
+@pytest.fixture
+async def phone(stack: Stack) -> AsyncIterator[PhoneWidget]:
+    """A Phone widget logged out after the test: the gateway holds 8 sessions at most."""
+    widget = PhoneWidget(stack.cfg)
+    yield widget
+    if widget.session is not None:
+        await widget.session.disconnect()
 
 
 @pytest.fixture
@@ -205,10 +214,9 @@ async def test_consult_then_transfer_joins_the_two_phones(stack: Stack, mobile: 
 
 
 async def test_video_call_button_goes_on_as_voice_and_says_the_mobile_declined_the_video(
-    stack: Stack, mobile: MobilePhoneWidget
+    phone: PhoneWidget, mobile: MobilePhoneWidget
 ) -> None:
     await mobile.set_policy("after:0.3")
-    phone = PhoneWidget(stack.cfg)
     assert await phone.log_in()
     call = await phone.video_call(NUMBER)
     assert call is not None and call.status == CALL_STATUS.ESTABLISHED
@@ -222,8 +230,9 @@ async def test_video_call_button_goes_on_as_voice_and_says_the_mobile_declined_t
 
 
 @pytest.mark.skipif(videophone.find_binary() is None, reason="baresip is not installed (baresip-core)")
-async def test_video_call_to_the_video_phone_shows_its_camera_in_the_widget(stack: Stack) -> None:
-    phone = PhoneWidget(stack.cfg)
+async def test_video_call_to_the_video_phone_shows_its_camera_in_the_widget(
+    stack: Stack, phone: PhoneWidget
+) -> None:
     assert await phone.log_in()
     call = await phone.video_call(stack.cfg.videophone_number)
     assert call is not None and call.status == CALL_STATUS.ESTABLISHED

@@ -7,7 +7,6 @@ import contextlib
 import json
 import random
 import resource
-import signal
 import struct
 from collections import Counter
 from collections.abc import Iterator
@@ -22,14 +21,6 @@ from .conftest import FIXTURES, SHARED_CAPTURES
 
 SOURCES = sorted(FIXTURES.glob("*.pcap*")) + sorted(SHARED_CAPTURES.glob("*.pcap*"))
 EXTREMES = (0xFFFFFFFF, 0x7FFFFFFF, 0x80000000, 0, 1)
-
-
-@pytest.fixture(autouse=True)
-def _keep_sigpipe() -> Iterator[None]:
-    """The CLI's main() lets a closed pipe end the process quietly; not pytest's."""
-    handler = signal.getsignal(signal.SIGPIPE)
-    yield
-    signal.signal(signal.SIGPIPE, handler)
 
 
 def _mutants(seed: int, count: int) -> Iterator[tuple[str, bytes]]:
