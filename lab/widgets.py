@@ -343,18 +343,19 @@ class PhoneWidget:
     async def video_call(self, number: str | None = None, answer: PhonePolicy | None = None) -> Call | None:
         """Video call: voice_call offering the client's test-pattern camera too (VP8, H.264).
         A mobile phone declines the video and the call goes on as voice; the event line says so."""
-        return await self.voice_call(number, answer, video=True)
+        return await self._dial(number, answer, None, video=True)
 
     async def voice_call(
-        self,
-        number: str | None = None,
-        answer: PhonePolicy | None = None,
-        codec: str | None = None,
-        video: bool = False,
+        self, number: str | None = None, answer: PhonePolicy | None = None, codec: str | None = None
     ) -> Call | None:
         """Dial (the number field unless given) through the networks and with the codecs
         the form chose (`codec` overrides the browser leg's), and return once it is
         answered or over."""
+        return await self._dial(number, answer, codec, video=False)
+
+    async def _dial(
+        self, number: str | None, answer: PhonePolicy | None, codec: str | None, video: bool
+    ) -> Call | None:
         if self.session is None:
             self._say("log in first", error=True)
             return None
