@@ -4,7 +4,17 @@ import numpy as np
 import pytest
 
 from lab.analysis.ceiling import through_chain
-from lab.audio import RATE, WIDEBAND_RATE, best_match, pesq_nb, pesq_wb, read_wav, resample, write_wav
+from lab.audio import (
+    RATE,
+    WIDEBAND_RATE,
+    best_match,
+    heard_match,
+    pesq_nb,
+    pesq_wb,
+    read_wav,
+    resample,
+    write_wav,
+)
 
 
 def test_matches_its_own_prompt_not_the_other(lab_home: Path) -> None:
@@ -40,6 +50,26 @@ def recorded_call(source: np.ndarray, seconds: float, start: int, jump_ms: int =
     jump = np.zeros(RATE * jump_ms // 1000, dtype=np.float32)
     before, after = np.zeros(RATE * 8 // 10, np.float32), np.zeros(RATE // 2, np.float32)
     return np.concatenate([before, talk[:half], jump, talk[half:], after])
+
+
+@pytest.mark.parametrize("jump_ms", [-80, -20, 20, 40, 80])
+def test_heard_match_follows_the_delay_steps_of_a_jitter_buffer(lab_home: Path, jump_ms: int) -> None:
+    """One frame inserted or dropped mid-call is no longer "another audio": best_match
+    falls below the tests' 0.85, heard_match stays above it; the other prompt and silence
+    stay well below."""
+    browser, _ = read_wav(lab_home / ".calllab/prompts/browser.wav")
+    phone, _ = read_wav(lab_home / ".calllab/prompts/phone.wav")
+    coded = through_chain(browser, ["pcmu", "gsm"])
+    if jump_ms > 0:
+        heard = recorded_call(coded, 2.0, start=3000, jump_ms=jump_ms)
+    else:  # the buffer dropped -jump_ms of audio halfway
+        whole = recorded_call(coded, 2.0 - jump_ms / 1000, start=3000)
+        half = len(whole) // 2
+        heard = np.concatenate([whole[:half], whole[half - RATE * jump_ms // 1000 :]])
+    assert best_match(browser, heard).correlation < 0.85
+    assert heard_match(browser, heard) > 0.9
+    assert heard_match(phone, heard) < 0.75
+    assert heard_match(browser, np.zeros_like(heard)) == 0.0
 
 
 @pytest.mark.parametrize(("seconds", "jump_ms"), [(5.0, 0), (30.0, 0), (30.0, 20)])

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab.analysis.wireshark import fields
-from lab.audio import best_match, read_wav
+from lab.audio import heard_match, read_wav
 from lab.config import PhonePolicy
 from lab.jitterspec import JitterBufferSpec
 from lab.scenario import CallResult, place_call
@@ -26,7 +26,7 @@ def assert_both_sides_hear(stack: Stack, result: CallResult) -> None:
     for speaker, listener in (("browser", "phone"), ("phone", "browser")):
         prompt, _ = read_wav(stack.cfg.prompts_dir / f"{speaker}.wav")
         heard, _ = read_wav(Path(result.audio[f"{listener}_received"] or ""))
-        assert best_match(prompt, heard).correlation > 0.85, f"{listener} does not hear the {speaker}"
+        assert heard_match(prompt, heard) > 0.85, f"{listener} does not hear the {speaker}"
 
 
 async def test_g722_on_the_browser_leg(stack: Stack) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.audio import best_match, read_wav
+from lab.audio import heard_match, read_wav
 from lab.config import PhonePolicy
 from lab.network.legs import plan
 from lab.scenario import place_call
@@ -58,7 +58,7 @@ async def test_each_leg_carries_the_codec_asked_for(stack: Stack, sip: str, mobi
     browser_prompt, _ = read_wav(stack.cfg.prompts_dir / "browser.wav")
     assert result.audio["phone_received"]
     at_phone, _ = read_wav(Path(result.audio["phone_received"]))
-    assert best_match(browser_prompt, at_phone).correlation > 0.85
+    assert heard_match(browser_prompt, at_phone) > 0.85
 
 
 async def test_the_codec_choice_and_a_network_detour_go_together(stack: Stack) -> None:
@@ -82,4 +82,4 @@ async def test_the_codec_choice_and_a_network_detour_go_together(stack: Stack) -
     browser_prompt, _ = read_wav(stack.cfg.prompts_dir / "browser.wav")
     assert result.audio["phone_received"]
     at_phone, _ = read_wav(Path(result.audio["phone_received"]))
-    assert best_match(browser_prompt, at_phone).correlation > 0.85
+    assert heard_match(browser_prompt, at_phone) > 0.85

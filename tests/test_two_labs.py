@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from lab.audio import best_match, pesq_nb, read_wav
+from lab.audio import heard_match, pesq_nb, read_wav
 from lab.config import LabConfig
 from lab.stack import Stack
 
@@ -76,8 +76,8 @@ def talked(result: dict[str, Any], prompts: Path) -> None:
     phone_prompt, _ = read_wav(prompts / "phone.wav")
     at_phone, _ = read_wav(Path(result["audio"]["phone_received"]))
     at_browser, _ = read_wav(Path(result["audio"]["browser_received"]))
-    assert best_match(browser_prompt, at_phone).correlation > 0.85
-    assert best_match(phone_prompt, at_browser).correlation > 0.85
+    assert heard_match(browser_prompt, at_phone) > 0.85
+    assert heard_match(phone_prompt, at_browser) > 0.85
     assert pesq_nb(browser_prompt, at_phone) > PESQ_FLOOR
     assert pesq_nb(phone_prompt, at_browser) > PESQ_FLOOR
 
