@@ -403,11 +403,13 @@ class QueueTrack(MediaStreamTrack):
         self.rate = rate
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._pts = 0
+        self.dropped = 0  # frames the sender fell behind on, for the gateway's log
 
     def push(self, pcm: bytes) -> None:
         """Loop thread only."""
         while self._queue.qsize() >= self.MAX_QUEUED:
             self._queue.get_nowait()
+            self.dropped += 1
         self._queue.put_nowait(pcm)
 
     async def recv(self) -> av.AudioFrame:

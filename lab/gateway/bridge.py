@@ -8,6 +8,7 @@ frame into the track aiortc sends from, so one clock paces both directions (no d
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 from aiortc.mediastreams import MediaStreamTrack
@@ -16,38 +17,89 @@ from lab.sip.endpoint import FramePort, SipCall, connect, frame_bytes
 from lab.tasks import Tasks
 from lab.webrtc import QueueTrack, drain_track
 
+log = logging.getLogger("gateway")
+
 
 class PcmFifo:
-    """Written by the asyncio loop, read by the bridge clock thread, a frame at a time."""
+    """Written by the asyncio loop, read by the bridge clock thread, a frame at a time.
 
-    def __init__(self, frame_bytes: int) -> None:
+    The reader starts once `cushion` frames wait beyond the one it takes. The two sides run
+    on different threads of a busy machine: when the writer is late the reader finds too
+    little (an underrun: it gets silence), so the cushion grows by a frame, up to
+    `max_cushion`. A cushion not needed for a while shrinks by a frame: after one calm
+    `window` of pulls at first, twice as many after each underrun. Audio that waited in vain
+    is delay: at the end of each window, what never left the FIFO beyond the cushion and a
+    `margin` is dropped (a frame at most).
+    """
+
+    def __init__(
+        self, frame_bytes: int, cushion: int = 1, max_cushion: int = 3, window: int = 50, margin_ms: int = 5
+    ) -> None:
         self.frame_bytes = frame_bytes
-        self.prebuffer = 1 * frame_bytes
+        self.cushion = cushion
+        self.max_cushion = max_cushion
+        self.window = window
+        self.margin = frame_bytes * margin_ms // 20 // 2 * 2  # whole samples
         self.trim_above = 5 * frame_bytes  # beyond this the reader fell behind: drop the oldest
         self.trim_to = 2 * frame_bytes
         self._buf = bytearray()
         self._lock = threading.Lock()
         self._primed = False
+        self._low = self.trim_above  # the least left after a pull, in this window
+        self._pulls = 0
+        self._calm = 0  # windows since the last underrun
+        self._calm_needed = 1
+        # what it did, for the log: a mean of what was left after each pull, in bytes
+        self.underruns = 0
+        self.dropped_bytes = 0
+        self.pulled = 0
+        self._left_sum = 0
 
     def push(self, pcm: bytes) -> None:
         with self._lock:
             self._buf += pcm
             if len(self._buf) > self.trim_above:
+                self.dropped_bytes += len(self._buf) - self.trim_to
                 del self._buf[: len(self._buf) - self.trim_to]
 
     def pull(self) -> bytes | None:
         size = self.frame_bytes
         with self._lock:
             if not self._primed:
-                if len(self._buf) < self.prebuffer + size:
+                if len(self._buf) < (self.cushion + 1) * size:
                     return None
                 self._primed = True
             if len(self._buf) < size:
-                self._primed = False  # underrun: prebuffer again
+                self._primed = False  # underrun: silence, then a deeper cushion
+                self.underruns += 1
+                self.cushion = min(self.max_cushion, self.cushion + 1)
+                self._calm, self._calm_needed = 0, self._calm_needed * 2
                 return None
             frame = bytes(self._buf[:size])
             del self._buf[:size]
+            self._left(len(self._buf))
             return frame
+
+    def _left(self, left: int) -> None:
+        self.pulled += 1
+        self._left_sum += left
+        self._low = min(self._low, left)
+        self._pulls += 1
+        if self._pulls < self.window:
+            return
+        self._calm += 1
+        if self._calm >= self._calm_needed and self.cushion > 0:
+            self.cushion -= 1
+            self._calm = 0
+        excess = min(self.frame_bytes, self._low - self.cushion * self.frame_bytes - self.margin) // 2 * 2
+        if excess > 0:
+            del self._buf[:excess]
+            self.dropped_bytes += excess
+        self._low, self._pulls = self.trim_above, 0
+
+    def held_ms(self, rate: int) -> float:
+        """What waited after each pull, on average (ms of audio)."""
+        return self._left_sum / max(1, self.pulled) / 2 / rate * 1000
 
 
 class MediaBridge:
@@ -83,6 +135,16 @@ class MediaBridge:
             pass
 
     def close(self) -> None:
+        fifo = self.to_sip
+        log.info(
+            "bridge: to SIP %.1f ms held after each pull, %d underruns, cushion %d frames, %.0f ms dropped; "
+            "to browser %d frames dropped",
+            fifo.held_ms(self.rate),
+            fifo.underruns,
+            fifo.cushion,
+            fifo.dropped_bytes / 2 / self.rate * 1000,
+            self.to_browser.dropped,
+        )
         if self.port is not None:
             self.port.give_back()
             self.port = None
