@@ -568,7 +568,7 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
         type=_jitter_buffer,
         default=None,
         metavar="fixed:MS|adaptive:MIN-MAX",
-        help="how long the browser leg's receivers wait for a missing packet (default adaptive:20-200)",
+        help="how long the browser leg's receivers wait for a missing packet (default adaptive:0-200)",
     )
     for leg, where in (("sip", "gateway <-> PSTN gateway"), ("mobile", "PSTN gateway <-> phone")):
         choices = ", ".join(c.lower() for c in LEG_CODECS[leg])

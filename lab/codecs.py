@@ -45,7 +45,43 @@ def av_library(stem: str) -> str | None:
     return bundled[0] if bundled else ctypes.util.find_library(stem)
 
 
-class OpusEncoder(AiortcOpusEncoder):
+def _silence(like: av.AudioFrame, samples: int) -> av.AudioFrame:
+    frame = av.AudioFrame(format=like.format.name, layout=like.layout.name, samples=samples)
+    for plane in frame.planes:
+        plane.update(bytes(plane.buffer_size))
+    frame.sample_rate = like.sample_rate
+    frame.time_base = like.time_base
+    frame.pts = None if like.pts is None else like.pts - samples
+    return frame
+
+
+def prime(resampler: av.AudioResampler, first: av.AudioFrame, rate: int) -> None:
+    """Feed `resampler` (which hands out whole frame_size frames at `rate`) the silence its
+    filter holds back, before `first`: then every 20 ms frame in gives a 20 ms frame out.
+    Unprimed, the first frame in falls a few samples short of a whole one and every frame
+    comes out one frame (20 ms) after it went in."""
+    probe = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    out = sum(f.samples for f in probe.resample(_silence(first, first.samples)))
+    held = first.samples * rate // first.sample_rate - out  # at `rate`
+    if held > 0:
+        resampler.resample(_silence(first, -(-held * first.sample_rate // rate)))
+
+
+class PromptOpusEncoder(AiortcOpusEncoder):
+    """aiortc's Opus encoder without the frame its resampler holds back (lab.codecs.prime):
+    a 20 ms frame in is a packet out at once (aiortc's: 22 ms from a frame in to its packet
+    on the wire, at 8 kHz, bench/hops.py)."""
+
+    _primed = False
+
+    def encode(self, frame: Frame, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        if not self._primed and isinstance(frame, av.AudioFrame):
+            self._primed = True
+            prime(self.resampler, frame, OPUS_RATE)
+        return super().encode(frame, force_keyframe)  # type: ignore[no-any-return]
+
+
+class OpusEncoder(PromptOpusEncoder):
     """aiortc's Opus encoder, mono, at `bitrate` bit/s, with in-band FEC when asked: what
     the receiver's SDP asks for with maxaveragebitrate and useinbandfec (RFC 7587)."""
 

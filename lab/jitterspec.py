@@ -54,8 +54,11 @@ class JitterBufferSpec:
         return f"adaptive:{self.min_ms}-{self.max_ms}" if self.adaptive else f"fixed:{self.min_ms}"
 
 
-#: One packet of hold, as the lab ran aiortc before (its prefetch of 1), deepening only when
-#: packets come late: on a busy 2-core machine a process may run a few tens of ms late, and a
-#: fixed 20 ms buffer then takes its packets for lost (the phone heard gaps in one call of
-#: four with two busy cores; adaptive:20-200 none).
-DEFAULT_SPEC = JitterBufferSpec(adaptive=True, min_ms=20, max_ms=200)
+#: No hold while packets come in order, deepening only when one comes after its slot was
+#: played: this buffer counts packets, not time, so a packet late but in order plays at
+#: once anyway, and a process running late on a busy machine only delivers a burst (the
+#: gateway's PcmFifo and the client's recording take it). Holding one packet (20 ms more on
+#: each browser leg, as aiortc's prefetch of 1 did) bought nothing on loopback, where UDP
+#: keeps its order (bench/hops.py). fixed:20 takes a late packet for lost: with two busy
+#: cores the phone heard gaps in one call of four.
+DEFAULT_SPEC = JitterBufferSpec(adaptive=True, min_ms=0, max_ms=200)

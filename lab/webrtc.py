@@ -24,15 +24,15 @@ from aiortc import (
     rtcrtpsender,
 )
 from aiortc import codecs as aiortc_codecs
-from aiortc.codecs import get_decoder
-from aiortc.codecs.base import Decoder
+from aiortc.codecs import get_decoder, get_encoder
+from aiortc.codecs.base import Decoder, Encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from lab.audio import RATE, write_wav
-from lab.codecs import ConcealingDecoder, OpusEncoder, av_library, pcm_frame
+from lab.codecs import ConcealingDecoder, OpusEncoder, PromptOpusEncoder, av_library, pcm_frame
 from lab.jitterbuffer import BoundedJitterBuffer
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 
@@ -101,6 +101,12 @@ def _concealing_decoder(codec: RTCRtpCodecParameters) -> Decoder:
     if codec.mimeType.lower().startswith("audio/"):
         return ConcealingDecoder(codec)
     return get_decoder(codec)
+
+
+def _prompt_encoder(codec: RTCRtpCodecParameters) -> Encoder:
+    if codec.mimeType.lower() == "audio/opus":
+        return PromptOpusEncoder()
+    return get_encoder(codec)
 
 
 _audio_ssrcs: set[int] = set()  # this process's audio senders
@@ -209,8 +215,9 @@ def _checks_from_loopback_only(received: Callable[..., None]) -> Callable[..., N
 def configure(host: str) -> None:
     """Make this process's WebRTC peers use `host` only (no other interface, no STUN, no check
     from outside 127.0.0.0/8 answered), give audio receivers the bounded jitter buffer and
-    decoders that conceal lost packets (Opus with FEC), take RFC 4733 events apart from the
-    audio, mark audio talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
+    decoders that conceal lost packets (Opus with FEC), Opus senders an encoder that sends a
+    frame as soon as it has it, take RFC 4733 events apart from the audio, mark audio
+    talkspurts as RFC 3551 says, and keep FFmpeg on one thread.
 
     aioice never offers 127.0.0.1 on its own and, left alone, would offer every interface.
     """
@@ -222,6 +229,7 @@ def configure(host: str) -> None:
         )
     rtcrtpreceiver.JitterBuffer = _audio_jitter_buffer  # type: ignore[assignment,misc]
     rtcrtpreceiver.get_decoder = _concealing_decoder
+    rtcrtpsender.get_encoder = _prompt_encoder
     if TELEPHONE_EVENT not in aiortc_codecs.CODECS["audio"]:  # answered to a browser that offers it
         aiortc_codecs.CODECS["audio"].append(TELEPHONE_EVENT)
     if not hasattr(RTCRtpReceiver._handle_rtp_packet, "lab_events_apart"):

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from aiortc import RTCSessionDescription
+from aiortc.codecs.opus import OpusEncoder as AiortcOpusEncoder
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from lab import webrtc
 from lab.audio import RATE, pesq_nb, read_wav
-from lab.codecs import OPUS, OpusDecoder, OpusEncoder, opus_packets, receive
+from lab.codecs import OPUS, OpusDecoder, OpusEncoder, PromptOpusEncoder, opus_packets, pcm_frame, receive
 from lab.jitterbuffer import BoundedJitterBuffer, release_delays
 from lab.jitterspec import JitterBufferSpec
 
@@ -56,7 +57,7 @@ def test_a_lost_g711_packet_becomes_silence_of_its_length() -> None:
         for i in range(50)
     ]
     heard, _ = receive([p for p in packets if p.sequence_number not in (10, 11, 12)], PCMU, RATE)
-    assert len(heard) == (len(packets) - 1) * 160  # the last one waits for the next packet
+    assert len(heard) == len(packets) * 160  # the default buffer holds none back
     assert np.all(heard[10 * 160 : 13 * 160] == 0) and np.all(heard[: 10 * 160] != 0)
 
 
@@ -238,3 +239,19 @@ def test_a_recording_starts_when_its_chunks_came_on_time_not_when_a_late_first_o
         heard.add(bytes(320))  # 20 ms each
     assert heard.started_at == pytest.approx(10.0)
     assert heard.samples == 7 * 160  # late, not a hold: no silence put in
+
+
+@pytest.mark.parametrize("rate", [8000, 16000, 48000])
+def test_the_lab_opus_encoders_send_a_packet_for_the_first_frame_in(rate: int) -> None:
+    def packets_per_frame(encoder: AiortcOpusEncoder) -> list[int]:
+        step = rate // 50
+        tone = (np.sin(np.arange(5 * step) * 0.3) * 8000).astype("<i2")
+        return [
+            len(encoder.encode(pcm_frame(tone[k * step : (k + 1) * step], rate, k * step))[0])
+            for k in range(5)
+        ]
+
+    assert packets_per_frame(PromptOpusEncoder()) == [1] * 5
+    assert packets_per_frame(OpusEncoder(32000, fec=True)) == [1] * 5
+    if rate != 48000:  # aiortc's own holds the first frame back: 20 ms on every frame after it
+        assert packets_per_frame(AiortcOpusEncoder()) == [0, 1, 1, 1, 1]
