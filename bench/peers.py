@@ -183,32 +183,36 @@ QUALITY = {  # bench/call_path.py's measures: label, scale
 
 
 def table(cfg: LabConfig, rounds: list[Round]) -> None:
-    """Each measure's median per path, and their ratio."""
-    cpu_rows = {n: f"CPU % per call, {n} at once" for n in sorted({rnd.n for rnd in rounds})}
-    labels = ["setup ms", *(label for label, _ in QUALITY.values()), *cpu_rows.values(), "CPU % idle"]
+    """Each measure's median per path, per number of calls at once, and their ratio."""
+    measures = ["setup ms", *(label for label, _ in QUALITY.values()), "CPU % per call"]
+    steps = sorted({rnd.n for rnd in rounds})
+    labels = [f"{m}, {n} at once" for n in steps for m in measures] + ["CPU % idle"]
     values: dict[str, dict[str, list[float]]] = {label: {p: [] for p in PATHS} for label in labels}
     for rnd in rounds:
-        of_path = {label: by_path[rnd.path] for label, by_path in values.items()}
-        of_path[cpu_rows[rnd.n]].append(rnd.per_call * 100)
-        of_path["CPU % idle"].append(rnd.idle * 100)
+
+        def add(measure: str, value: float, rnd: Round = rnd) -> None:
+            values[f"{measure}, {rnd.n} at once"][rnd.path].append(value)
+
+        add("CPU % per call", rnd.per_call * 100)
+        values["CPU % idle"][rnd.path].append(rnd.idle * 100)
         for r in rnd.results:
             if r.setup_ms is not None:
-                of_path["setup ms"].append(r.setup_ms)
+                add("setup ms", r.setup_ms)
             try:
                 measured = quality(cfg, r)
             except (AssertionError, ValueError, RuntimeError) as exc:  # no recording, or one of silence
                 print(f"call {r.call_id}: no delay or PESQ: {exc}")
                 continue
             for key, (label, scale) in QUALITY.items():
-                of_path[label].append(measured[key] * scale)
+                add(label, measured[key] * scale)
     calls = {p: sum(len(rnd.results) for rnd in rounds if rnd.path == p) for p in PATHS}
     counts = f"{calls['calllab']} calllab, {calls['Janus']} Janus"
     print(f"\nbrowser leg {CODEC.upper()}, medians over the calls that held ({counts})")
-    print(f"{'':<30} {'calllab':>9} {'Janus':>9} {'calllab/Janus':>14}")
+    print(f"{'':<36} {'calllab':>9} {'Janus':>9} {'calllab/Janus':>14}")
     for label, by_path in values.items():
         ours, theirs = (_median(by_path[p]) for p in PATHS)
         ratio = f"{ours / theirs:14.2f}" if ours is not None and theirs else f"{'-':>14}"
-        print(f"{label:<30} {_fmt(ours)} {_fmt(theirs)} {ratio}")
+        print(f"{label:<36} {_fmt(ours)} {_fmt(theirs)} {ratio}")
 
 
 def _fmt(value: float | None) -> str:
