@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import logging
 import secrets
 import shutil
 import subprocess
@@ -37,8 +36,6 @@ from lab import process
 from lab.config import SipAccount
 from lab.sip.videophone import SHIM_PACKAGES, build_preload
 
-log = logging.getLogger(__name__)
-
 APT_PACKAGE = "janus"
 LIBRARIES = Path("/usr/lib/x86_64-linux-gnu/janus")
 #: What the bench loads of Janus, per library folder: the SIP plugin and the WebSocket transport.
@@ -51,8 +48,6 @@ LIBRARY_FOLDERS = {
 READY_TIMEOUT = 10.0  # s for Janus to answer on its WebSocket after it starts
 REPLY_TIMEOUT = 10.0  # s for Janus to answer a request
 SIP_EVENT_TIMEOUT = 15.0  # s for the SIP plugin's next event of a call (the phone answers at once)
-
-
 SHIM_SOURCE = Path(__file__).with_name("ifaddrshim.c")
 
 
