@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := kamailio espeak-ng tshark sox chromium curl baresip-core gcc libc6-dev
 NUMBER ?= +79991234567
 
-.PHONY: setup apt venv demo test test-quick lab report lint bench bench-call bench-analysis bench-jitter bench-codecs clean
+.PHONY: setup apt venv demo test test-quick lab report lint bench bench-call bench-analysis bench-jitter bench-codecs bench-peers clean
 
 setup: apt venv
 
@@ -57,6 +57,12 @@ bench-jitter: setup
 
 bench-codecs: setup
 	$(BIN)/python bench/codecs.py
+
+# calllab's gateway beside Janus's SIP plugin; Janus is installed for this bench only.
+PEERS_ARGS ?= --concurrency 1 4
+bench-peers: setup
+	@bash scripts/apt-deps.sh janus
+	$(BIN)/python bench/peers.py $(PEERS_ARGS)
 
 clean:
 	rm -rf .calllab

@@ -174,20 +174,28 @@ def write_config(cfg: LabConfig) -> Path:
 def bind_shim(cfg: LabConfig) -> Path | None:
     """bindshim.c built into the run dir (again when the source is newer); None, said in the
     log, without a C compiler: then the video phone's media leaves from 127.0.0.1."""
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
+    built = build_preload(SHIM_SOURCE, cfg.run_dir / "bindshim.so", "Video phone")
+    if built is None:
         log.warning(
             "no C compiler (apt-get install -y %s): baresip's media leaves from 127.0.0.1, not %s",
             SHIM_PACKAGES,
             cfg.videophone.host,
         )
+    return built
+
+
+def build_preload(source: Path, built: Path, who: str) -> Path | None:
+    """The C file `source` built as a library to LD_PRELOAD into `built` (again when the
+    source is newer); None without a C compiler. RuntimeError, naming `who` needs it, when
+    it does not build."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
         return None
-    built = cfg.run_dir / "bindshim.so"
-    if not built.exists() or built.stat().st_mtime < SHIM_SOURCE.stat().st_mtime:
-        argv = [compiler, "-shared", "-fPIC", "-O2", "-o", str(built), str(SHIM_SOURCE), "-ldl"]
+    if not built.exists() or built.stat().st_mtime < source.stat().st_mtime:
+        argv = [compiler, "-shared", "-fPIC", "-O2", "-o", str(built), str(source), "-ldl"]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
-            raise RuntimeError(f"Video phone: building {SHIM_SOURCE.name} failed:\n{done.stderr.strip()}")
+            raise RuntimeError(f"{who}: building {source.name} failed:\n{done.stderr.strip()}")
     return built
 
 
