@@ -111,6 +111,8 @@ def test_trims_when_the_reader_falls_behind() -> None:
     assert first is not None
     assert first[fade:] == frame(8)[fade:]  # only the newest two frames were kept ...
     assert fifo.pull() == frame(9)
+    # ... of audio nobody listened to yet: not counted as dropped
+    assert (fifo.dropped_bytes, fifo.unheard_bytes) == (0, 8 * fifo.frame_bytes)
 
 
 def test_a_cut_fades_into_what_follows_so_it_makes_no_click() -> None:

@@ -73,7 +73,8 @@ class PcmFifo:
         self._calm_needed = 1
         # what it did, for the log: a mean of what was left after each pull, in bytes
         self.underruns = 0
-        self.dropped_bytes = 0
+        self.dropped_bytes = 0  # once the reader started: before, nobody listened yet
+        self.unheard_bytes = 0  # ... and before (the browser talks while the phone rings)
         self.pulled = 0
         self._left_sum = 0
 
@@ -142,7 +143,10 @@ class PcmFifo:
         self._buf[cut * 2 : (cut + fade) * 2] = joined.astype("<i2").tobytes()
         del samples  # a live view of the buffer blocks resizing it
         del self._buf[: cut * 2]
-        self.dropped_bytes += cut * 2
+        if self.pulled:
+            self.dropped_bytes += cut * 2
+        else:
+            self.unheard_bytes += cut * 2
 
     def held_ms(self, rate: int) -> float:
         """What waited after each pull, on average (ms of audio)."""
@@ -184,12 +188,13 @@ class MediaBridge:
     def close(self) -> None:
         fifo = self.to_sip
         log.info(
-            "bridge: to SIP %.1f ms held after each pull, %d underruns, cushion %d frames, %.0f ms dropped; "
-            "to browser %d frames dropped",
+            "bridge: to SIP %.1f ms held after each pull, %d underruns, cushion %d frames, %.0f ms dropped "
+            "(and %.0f ms before the SIP side listened); to browser %d frames dropped",
             fifo.held_ms(self.rate),
             fifo.underruns,
             fifo.cushion,
             fifo.dropped_bytes / 2 / self.rate * 1000,
+            fifo.unheard_bytes / 2 / self.rate * 1000,
             self.to_browser.dropped,
         )
         if self.port is not None:
