@@ -106,10 +106,7 @@ def best_match(source: np.ndarray, received: np.ndarray, rate: int = RATE) -> Ma
     """How well `received` matches some stretch of `source` played in a loop."""
     env_src = envelope(source, rate)
     env_rx = envelope(received, rate)
-    active = env_rx > (np.max(env_rx) - 4.0)  # drop leading/trailing digital silence
-    if not active.any():
-        return Match(0.0, 0.0)
-    first, last = np.argmax(active), len(active) - np.argmax(active[::-1])
+    first, last = _talk_steps(env_rx)
     env_rx = env_rx[first:last]
     if len(env_rx) < 50:  # half a second of audio says nothing
         return Match(0.0, 0.0)
@@ -127,9 +124,9 @@ def best_match(source: np.ndarray, received: np.ndarray, rate: int = RATE) -> Ma
 
 
 #: heard_match: the received audio is scored in windows this long, ...
-HEARD_WINDOW_S = 1.0
-#: ... each free to sit this far from the others: the delay steps of the jitter buffers
-HEARD_DRIFT_S = 0.1
+HEARD_WINDOW_S = 0.5
+#: ... each free to sit this far from one common delay: the delay steps of the jitter buffers
+HEARD_DRIFT_S = 0.06
 #: ... on envelopes whose quiet is clipped this far below their peak: a dropout's digital
 #: zeros (log energy -6) would otherwise outweigh all the speech around them
 HEARD_FLOOR_DB = 30.0
@@ -143,17 +140,18 @@ def heard_match(source: np.ndarray, received: np.ndarray, rate: int = RATE) -> f
     call from 0.93 to 0.7 there. Here the talk is cut in windows of HEARD_WINDOW_S; each
     window takes its best delay within HEARD_DRIFT_S of one common delay, the common delay
     being the one where the windows' best correlations sum highest. The result is their
-    mean. Another speech (the far end's own prompt) stays near 0.4, silence at 0.
+    mean. On the lab's 2 s recordings: 0.98 for the prompt, 0.84 or more with an 80 ms step
+    anywhere, 0.92 with a 20 ms one; the other prompt up to 0.73 (the two count alike), so
+    "this is not that prompt" is best_match's to say (0.61 at most there); silence 0.
     """
     env_src = _floored(envelope(source, rate))
     env_rx = envelope(received, rate)
-    active = env_rx > (np.max(env_rx) - 4.0)  # drop leading/trailing digital silence
-    first, last = int(np.argmax(active)), len(active) - int(np.argmax(active[::-1]))
+    first, last = _talk_steps(env_rx)
     env_rx = _floored(env_rx[first:last])
     width = int(HEARD_WINDOW_S * 100)
     windows = [env_rx[s : s + width] for s in range(0, len(env_rx) - width // 2, width)]
     windows = [w for w in windows if w.std() > 1e-6]  # all quiet says nothing either way
-    if not active.any() or not windows:
+    if not windows:
         return 0.0
     period = len(env_src)
     drift = int(HEARD_DRIFT_S * 100)
@@ -188,10 +186,18 @@ def talk_period(samples: np.ndarray, rate: int = RATE) -> tuple[int, int]:
     env = envelope(samples, rate)
     if len(env) == 0 or np.max(env) < SILENCE_LOG_ENERGY:
         return 0, 0
-    active = env > np.max(env) - TALK_RANGE_DB / 10
     step = rate // 100
-    first, last = int(np.argmax(active)), len(active) - int(np.argmax(active[::-1]))
+    first, last = _talk_steps(env)
     return first * step, last * step
+
+
+def _talk_steps(env: np.ndarray) -> tuple[int, int]:
+    """The first and past-the-last envelope step within TALK_RANGE_DB of the loudest: the
+    digital silence before the far end's audio came and after the call left out."""
+    if len(env) == 0:
+        return 0, 0
+    active = env > np.max(env) - TALK_RANGE_DB / 10
+    return int(np.argmax(active)), len(active) - int(np.argmax(active[::-1]))
 
 
 def _aligned_source(source: np.ndarray, received: np.ndarray, rate: int) -> np.ndarray:

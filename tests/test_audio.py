@@ -67,7 +67,7 @@ def test_heard_match_follows_the_delay_steps_of_a_jitter_buffer(lab_home: Path, 
         half = len(whole) // 2
         heard = np.concatenate([whole[:half], whole[half - RATE * jump_ms // 1000 :]])
     assert best_match(browser, heard).correlation < 0.85
-    assert heard_match(browser, heard) > 0.9
+    assert heard_match(browser, heard) > 0.85
     assert heard_match(phone, heard) < 0.75
     assert heard_match(browser, np.zeros_like(heard)) == 0.0
 
