@@ -144,7 +144,7 @@ def heard_match(source: np.ndarray, received: np.ndarray, rate: int = RATE) -> f
     anywhere; the other prompt up to 0.68 (the two count alike), so "this is not that
     prompt" is best_match's to say (0.61 at most there); silence 0. Half-second windows
     follow bigger steps (0.84 at 80 ms) but scored a right answer 0.80 once in a full
-    suite (tests/test_recordings.py, after a hold), with a few windows of pause in it.
+    suite (tests/test_recordings.py, after a hold; why, not found).
     """
     env_src = _floored(envelope(source, rate))
     env_rx = envelope(received, rate)
