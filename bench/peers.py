@@ -37,7 +37,7 @@ from lab.client.media import CallMedia
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, PhonePolicy, call_dir, new_call_id
 from lab.janus import JanusConfig, JanusProcess, JanusSession, SipHandle
 from lab.load import cpu_seconds
-from lab.scenario import CallResult, _phone_report, lab_account, place_call
+from lab.scenario import CallResult, lab_account, phone_report, place_call
 from lab.signaling import CallStatus
 from lab.stack import Stack
 from lab.tasks import Tasks
@@ -131,7 +131,7 @@ async def janus_call(cfg: LabConfig, socket: Path, talk: float) -> CallResult:
         await media.close()
         await handle.detach()
         await session.close()
-    result.phone = await _phone_report(cfg, cfg.phone_for(NUMBER), call_id)
+    result.phone = await phone_report(cfg, cfg.phone_for(NUMBER), call_id)
     if result.setup_ms is not None and result.phone.get("answer_delay") is not None:
         result.setup_ms = round(result.setup_ms - result.phone["answer_delay"] * 1000, 1)
     result.audio = {

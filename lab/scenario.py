@@ -297,7 +297,7 @@ class LabCall:
         if lab_phone and any(s["status"] == CallStatus.ESTABLISHED.value for s in result.statuses):
             # The phone the number reaches files the report; the one that dialled, for a dial-in.
             phone = self.cfg.phone if self.incoming else self.cfg.phone_for(self.number)
-            result.phone = await _phone_report(self.cfg, phone, self.call_id)
+            result.phone = await phone_report(self.cfg, phone, self.call_id)
             if result.setup_ms is not None and result.phone.get("answer_delay") is not None:
                 # What the phone really waited before answering, not what was asked of it.
                 result.setup_ms = round(
@@ -593,7 +593,7 @@ async def phone_command(
     return await control_command(cfg.control_url(phone or cfg.phone), command, timeout)
 
 
-async def _phone_report(cfg: LabConfig, phone: Party, call_id: str) -> dict[str, Any]:
+async def phone_report(cfg: LabConfig, phone: Party, call_id: str) -> dict[str, Any]:
     """What the lab phone that had the call filed about it, once it has (its recording is
     complete then): the phone tells when, no polling."""
     try:
