@@ -40,7 +40,7 @@ class Measured:
     pesq: dict[str, float]
     recovery: dict[str, float]
     ear_series: list[float]  # the browser's ear delay (ms), every half second of the call
-    bridge: list[str]  # what the gateway logged of its bridge
+    bridge: list[str]  # what the gateway logged of its bridge or audio relay
 
 
 def _fmt(value: float | None) -> str:
@@ -123,13 +123,13 @@ async def one_call(args: argparse.Namespace, cfg: LabConfig, clock_offset: float
     pesq = {p.direction: p.mos_lqo for p in result.model.pesq}
     healed, series = recovery(cfg, result, calls[0], clock_offset)
     print(f"call {result.call_id}: " + "; ".join(_line(d) for d in directions), flush=True)
-    await asyncio.sleep(0.5)  # the gateway logs its bridge as the call ends
+    await asyncio.sleep(0.5)  # the gateway logs its bridge (or relay) as the call ends
     with gateway_log.open("rb") as f:  # the gateway's PcmFifo and QueueTrack
         f.seek(logged)
-        bridge = [
-            line.split("bridge: ", 1)[1]
+        bridge = [  # a transcoded call's bridge, or a passed-through one's relay
+            line.split(" INFO ", 1)[-1]
             for line in f.read().decode(errors="replace").splitlines()
-            if "bridge:" in line
+            if "bridge:" in line or "relay closed:" in line
         ]
     return Measured(result, directions, pesq, healed if args.impair else {}, series, bridge)
 
@@ -181,7 +181,7 @@ def table(rows: list[Measured]) -> None:
             )
         print(f"call {r.result.call_id} client jitter buffer: {jb}")
         print(f"call {r.result.call_id} browser ear delay every 0.5 s: {r.ear_series}")
-        print(f"call {r.result.call_id} gateway bridge: {r.bridge}")
+        print(f"call {r.result.call_id} gateway media: {r.bridge}")
 
 
 def main() -> None:

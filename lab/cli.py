@@ -49,7 +49,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     t0 = time.monotonic()
     rate = WIDEBAND if args.wideband else NARROWBAND
-    reply = start_daemon(dataclasses.replace(chosen_config(), audio_rate=rate))
+    reply = start_daemon(
+        dataclasses.replace(chosen_config(), audio_rate=rate, passthrough=not args.transcode)
+    )
     print(
         f"lab up in {time.monotonic() - t0:.2f} s (parties ready in {reply['ready_s']:.2f} s), "
         f"instance {reply['instance']}"
@@ -521,6 +523,12 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
         "--wideband",
         action="store_true",
         help="run the lab's audio at 16 kHz (HD voice: G.722/Speex 16 end to end, P.862.2 PESQ)",
+    )
+    up.add_argument(
+        "--transcode",
+        action="store_true",
+        help="decode and re-encode every call's audio at the gateway, also a G.711 call that it "
+        "would relay untouched (passthrough)",
     )
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", parents=[lab], help="stop the lab (every lab you started)").set_defaults(

@@ -177,6 +177,11 @@ class LabConfig:
     #: the recordings run at it. Wideband lets G.722 and Speex 16 carry 7 kHz end to end and
     #: costs the SIP parties more CPU (README, "Wideband").
     audio_rate: int = NARROWBAND
+    #: A browser call whose legs can both carry one G.711 codec (the browser chose PCMU or
+    #: PCMA, the call asked no other SIP codec) has its audio relayed untouched by the
+    #: gateway (lab.gateway.passthrough), as Janus does; False transcodes it like any other
+    #: (`calllab up --transcode`).
+    passthrough: bool = True
     #: captures/ keeps the newest calls (capture, report, recordings) within both limits;
     #: older ones are removed after each call and by `calllab clean`. A call is ~1 MB.
     keep_calls: int = 200

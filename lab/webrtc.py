@@ -239,6 +239,11 @@ def configure(host: str) -> None:
         RTCRtpSender.__init__ = _remember_audio_sender(RTCRtpSender.__init__)  # type: ignore[method-assign]
 
 
+def audio_encodings() -> list[str]:
+    """The audio codecs this process's WebRTC peers can carry, by encoding name (opus, pcmu)."""
+    return [c.mimeType.rpartition("/")[2].lower() for c in aiortc_codecs.CODECS["audio"]]
+
+
 def peer_connection() -> RTCPeerConnection:
     return RTCPeerConnection(RTCConfiguration(iceServers=[]))
 

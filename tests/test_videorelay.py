@@ -6,17 +6,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Any
 
 import pytest
 from aiortc.rtp import RTCP_PSFB_PLI, RtcpPacket, RtcpPsfbPacket, RtcpRrPacket, RtpPacket
+from aiortc_fakes import SENDER_SSRC, FakeCodec, FakePc, FakeTransceiver, until
 
 from lab.config import MOBILE_NUMBER_RE
-from lab.gateway import video, videorelay
+from lab.gateway import relay, video, videorelay
 from lab.tasks import Tasks
 
 BROWSER_PT, SIP_PT, RTX_PT = 96, 97, 98
-SENDER_SSRC, BROWSER_SSRC, SIP_SSRC = 0x1111, 0x2222, 0x3333
+BROWSER_SSRC, SIP_SSRC = 0x2222, 0x3333
 
 
 def rtp(pt: int, ssrc: int, seq: int, payload: bytes = b"\x10vp8", marker: int = 1) -> bytes:
@@ -27,14 +27,14 @@ def rtp(pt: int, ssrc: int, seq: int, payload: bytes = b"\x10vp8", marker: int =
 
 def test_a_packet_changes_only_its_payload_type_and_ssrc() -> None:
     packet = rtp(SIP_PT, SIP_SSRC, 7, marker=1)
-    out = videorelay.rewrite(packet, BROWSER_PT, SENDER_SSRC)
+    out = relay.rewrite(packet, BROWSER_PT, SENDER_SSRC)
     parsed = RtpPacket.parse(out)
     assert (parsed.payload_type, parsed.marker, parsed.ssrc) == (BROWSER_PT, 1, SENDER_SSRC)
     assert (parsed.sequence_number, parsed.timestamp, parsed.payload) == (7, 90, b"\x10vp8")
     assert len(out) == len(packet) and out[12:] == packet[12:]
-    assert RtpPacket.parse(videorelay.rewrite(packet, BROWSER_PT)).ssrc == SIP_SSRC
+    assert RtpPacket.parse(relay.rewrite(packet, BROWSER_PT)).ssrc == SIP_SSRC
     with pytest.raises(ValueError):
-        videorelay.rewrite(b"\x00" * 12, 96)
+        relay.rewrite(b"\x00" * 12, 96)
 
 
 def test_pli_and_fir_ask_for_a_keyframe_a_receiver_report_does_not() -> None:
@@ -45,7 +45,7 @@ def test_pli_and_fir_ask_for_a_keyframe_a_receiver_report_does_not() -> None:
     assert videorelay.asks_for_keyframe([fir]) and not videorelay.asks_for_keyframe(
         [remb, RtcpRrPacket(ssrc=1)]
     )
-    assert videorelay.is_rtcp(bytes(pli)) and not videorelay.is_rtcp(rtp(SIP_PT, 1, 1))
+    assert relay.is_rtcp(bytes(pli)) and not relay.is_rtcp(rtp(SIP_PT, 1, 1))
 
 
 def test_the_relay_takes_an_even_port_and_the_next_for_rtcp() -> None:
@@ -54,97 +54,41 @@ def test_the_relay_takes_an_even_port_and_the_next_for_rtcp() -> None:
     port = taken.getsockname()[1]
     first = port - port % 2
     try:
-        rtp_sock, rtcp_sock = videorelay.bind_pair("127.0.0.1", range(first, first + 20))
+        rtp_sock, rtcp_sock = relay.bind_pair("127.0.0.1", range(first, first + 20))
     except OSError:
         pytest.skip("the ports next to an ephemeral one are busy")
     assert rtp_sock.getsockname()[1] % 2 == 0 and rtp_sock.getsockname()[1] != first
     assert rtcp_sock.getsockname()[1] == rtp_sock.getsockname()[1] + 1
     rtp_sock.close(), rtcp_sock.close()
     with pytest.raises(OSError, match="no free RTP port pair for video on 127.0.0.1"):
-        videorelay.bind_pair("127.0.0.1", range(first, first + 2))
+        relay.bind_pair("127.0.0.1", range(first, first + 2))
     taken.close()
 
 
-class FakeTransport:
-    state = "connected"
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    async def _send_rtp(self, data: bytes) -> None:
-        self.sent.append(data)
-
-
-class FakeSender:
-    def __init__(self) -> None:
-        self._ssrc = SENDER_SSRC
-        self.transport = FakeTransport()
-        self.rtcp: list[Any] = []
-
-    async def _handle_rtcp_packet(self, packet: Any) -> None:
-        self.rtcp.append(packet)
-
-
-class FakeReceiver:
-    def __init__(self) -> None:
-        self.plis: list[int] = []
-
-    async def _handle_rtp_packet(self, packet: RtpPacket, arrival_time_ms: int) -> None:
-        raise AssertionError("aiortc must not decode a relayed video")
-
-    async def _send_rtcp_pli(self, media_ssrc: int) -> None:
-        self.plis.append(media_ssrc)
-
-
-class FakeCodec:
-    def __init__(self, mime: str, pt: int) -> None:
-        self.mimeType, self.payloadType = mime, pt
-
-
-class FakeTransceiver:
-    kind = "video"
-
-    def __init__(self) -> None:
-        self.sender, self.receiver = FakeSender(), FakeReceiver()
-        self._codecs = [
-            FakeCodec("video/VP8", BROWSER_PT),
-            FakeCodec("video/rtx", RTX_PT),
-            FakeCodec("video/H264", 99),
-        ]
-
-
-class FakePc:
-    def __init__(self) -> None:
-        self.tracks: list[Any] = []
-
-    def addTrack(self, track: Any) -> None:  # noqa: N802
-        self.tracks.append(track)
-
-
-async def until(check: Any, what: str) -> None:
-    async with asyncio.timeout(2):
-        while not check():
-            await asyncio.sleep(0.01)
-
-
 async def test_vp8_is_relayed_both_ways_and_keyframes_are_asked_for_across() -> None:
-    sip_rtp, sip_rtcp = videorelay.bind_pair("127.0.0.1", range(30000, 60000))
+    sip_rtp, sip_rtcp = relay.bind_pair("127.0.0.1", range(30000, 60000))
     sip_rtp.setblocking(False), sip_rtcp.setblocking(False)
     far = sip_rtp.getsockname()
-    relay = videorelay.VideoRelay.open(
+    video_relay = videorelay.VideoRelay.open(
         "127.0.0.1", range(30000, 60000), Tasks("test", logging.getLogger("test"))
     )
-    transceiver, pc = FakeTransceiver(), FakePc()
+    transceiver, pc = (
+        FakeTransceiver(
+            "video",
+            [FakeCodec("video/VP8", BROWSER_PT), FakeCodec("video/rtx", RTX_PT), FakeCodec("video/H264", 99)],
+        ),
+        FakePc(),
+    )
     try:
-        await relay.start(far, SIP_PT)
-        relay.attach(pc, transceiver, "VP8")  # type: ignore[arg-type]
-        relay.negotiated()
+        await video_relay.start(far, {"VP8": SIP_PT})
+        video_relay.attach(pc, transceiver, ("VP8",))  # type: ignore[arg-type]
+        video_relay.negotiated()
         assert [c.mimeType for c in transceiver._codecs] == ["video/VP8"]  # what the answer names
         assert pc.tracks[0].kind == "video"
         loop = asyncio.get_running_loop()
 
         # SIP -> browser: the browser's payload type and the SSRC the gateway's answer named.
-        sip_rtp.sendto(rtp(SIP_PT, SIP_SSRC, 1), ("127.0.0.1", relay.port))
+        sip_rtp.sendto(rtp(SIP_PT, SIP_SSRC, 1), ("127.0.0.1", video_relay.port))
         await until(lambda: transceiver.sender.transport.sent, "a packet toward the browser")
         toward_browser = RtpPacket.parse(transceiver.sender.transport.sent[0])
         assert (toward_browser.payload_type, toward_browser.ssrc, toward_browser.payload) == (
@@ -171,7 +115,7 @@ async def test_vp8_is_relayed_both_ways_and_keyframes_are_asked_for_across() -> 
         # A PLI from the SIP end reaches the browser; one from the browser reaches the SIP end.
         sip_rtcp.sendto(
             bytes(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=SIP_SSRC, media_ssrc=BROWSER_SSRC)),
-            ("127.0.0.1", relay.port + 1),
+            ("127.0.0.1", video_relay.port + 1),
         )
         await until(lambda: len(transceiver.receiver.plis) == 2, "a PLI toward the browser")
         pli = RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=BROWSER_SSRC, media_ssrc=SENDER_SSRC)
@@ -179,15 +123,16 @@ async def test_vp8_is_relayed_both_ways_and_keyframes_are_asked_for_across() -> 
         assert transceiver.sender.rtcp == [pli]  # aiortc's own handling goes on
         asked = RtcpPacket.parse(await asyncio.wait_for(loop.sock_recv(sip_rtcp, 2048), 2))
         assert asked[0].media_ssrc == SIP_SSRC
-        assert relay.counts.describe() == {
+        assert video_relay.counts.describe() == {
             "to_sip": 1,
             "to_browser": 1,
             "keyframes_asked_of_sip": 2,
             "keyframes_asked_of_browser": 2,
+            "from_sip": 1,
             "dropped": 0,
         }
     finally:
-        relay.close()
+        video_relay.close()
         sip_rtp.close(), sip_rtcp.close()
 
 

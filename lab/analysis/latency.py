@@ -211,6 +211,15 @@ def _sent(streams: tuple[RtpStream, ...], src: str, dst: str, network: str) -> R
     return next((s for s in streams if s.src_party == src and s.dst_party in (dst, network)), None)
 
 
+def passed_through(streams: tuple[RtpStream, ...], cfg: LabConfig) -> bool:
+    """Whether the gateway relayed the browser's packets to the SIP leg as they came
+    (lab.gateway.passthrough): the same SSRC on both legs, where a transcoding gateway sends
+    a stream of its own (SRTP leaves the RTP header, and so the SSRC, in the clear)."""
+    browser = _sent(streams, cfg.browser.name, cfg.gateway.name, cfg.internet.name)
+    sip = _sent(streams, cfg.gateway.name, cfg.pstn.name, cfg.core_network.name)
+    return browser is not None and sip is not None and browser.ssrc == sip.ssrc
+
+
 def _ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 1)
 
@@ -226,22 +235,26 @@ def _hops(points: list[Crossing], holds: list[str]) -> tuple[Hop, ...]:
     )
 
 
-def holds(cfg: LabConfig, browser_jitter: str) -> dict[str, list[str]]:
-    """What sits in each hop, per direction (the lab's buffers as configured)."""
+def holds(cfg: LabConfig, browser_jitter: str, passed_through: bool = False) -> dict[str, list[str]]:
+    """What sits in each hop, per direction (the lab's buffers as configured); a call the
+    gateway `passed_through` (lab.gateway.passthrough) crosses it as packets."""
     sip_jb = f"pjmedia jitter buffer {cfg.sip_jitter_buffer}"
     bridge = "conference bridge tick (20 ms)"
+    relay = "gateway: G.711 passthrough, each packet passed on as it comes"
+    to_sip = f"gateway: aiortc jitter buffer {browser_jitter}, decoder, resampler, PcmFifo prebuffer, "
+    to_sip += f"{bridge}, SIP encoder"
+    to_browser = f"gateway: {sip_jb}, {bridge}, FramePort -> QueueTrack, aiortc encoder"
     return {
         "to phone": [
             "client: prompt track 20 ms frame, aiortc encoder",
-            f"gateway: aiortc jitter buffer {browser_jitter}, decoder, resampler, PcmFifo prebuffer, "
-            f"{bridge}, SIP encoder",
+            relay if passed_through else to_sip,
             f"PSTN gateway: {sip_jb}, {bridge}, mobile encoder",
             f"phone: {sip_jb}, {bridge}, WAV recorder",
         ],
         "to browser": [
             f"phone: WAV player, {bridge}, mobile encoder",
             f"PSTN gateway: {sip_jb}, {bridge}, SIP encoder",
-            f"gateway: {sip_jb}, {bridge}, FramePort -> QueueTrack, aiortc encoder",
+            relay if passed_through else to_browser,
             f"client: aiortc jitter buffer {browser_jitter}, decoder, recording",
         ],
     }
@@ -262,7 +275,7 @@ def path_delays(
     browser, gateway, pstn, mobile = cfg.browser.name, cfg.gateway.name, cfg.pstn.name, cfg.phone.name
     internet, core, radio = cfg.internet.name, cfg.core_network.name, cfg.mobile_network.name
     jitter = str((log.get("browser_audio") or {}).get("jitter_buffer", "?"))
-    hold = holds(cfg, jitter)
+    hold = holds(cfg, jitter, passed_through=passed_through(model_streams, cfg))
     directions = []
     for label, prompt, heard, mouth, ear, legs, what in (
         (

@@ -186,6 +186,16 @@ class MediaBridge:
             pass
 
     def close(self) -> None:
+        if self.port is not None or self._drain is not None:  # else the call never used it
+            self._log_counts()
+        if self.port is not None:
+            self.port.give_back()
+            self.port = None
+        self.to_browser.stop()
+        if self._drain:
+            self._drain.cancel()
+
+    def _log_counts(self) -> None:
         fifo = self.to_sip
         log.info(
             "bridge: to SIP %.1f ms held after each pull, %d underruns, cushion %d frames, %.0f ms dropped "
@@ -197,9 +207,3 @@ class MediaBridge:
             fifo.unheard_bytes / 2 / self.rate * 1000,
             self.to_browser.dropped,
         )
-        if self.port is not None:
-            self.port.give_back()
-            self.port = None
-        self.to_browser.stop()
-        if self._drain:
-            self._drain.cancel()

@@ -24,9 +24,10 @@ from lab.config import (
     SipAccount,
     new_call_id,
 )
-from lab.gateway import page, video
+from lab.gateway import page, passthrough, video
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
+from lab.gateway.passthrough import AudioPassthrough
 from lab.gateway.videorelay import VideoRelay
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 from lab.network import detour
@@ -290,6 +291,9 @@ class GatewayCall:
         #: answer ("" when the call ended without one), which the browser's answer waits for
         self.relay: VideoRelay | None = None
         self.far_answer: asyncio.Future[str] | None = None
+        #: a call whose legs both carry one G.711 codec: its audio relayed untouched
+        self.passthrough_codec: str | None = None
+        self.passthrough: AudioPassthrough | None = None
 
     def report(self, report: Report | None) -> None:
         if report is not None:
@@ -326,6 +330,7 @@ class GatewayCall:
             await self.fail(400, f"call.jitter_buffer: {exc}")
             return
         problem = offer_problem(msg.sdp)
+        self.passthrough_codec = self._passthrough_codec(msg)
         if problem is None:
             self._take_browser_audio()
             try:
@@ -361,22 +366,29 @@ class GatewayCall:
             return
         # INVITE first, so SIP call setup overlaps ICE and DTLS.
         self.video_offered = video.offers_video(msg.sdp)
-        if self.video_offered and video.may_take_video(callee, cfg.mobile_number_re):
-            gateway = cfg.gateway  # the upper half of its RTP range: pjsua takes ports from the bottom
-            ports = range(
-                gateway.rtp_port + gateway.rtp_port_count // 2, gateway.rtp_port + gateway.rtp_port_count
-            )
-            try:
-                self.relay = VideoRelay.open(gateway.host, ports, self.session.tasks)
-            except OSError as exc:
-                await self.fail(503, f"gateway busy: {exc}")
-                return
-            self.far_answer = asyncio.get_running_loop().create_future()
+        gateway = cfg.gateway  # relays take the upper half of its RTP range: pjsua takes the bottom
+        relay_ports = range(
+            gateway.rtp_port + gateway.rtp_port_count // 2, gateway.rtp_port + gateway.rtp_port_count
+        )
+        try:
+            if self.video_offered and video.may_take_video(callee, cfg.mobile_number_re):
+                self.relay = VideoRelay.open(gateway.host, relay_ports, self.session.tasks)
+                self.far_answer = asyncio.get_running_loop().create_future()
+            if self.passthrough_codec is not None:
+                self.passthrough = AudioPassthrough.open(gateway.host, relay_ports, self.session.tasks)
+        except OSError as exc:
+            await self.fail(503, f"gateway busy: {exc}")
+            return
         self.sip = SipCall(self.session.endpoint, account)
         self.sip.listener = self
-        offered = [sip_codec] if sip_codec else list(codecs.default_offer(cfg, "sip"))
+        self.sip.media_elsewhere = self.passthrough is not None
+        if self.passthrough_codec is not None:
+            offered = [self.passthrough_codec]
+        else:
+            offered = [sip_codec] if sip_codec else list(codecs.default_offer(cfg, "sip"))
         self.sip.sdp_edit = compose(
             codecs.offer(offered),
+            passthrough.sip_edit(self.passthrough.port) if self.passthrough else None,
             detour.offering(cfg, "sip", self.call_id, cfg.gateway.host, "to-browser", impairments),
             video.sip_offer(msg.sdp, self.relay.port if self.relay else None) if self.video_offered else None,
         )
@@ -407,14 +419,18 @@ class GatewayCall:
                 return  # the call is over before the far end answered
             plan = video.relay_plan(far_answer, offer)
             if plan is not None:
-                await self.relay.start(plan.far, plan.sip_pt)
+                await self.relay.start(plan.far, {plan.codec: plan.sip_pt})
             else:
                 self.relay.close()
                 self.relay = None
-        self.pc.addTrack(self.bridge.to_browser)
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind == "audio" and self.passthrough is not None and self.passthrough_codec:
+                self.passthrough.attach(self.pc, transceiver, (self.passthrough_codec,))
+        if self.passthrough is None:
+            self.pc.addTrack(self.bridge.to_browser)
         for transceiver in self.pc.getTransceivers():
             if transceiver.kind == "video" and self.relay is not None and plan is not None:
-                self.relay.attach(self.pc, transceiver, plan.codec)
+                self.relay.attach(self.pc, transceiver, (plan.codec,))
             elif transceiver.kind == "video":
                 transceiver.direction = "inactive"
         answer = await self.pc.createAnswer()
@@ -426,6 +442,8 @@ class GatewayCall:
         browser_leg = detour.answering(cfg, self.call_id, cfg.gateway.host, "to-phone", offer)
         if browser_leg is not None:  # answer on the network the browser's offer came from
             sdp = await browser_leg.arewrite(sdp)
+        if self.passthrough is not None:
+            self.passthrough.negotiated()
         if self.relay is not None:
             self.relay.negotiated()
         else:
@@ -443,7 +461,7 @@ class GatewayCall:
     def _take_browser_audio(self) -> None:
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio":
+            if track.kind == "audio" and self.passthrough_codec is None:
                 self.bridge.browser_track(track)
 
     async def request(self, msg: ClientMessage) -> None:
@@ -499,6 +517,8 @@ class GatewayCall:
                         raise RuntimeError(f"DTMF digits must be among {DTMF_DIGITS}, not {digits!r}")
                     if method == "info":
                         self.session.tasks.start(self._send_info_digits(digits), f"call {self.call_id}: INFO")
+                    elif self.passthrough is not None:
+                        self.passthrough.send_digits(digits)
                     else:
                         self.sip.send_dtmf(digits, "rfc4733")
                 case Transfer(replaces=str(other_id)):
@@ -585,7 +605,10 @@ class GatewayCall:
             self.session.calls.pop(self.call_id, None)
 
     def on_answer(self, call: SipCall, sdp: str) -> None:
-        """The far end's SDP answer: what it made of the video the browser offered."""
+        """The far end's SDP answer: where the passed-through audio goes, and what it made of
+        the video the browser offered."""
+        if self.passthrough is not None:
+            self._start_passthrough(call, sdp)
         if not self.video_offered:
             return
         if self.far_answer is not None and not self.far_answer.done():
@@ -596,10 +619,37 @@ class GatewayCall:
         self.session.post(VideoEvent(call_id=self.call_id, declined=declined, reason=reason, t=time.time()))
 
     def on_media_active(self, call: SipCall) -> None:
-        self.bridge.attach(call)
+        relay = self.passthrough
+        if relay is None:
+            self.bridge.attach(call)
+        elif (where := call.remote_rtp_address()) is not None:
+            host, _, port = where.rpartition(":")
+            relay.aim((host, int(port)))
         if self.watchdog is None:
             timeout = self.session.gateway.cfg.media_timeout
-            self.watchdog = MediaWatchdog(call, self._media_timeout, timeout, self.session.tasks)
+            received = call.rx_packets if relay is None else lambda: relay.counts.from_sip
+            self.watchdog = MediaWatchdog(call, self._media_timeout, timeout, self.session.tasks, received)
+
+    def _passthrough_codec(self, msg: PlaceCall) -> str | None:
+        """The G.711 codec this call's audio is relayed in untouched, or None to transcode."""
+        cfg = self.session.gateway.cfg
+        if not cfg.passthrough or video.offers_video(msg.sdp):
+            return None
+        try:
+            sip_choice = codecs.from_header(msg.headers.get(CODECS_HEADER, "")).get("sip")
+        except codecs.CodecError:
+            return None  # refused with a 488 further on
+        return passthrough.passthrough_codec(msg.sdp, webrtc.audio_encodings(), sip_choice)
+
+    def _start_passthrough(self, call: SipCall, sdp: str) -> None:
+        assert self.passthrough is not None
+        found = passthrough.far_end(sdp)
+        if found is None:
+            log.warning("call %s: the far end's answer has no audio to relay", self.call_id)
+            return
+        far, pts = found
+        self.passthrough.on_digit = lambda digit: self.on_dtmf(call, digit, "rfc4733")
+        self.session.tasks.start(self.passthrough.start(far, pts), f"call {self.call_id}: audio passthrough")
 
     def _media_timeout(self, call: SipCall) -> None:
         cfg = self.session.gateway.cfg
@@ -615,6 +665,9 @@ class GatewayCall:
         if self.relay is not None:
             self.relay.close()
             self.relay = None
+        if self.passthrough is not None:
+            self.passthrough.close()
+            self.passthrough = None
         self.session.tasks.start(self.pc.close(), f"call {self.call_id}: closing the peer connection")
         self.sip = None
 

@@ -369,6 +369,10 @@ class SipCall(pj.Call):  # type: ignore[misc]
         self.dialog_ids: tuple[str, str, str] | None = None
         #: (this call's new SDP, the far end's SDP or "") -> the SDP to send, on pjsua's thread
         self.sdp_edit: Callable[[str, str], str] | None = None
+        #: Another socket of the party carries this call's audio (its sdp_edit names that
+        #: socket's ports): pjsua's audio stream is paused as soon as it is made, since even
+        #: unconnected it sends silence (pjmedia encodes a bridge's empty frame as zeros).
+        self.media_elsewhere = False
         endpoint._adopt(self)
 
     # pjsua thread ---------------------------------------------------------------------
@@ -410,6 +414,11 @@ class SipCall(pj.Call):  # type: ignore[misc]
             return
         if edited != local:
             prm.sdp.wholeSdp = edited
+
+    def onStreamCreated(self, prm: pj.OnStreamCreatedParam) -> None:  # noqa: N802
+        # On pjsua's thread, before the bridge gives the new stream its first frame.
+        if self.media_elsewhere:
+            _pause_stream(int(prm.stream), self.endpoint.name)
 
     def onCallTsxState(self, prm: pj.OnCallTsxStateParam) -> None:  # noqa: N802
         event = prm.e
@@ -637,6 +646,19 @@ class SipCall(pj.Call):  # type: ignore[misc]
             return None
 
 
+_PJMEDIA_DIR_ENCODING_DECODING = 3
+
+
+def _pause_stream(stream: int, party: str) -> None:
+    """Pause a pjmedia audio stream both ways: it sends no RTP (nor RTCP, which it sends only
+    while sending or receiving)."""
+    lib = ctypes.CDLL(pj._pjsua2.__file__)
+    lib.pjmedia_stream_pause.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    status = lib.pjmedia_stream_pause(stream, _PJMEDIA_DIR_ENCODING_DECODING)
+    if status != 0:
+        log.warning("%s: pjsua's audio stream could not be paused (pj_status %d)", party, status)
+
+
 def _op_param(
     code: int = 0, reason: str = "", headers: dict[str, str] | None = None, defaults: bool = False
 ) -> pj.CallOpParam:
@@ -661,21 +683,29 @@ class MediaWatchdog:
     time on hold) means the other party is gone, SIP or not."""
 
     def __init__(
-        self, call: SipCall, on_silence: Callable[[SipCall], None], timeout: float, tasks: Tasks
+        self,
+        call: SipCall,
+        on_silence: Callable[[SipCall], None],
+        timeout: float,
+        tasks: Tasks,
+        received: Callable[[], int | None] | None = None,
     ) -> None:
+        """`received`: the count of RTP packets from the far end, the call's audio stream's
+        (rx_packets) unless another socket takes its media (the gateway's passthrough)."""
         self.call = call
+        self.received = received or call.rx_packets
         self.on_silence = on_silence
         self.timeout = timeout
         self.paused = False
         self.task = tasks.start(self._watch(), "watching the call's RTP")
 
     async def _watch(self) -> None:
-        last = self.call.rx_packets()
+        last = self.received()
         quiet_since = asyncio.get_running_loop().time()
         while self.call.alive:
             await asyncio.sleep(0.5)
             now = asyncio.get_running_loop().time()
-            count = self.call.rx_packets()
+            count = self.received()
             if count is None:
                 return
             if count != last or self.paused:

@@ -4,7 +4,9 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from lab.analysis.ladder import ladder_rows
+from lab.analysis.latency import passed_through
 from lab.analysis.model import load
+from lab.config import LabConfig
 
 from .conftest import FIXTURES, shared
 
@@ -45,6 +47,8 @@ def test_lab_call_model(lab_capture: Path) -> None:
     legs = {(s.src_party, s.dst_party): s.codec for s in model.streams}
     assert legs[("Gateway", "PSTN gateway")] == "PCMU" and legs[("PSTN gateway", "Mobile phone")] == "GSM"
     assert ("Browser", "Gateway") in legs
+    # Opus on the browser leg: the gateway transcoded, so each leg has a stream of its own.
+    assert not passed_through(model.streams, LabConfig())
 
 
 def test_foreign_capture_names_parties_by_address() -> None:
