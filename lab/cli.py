@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lab.config import (
+    BROWSER_CODECS,
     INSTANCES,
     NARROWBAND,
     WIDEBAND,
@@ -411,7 +412,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     from lab.batch import Progress
 
     try:
-        load = ld.Load(args.number, args.calls, args.concurrency, args.rate, args.duration)
+        load = ld.Load(args.number, args.calls, args.concurrency, args.rate, args.duration, args.codec)
     except ld.LoadError as exc:
         print(f"calllab load: {exc}", file=sys.stderr)
         return 2
@@ -553,9 +554,7 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     call.add_argument(
         "--hold", type=float, default=0.0, metavar="S", help="hold the call for S seconds, then resume"
     )
-    call.add_argument(
-        "--codec", choices=["opus", "pcmu", "pcma", "g722"], default="opus", help="WebRTC leg codec"
-    )
+    call.add_argument("--codec", choices=list(BROWSER_CODECS), default="opus", help="WebRTC leg codec")
     call.add_argument(
         "--video",
         action="store_true",
@@ -691,6 +690,12 @@ def _sweep_parser(
         "--rate", type=_positive, default=None, help="calls started per second at most (default: no limit)"
     )
     load.add_argument("--duration", type=_positive, default=5.0, help="seconds of talk per call (default 5)")
+    load.add_argument(
+        "--codec",
+        choices=list(BROWSER_CODECS),
+        default="opus",
+        help="WebRTC leg codec (default opus; pcmu and pcma are relayed untouched by the gateway)",
+    )
     load.add_argument("--json", action="store_true", help="summary and a row per call as JSON on stdout")
     load.set_defaults(func=cmd_load)
 

@@ -378,6 +378,10 @@ def lab_of_capture(capture: Path) -> LabConfig:
     return LabConfig().at(instance)
 
 
+#: The browser leg's codecs by the lab's names (lab.webrtc.CODECS maps them to aiortc's; it
+#: imports aiortc, which the CLI starts without).
+BROWSER_CODECS = ("opus", "pcmu", "pcma", "g722")
+
 CALL_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 #: SIP headers the lab's own parties pass along a call: the browser's call id (so every party

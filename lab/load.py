@@ -1,7 +1,7 @@
 """A load run: full-chain calls to one number, so many at once, at most so many started per
 second, summarised in SIPp's terms.
 
-    calllab load +79001234567 --calls 20 --concurrency 4 [--rate 2] [--duration 5] [--json]
+    calllab load +79001234567 --calls 20 --concurrency 4 [--rate 2] [--duration 5] [--codec pcmu] [--json]
 
 Unlike a sweep, a load run may ask for more calls at once than the lab carries: the calls
 beyond its capacity get the lab's 503 and are counted as failed by that code, which is what
@@ -71,6 +71,7 @@ class Load:
     concurrency: int
     rate: float | None = None  # calls started per second; None: as soon as a slot is free
     duration: float = 5.0  # s of talk per call
+    codec: str = "opus"  # the browser leg's (lab.webrtc.CODECS); pcmu/pcma calls are passed through
 
     def __post_init__(self) -> None:
         try:
@@ -284,6 +285,7 @@ class LoadRun:
 async def run(load_run: LoadRun, cfg: LabConfig, on_row: Callable[[Row], None] | None = None) -> None:
     """The load on the lab of `cfg`; each call analysed in a worker process."""
     from lab.stack import read_state
+    from lab.webrtc import BrowserAudio
 
     load = load_run.load
     state = read_state(cfg) or {"parties": {}}
@@ -293,7 +295,8 @@ async def run(load_run: LoadRun, cfg: LabConfig, on_row: Callable[[Row], None] |
         async def call(index: int) -> None:
             started = load_run.elapsed
             try:
-                result = await analysed_call(cfg, analysis, load.number, load.duration)
+                audio = BrowserAudio(load.codec)
+                result = await analysed_call(cfg, analysis, load.number, load.duration, audio=audio)
                 row = row_of(index, started, result)
             except Exception as exc:  # one failing call must not end the run
                 row = failed_row(index, started, exc)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from lab.config import LabConfig
+from lab.config import BROWSER_CODECS, LabConfig
 from lab.network.impairment import Impairment, ImpairmentError
 from lab.network.legs import DIRECTIONS, LEGS, LegImpairment, plan
 from lab.numbers import InvalidNumber, normalize_number
@@ -64,7 +64,7 @@ class CodecAxis:
 
 #: Every codec a sweep can vary. A new codec option of place_call is one line here.
 CODEC_AXES: tuple[CodecAxis, ...] = (
-    CodecAxis("codec", "codec", ("opus", "pcmu", "pcma", "g722"), "browser leg (WebRTC) codecs"),
+    CodecAxis("codec", "codec", BROWSER_CODECS, "browser leg (WebRTC) codecs"),
     CodecAxis("sip-codec", "sip_codec", tuple(c.lower() for c in LEG_CODECS["sip"]), "SIP leg codecs"),
     CodecAxis(
         "mobile-codec", "mobile_codec", tuple(c.lower() for c in LEG_CODECS["mobile"]), "mobile leg codecs"

@@ -36,6 +36,7 @@ from lab.codecs import ConcealingDecoder, OpusEncoder, PromptOpusEncoder, av_lib
 from lab.jitterbuffer import BoundedJitterBuffer
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 
+#: lab.config.BROWSER_CODECS -> aiortc's mime types
 CODECS = {"opus": "audio/opus", "pcmu": "audio/PCMU", "pcma": "audio/PCMA", "g722": "audio/G722"}
 OPUS_BITRATES = range(6000, 510001)  # bit/s, what libopus takes (RFC 7587 maxaveragebitrate)
 AIORTC_OPUS_BITRATE = 96000  # aiortc's own encoder, stereo

@@ -79,3 +79,10 @@ def test_the_phone_number_is_configured_once() -> None:
     cfg = dataclasses.replace(LabConfig(), phone_number="+79990000077")
     assert LabConfig.from_json(cfg.to_json()).phone_number == "+79990000077"
     assert LabConfig().phone_number == "+79990000001"
+
+
+def test_the_cli_offers_every_browser_codec_the_webrtc_side_has() -> None:
+    from lab.config import BROWSER_CODECS
+    from lab.webrtc import CODECS
+
+    assert tuple(CODECS) == BROWSER_CODECS
