@@ -19,7 +19,7 @@ from lab.chromium import browser_call
 from lab.config import LabConfig, PhonePolicy
 from lab.load import cpu_seconds
 from lab.scenario import CallResult, place_call
-from lab.stack import Stack, read_state
+from lab.stack import Stack, read_state, role_pids
 
 NUMBER = "+79991234567"
 NOW = PhonePolicy("answer", 0.0)
@@ -30,10 +30,10 @@ async def measured(
 ) -> dict[str, float | str | None]:
     state = read_state(cfg)
     assert state is not None, "the lab is not up"
-    pid = state["parties"]["Gateway"]["pid"]
-    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    pids = role_pids(state, cfg.gateway.name)
+    cpu0, t0 = cpu_seconds(*pids), time.monotonic()
     result = await place()
-    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    cpu1, t1 = cpu_seconds(*pids), time.monotonic()
     assert result.ok and result.model is not None, result
     row: dict[str, float | str | None] = {"browser": result.browser, "setup_ms": result.setup_ms}
     if cpu0 is not None and cpu1 is not None:
@@ -52,10 +52,10 @@ async def main(rounds: int, duration: float) -> None:
         cfg = stack.cfg
         state = read_state(cfg)
         assert state is not None
-        pid = state["parties"]["Gateway"]["pid"]
-        before = cpu_seconds(pid)
+        pids = role_pids(state, cfg.gateway.name)
+        before = cpu_seconds(*pids)
         await asyncio.sleep(3)
-        after = cpu_seconds(pid)
+        after = cpu_seconds(*pids)
         idle = (after - before) / 3 if before is not None and after is not None else 0.0
         rows = []
         for _ in range(rounds):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import time
 from pathlib import Path
@@ -20,17 +19,18 @@ import numpy as np
 from lab.analysis.ceiling import through_chain
 from lab.audio import RATE, one_way_latency, pesq_nb, read_wav
 from lab.config import LabConfig, PhonePolicy
+from lab.load import cpu_seconds
 from lab.scenario import CallResult, place_call
 from lab.stack import Stack
 
 NUMBER = "+79991234567"
 NOW = PhonePolicy("answer", 0.0)
-TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+def gateway_cpu_seconds(pids: list[int]) -> float:
+    used = cpu_seconds(*pids)
+    assert used is not None, f"a gateway process (pids {pids}) has ended"
+    return used
 
 
 def audio_of(result: CallResult, name: str, rate: int = RATE) -> np.ndarray:
@@ -127,20 +127,19 @@ async def bench_calls(args: argparse.Namespace) -> None:
 async def bench_capacity(args: argparse.Namespace, stack: Stack, base_b2p: float, base_p2b: float) -> None:
     """Gateway CPU per call, and calls held at once until PESQ drops by 0.2 (skipped: base 0)."""
     cfg = stack.cfg
-    gateway = next(p for p in stack.parties if p.party is cfg.gateway)
-    assert gateway.proc is not None
-    idle0 = cpu_seconds(gateway.proc.pid)
+    gateway = [p.proc.pid for p in stack.processes(cfg.gateway.name) if p.proc is not None]  # front, workers
+    idle0 = gateway_cpu_seconds(gateway)
     await asyncio.sleep(args.window)
-    idle = (cpu_seconds(gateway.proc.pid) - idle0) / args.window
+    idle = (gateway_cpu_seconds(gateway) - idle0) / args.window
     for n in range(1, args.max_concurrent + 1):
         await asyncio.sleep(1.0)  # the last step's calls are torn down everywhere
         window: dict[str, float] = {}
 
         async def measure(window: dict[str, float] = window) -> None:
             await asyncio.sleep(2.0)
-            c0, t0 = cpu_seconds(gateway.proc.pid), time.monotonic()  # type: ignore[union-attr]
+            c0, t0 = gateway_cpu_seconds(gateway), time.monotonic()
             await asyncio.sleep(args.window)
-            window["cpu"] = (cpu_seconds(gateway.proc.pid) - c0) / (time.monotonic() - t0)  # type: ignore[union-attr]
+            window["cpu"] = (gateway_cpu_seconds(gateway) - c0) / (time.monotonic() - t0)
 
         results = await asyncio.gather(
             *(

@@ -12,9 +12,9 @@ measures), and the gateway process's CPU per call above idle with 1 and 4 calls 
 (from /proc, over the talk, from 2 s after the calls are placed). Prints one table, with
 calllab / Janus ratios. Numbers, not verdicts.
 
-Janus relays the browser leg's PCMU to the SIP leg without decoding it; calllab's gateway
-decodes and re-encodes it (it has no passthrough yet): the CPU ratio is that of calllab's
-PCMU bridge to Janus's relay.
+Both relay the browser leg's PCMU to the SIP leg without decoding it (calllab's G.711
+passthrough, lab/gateway/passthrough.py): the CPU ratio is that of two relays, calllab's
+in Python on aiortc's transports, Janus's in C. `calllab up --transcode` is the other way.
 """
 
 from __future__ import annotations
@@ -143,20 +143,22 @@ async def janus_call(cfg: LabConfig, socket: Path, talk: float) -> CallResult:
     return result
 
 
-async def cpu_share(pid: int, after: float, window: float) -> float:
-    """The process's share of a core over `window` s, from `after` s on."""
+async def cpu_share(pids: list[int], after: float, window: float) -> float:
+    """The processes' share of a core over `window` s, from `after` s on."""
     await asyncio.sleep(after)
-    c0, t0 = cpu_seconds(pid), time.monotonic()
+    c0, t0 = cpu_seconds(*pids), time.monotonic()
     await asyncio.sleep(window)
-    c1, t1 = cpu_seconds(pid), time.monotonic()
+    c1, t1 = cpu_seconds(*pids), time.monotonic()
     if c0 is None or c1 is None:
-        raise RuntimeError(f"the gateway (pid {pid}) ended during the CPU window")
+        raise RuntimeError(f"a gateway process (pids {pids}) ended during the CPU window")
     return (c1 - c0) / (t1 - t0)
 
 
-async def one_round(cfg: LabConfig, path: str, pid: int, place: PlaceCall, n: int, talk: float) -> Round:
-    idle = await cpu_share(pid, 0.0, IDLE_S)
-    cpu_task = asyncio.ensure_future(cpu_share(pid, SETTLE_S, talk - SETTLE_S - 1.0))
+async def one_round(
+    cfg: LabConfig, path: str, pids: list[int], place: PlaceCall, n: int, talk: float
+) -> Round:
+    idle = await cpu_share(pids, 0.0, IDLE_S)
+    cpu_task = asyncio.ensure_future(cpu_share(pids, SETTLE_S, talk - SETTLE_S - 1.0))
     calls = await asyncio.gather(*(place(cfg, talk) for _ in range(n)))
     cpu = await cpu_task
     print(
@@ -224,19 +226,18 @@ async def bench(args: argparse.Namespace) -> None:
     try:
         async with Stack(dataclasses.replace(LabConfig(), home=home), first_free=True) as stack:
             cfg = stack.cfg
-            gateway = next(p for p in stack.parties if p.party is cfg.gateway)
-            assert gateway.proc is not None
+            gateway = [p.proc.pid for p in stack.processes(cfg.gateway.name) if p.proc is not None]
             folder = cfg.run_dir / "janus"
             async with JanusProcess(JanusConfig(folder / "api.sock"), folder) as janus:
-                paths: dict[str, tuple[int, PlaceCall]] = {
-                    "calllab": (gateway.proc.pid, calllab_call),
-                    "Janus": (janus.pid, janus_caller(janus.cfg.socket)),
+                paths: dict[str, tuple[list[int], PlaceCall]] = {
+                    "calllab": (gateway, calllab_call),  # its front and its workers
+                    "Janus": ([janus.pid], janus_caller(janus.cfg.socket)),
                 }
                 rounds = []
                 for _ in range(args.rounds):
                     for n in args.concurrency:
-                        for path, (pid, place) in paths.items():
-                            rounds.append(await one_round(cfg, path, pid, place, n, args.talk))
+                        for path, (pids, place) in paths.items():
+                            rounds.append(await one_round(cfg, path, pids, place, n, args.talk))
                 table(cfg, rounds)
     finally:
         shutil.rmtree(home, ignore_errors=True)

@@ -10,7 +10,7 @@ import multiprocessing
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -77,10 +77,16 @@ def analysed(cfg: LabConfig, capture: str, log: Mapping[str, Any]) -> tuple[Call
     return model, str(write(model, path, f"Call {Path(capture).stem}"))
 
 
-def analysis_pool() -> ProcessPoolExecutor:
+@contextlib.contextmanager
+def analysis_pool() -> Iterator[ProcessPoolExecutor]:
     """The worker process that analyses a batch's calls: spawned, not forked (the batch's
-    process runs aiortc's threads), and deaf to Ctrl-C, which is the batch's to handle."""
-    return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
+    process runs aiortc's threads), and deaf to Ctrl-C, which is the batch's to handle. An
+    interrupted batch waits for the analysis under way, not for the ones still queued."""
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _ignore_sigint() -> None:

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING
 
 from lab.config import (
     BROWSER_CODECS,
+    CALLS_PER_PROCESS,
     INSTANCES,
+    MAX_CALLS_AT_ONCE,
     NARROWBAND,
     WIDEBAND,
     LabConfig,
@@ -50,9 +52,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 0
     t0 = time.monotonic()
     rate = WIDEBAND if args.wideband else NARROWBAND
-    reply = start_daemon(
-        dataclasses.replace(chosen_config(), audio_rate=rate, passthrough=not args.transcode)
-    )
+    cfg = dataclasses.replace(chosen_config(), audio_rate=rate, passthrough=not args.transcode)
+    reply = start_daemon(cfg.carrying(args.capacity) if args.capacity else cfg)
     print(
         f"lab up in {time.monotonic() - t0:.2f} s (parties ready in {reply['ready_s']:.2f} s), "
         f"instance {reply['instance']}"
@@ -360,9 +361,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     try:
         if values and args.leg is None:
             raise sw.SweepError("--leg: the leg the impairment is on: one of browser, sip, mobile")
-        if not 1 <= parallel <= sw.capacity(cfg):
+        if not 1 <= parallel <= cfg.calls_at_once:
             raise sw.SweepError(
-                f"--parallel {parallel}: 1 to {sw.capacity(cfg)} (the calls the lab carries at once)"
+                f"--parallel {parallel}: 1 to {cfg.calls_at_once} (the calls the lab carries at once)"
             )
         sweep = sw.Sweep(
             args.number,
@@ -448,6 +449,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _capacity(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_CALLS_AT_ONCE:
+        raise argparse.ArgumentTypeError(f"calls at once: 1 to {MAX_CALLS_AT_ONCE}, not {value}")
+    return value
+
+
 def _megabytes(text: str) -> float:
     value = float(text)
     if not value >= 0:
@@ -524,6 +532,14 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
         "--wideband",
         action="store_true",
         help="run the lab's audio at 16 kHz (HD voice: G.722/Speex 16 end to end, P.862.2 PESQ)",
+    )
+    up.add_argument(
+        "--capacity",
+        type=_capacity,
+        default=None,
+        metavar="N",
+        help=f"calls at once the lab carries: N PSTN channels, N/{CALLS_PER_PROCESS} gateway workers "
+        f"and phone processes (default {CALLS_PER_PROCESS} a core: {LabConfig().calls_at_once} here)",
     )
     up.add_argument(
         "--transcode",

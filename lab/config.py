@@ -43,6 +43,18 @@ MOBILE_NUMBER_RE = r"^([+]7[0-9]{10}|8[0-9]{10})$"
 NARROWBAND = 8000
 WIDEBAND = 16000
 
+#: Calls one pjsua2 process holds (the wheel's PJSUA_MAX_CALLS, lab.sip.endpoint.MAX_CALLS;
+#: the config imports no pjsua2). A party that must hold more is a pool of such processes.
+CALLS_PER_PROCESS = 4
+#: A call hunts the PSTN channels, one SIP branch each, and Kamailio forks 30 at most.
+MAX_CALLS_AT_ONCE = 30
+
+
+def default_calls() -> int:
+    """Calls at once a lab carries unless told: 4 per core (2 cores: 8), which is what the
+    machine carries with every party busy (README, "Calls at once")."""
+    return CALLS_PER_PROCESS * (os.cpu_count() or 1)
+
 
 def host_at(host: str, instance: int) -> str:
     """`host` in lab `instance`: a loopback address gets the instance as its third byte
@@ -134,7 +146,9 @@ class LabConfig:
     sipserver: Party = Party("SIP server", "127.0.0.3", 5060, 0, 0)
     #: The PSTN/GSM gateway as one box; its channels (pstn_channels) are the processes.
     pstn: Party = Party("PSTN gateway", "127.0.0.4", 5060, 30000)
-    pstn_channel_count: int = 4  # like a 4-SIM GSM gateway; one call per channel
+    pstn_channel_count: int = field(
+        default_factory=default_calls
+    )  # like a multi-SIM GSM gateway; one call a channel
     #: Who may call the PSTN gateway besides its SIP server, the phones' mobile network and
     #: its own channels: a real GSM gateway takes calls only from the server it trusts.
     pstn_trusted_hosts: tuple[str, ...] = ()
@@ -154,6 +168,10 @@ class LabConfig:
     network_control_port: int = 7070  # UDP, on each network's host
     phone_number: str = "+79990000001"  # the mobile phone's own number: its caller id when it dials
     ws_port: int = 8089  # gateway's WebSocket signaling, on gateway.host
+    #: The gateway's SIP workers behind its WebSocket endpoint (gateway_pool), the mobile
+    #: phone's processes (phone_pool): pjsua2 processes of CALLS_PER_PROCESS calls each.
+    gateway_workers: int = field(default_factory=lambda: default_calls() // CALLS_PER_PROCESS)
+    phone_workers: int = field(default_factory=lambda: default_calls() // CALLS_PER_PROCESS)
     phone_control_port: int = 8090  # the phone's control WebSocket, on phone.host
     login: str = "VKP009"
     password: str = field(default="", repr=False)  # generated per lab run when empty
@@ -252,13 +270,62 @@ class LabConfig:
         )
 
     @property
+    def gateway_pool(self) -> tuple[Party, ...]:
+        """The gateway's workers, a pjsua2 process each, on its host: SIP ports 5060, 5061...
+        and RTP ranges one after the other; its WebSocket endpoint (the gateway party itself,
+        lab.gateway.front) hands each client connection to one of them."""
+        return self._pool(self.gateway, self.gateway_workers)
+
+    @property
+    def phone_pool(self) -> tuple[Party, ...]:
+        """The mobile phone's processes: the first is the phone (its control socket is
+        phone_control_port), the others take its calls on the next SIP ports, control ports
+        and RTP ranges. The SIP server gives PSTN channel i's calls to process i mod N."""
+        return (self.phone, *self._pool(self.phone, self.phone_workers)[1:])
+
+    @staticmethod
+    def _pool(box: Party, count: int) -> tuple[Party, ...]:
+        return tuple(
+            Party(
+                f"{box.name} w{i + 1}",
+                box.host,
+                box.sip_port + i,
+                box.rtp_port + i * box.rtp_port_count,
+                box.rtp_port_count,
+            )
+            for i in range(count)
+        )
+
+    def carrying(self, calls: int) -> LabConfig:
+        """This lab sized to carry `calls` at once: that many PSTN channels, and gateway
+        workers and phone processes of CALLS_PER_PROCESS calls each."""
+        if not 1 <= calls <= MAX_CALLS_AT_ONCE:
+            raise ValueError(f"calls at once: 1 to {MAX_CALLS_AT_ONCE}, not {calls}")
+        processes = -(-calls // CALLS_PER_PROCESS)
+        return dataclasses.replace(
+            self, pstn_channel_count=calls, gateway_workers=processes, phone_workers=processes
+        )
+
+    @property
+    def calls_at_once(self) -> int:
+        """Calls the lab carries at once: its narrowest pool's."""
+        return min(
+            self.gateway_workers * CALLS_PER_PROCESS,
+            self.pstn_channel_count,
+            self.phone_workers * CALLS_PER_PROCESS,
+        )
+
+    @property
     def processes(self) -> tuple[Party, ...]:
-        """Every party the lab runs (the PSTN gateway as its channels), in call-path order."""
+        """Every party the lab runs (the PSTN gateway as its channels, the gateway and the
+        phone with their pools), in call-path order."""
         return (
             self.gateway,
+            *self.gateway_pool,
             self.sipserver,
             *self.pstn_channels,
-            *self.phones,
+            *self.phone_pool,
+            self.phone2,
             self.videophone,
             *self.networks.values(),
         )
@@ -274,16 +341,33 @@ class LabConfig:
     def phones(self) -> tuple[Party, ...]:
         return (self.phone, self.phone2)
 
-    def phone_for(self, number: str) -> Party:
-        return self.phone2 if number in self.phone2_numbers else self.phone
+    def phone_for(self, number: str, channel: Party | None = None) -> Party:
+        """The phone process a call to `number` goes to: the second phone's numbers to it, the
+        others to the mobile phone's pool, the process of PSTN channel i's calls i mod N (the
+        first when no channel is named)."""
+        if number in self.phone2_numbers:
+            return self.phone2
+        if channel not in self.pstn_channels:
+            return self.phone
+        pool = self.phone_pool
+        return pool[self.pstn_channels.index(channel) % len(pool)]
 
     def control_url(self, phone: Party) -> str:
-        return f"ws://{phone.host}:{self.phone_control_port}/"
+        return f"ws://{phone.host}:{self.control_port(phone)}/"
+
+    def control_port(self, phone: Party) -> int:
+        """A phone process's control socket: phone_control_port, plus its place in the pool."""
+        pool = self.phone_pool
+        return self.phone_control_port + (pool.index(phone) if phone in pool else 0)
 
     @property
     def run_dir(self) -> Path:
         """.calllab/run for instance 0, .calllab/run-N for instance N: its pid and state files."""
         return self.home / ".calllab" / f"run{self._instance_suffix}"
+
+    def worker_socket(self, worker: Party) -> Path:
+        """The Unix socket a gateway worker takes its client connections on."""
+        return self.run_dir / f"{worker.name.lower().replace(' ', '-')}.sock"
 
     @property
     def prompts_dir(self) -> Path:

@@ -224,13 +224,16 @@ def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process so far; None when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(*pids: int) -> float | None:
+    """User + system CPU seconds of processes so far, summed; None when one is gone."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 class LoadRun:
@@ -241,17 +244,17 @@ class LoadRun:
         self.load = load
         self.rows: list[Row] = []
         self._started: float | None = None
-        self._gateway_pid: int | None = None
+        self._gateway_pids: list[int] = []
         self._cpu_at_start: float | None = None
         self._idle_cpu = 0.0  # the gateway's share of a core with no call
         self._ended: tuple[float, float | None] | None = None  # (elapsed, gateway CPU s) at stop()
 
-    async def start(self, gateway_pid: int | None) -> None:
-        """Measure the gateway idle for IDLE_WINDOW_S, then start the clock."""
-        self._gateway_pid = gateway_pid
-        before = cpu_seconds(gateway_pid) if gateway_pid else None
+    async def start(self, gateway_pids: list[int]) -> None:
+        """Measure the gateway (its front and workers) idle for IDLE_WINDOW_S, then start the clock."""
+        self._gateway_pids = gateway_pids
+        before = cpu_seconds(*gateway_pids) if gateway_pids else None
         await asyncio.sleep(IDLE_WINDOW_S if before is not None else 0)
-        self._cpu_at_start = cpu_seconds(gateway_pid) if gateway_pid else None
+        self._cpu_at_start = cpu_seconds(*gateway_pids) if gateway_pids else None
         if before is not None and self._cpu_at_start is not None:
             self._idle_cpu = (self._cpu_at_start - before) / IDLE_WINDOW_S
         self._started = time.monotonic()
@@ -267,7 +270,7 @@ class LoadRun:
         before a lab started for the run stops and takes its gateway with it."""
         if self._ended is not None:
             return
-        now = cpu_seconds(self._gateway_pid) if self._gateway_pid else None
+        now = cpu_seconds(*self._gateway_pids) if self._gateway_pids else None
         used = now - self._cpu_at_start if now is not None and self._cpu_at_start is not None else None
         self._ended = (self.elapsed, used)
 
@@ -284,13 +287,13 @@ class LoadRun:
 
 async def run(load_run: LoadRun, cfg: LabConfig, on_row: Callable[[Row], None] | None = None) -> None:
     """The load on the lab of `cfg`; each call analysed in a worker process."""
-    from lab.stack import read_state
+    from lab.stack import read_state, role_pids
     from lab.webrtc import BrowserAudio
 
     load = load_run.load
     state = read_state(cfg) or {"parties": {}}
     with analysis_pool() as analysis:
-        await load_run.start(state["parties"].get(cfg.gateway.name, {}).get("pid"))
+        await load_run.start(role_pids(state, cfg.gateway.name))
 
         async def call(index: int) -> None:
             started = load_run.elapsed

@@ -595,13 +595,26 @@ async def phone_command(
 
 async def phone_report(cfg: LabConfig, phone: Party, call_id: str) -> dict[str, Any]:
     """What the lab phone that had the call filed about it, once it has (its recording is
-    complete then): the phone tells when, no polling."""
+    complete then): the phone tells when, no polling. The mobile phone is a pool (its PSTN
+    channel chose the process): every process is asked, the one that had the call answers."""
+    processes = cfg.phone_pool if phone == cfg.phone else (phone,)
+    waiting = AwaitReport(call_id=call_id, timeout=PHONE_REPORT_TIMEOUT)
+    asked = [
+        asyncio.ensure_future(phone_command(cfg, p, waiting, PHONE_REPORT_TIMEOUT + 1)) for p in processes
+    ]
+    refusals: list[str] = []
     try:
-        waiting = AwaitReport(call_id=call_id, timeout=PHONE_REPORT_TIMEOUT)
-        reply = await phone_command(cfg, phone, waiting, PHONE_REPORT_TIMEOUT + 1)
-    except ConnectionError as exc:
-        return {"error": str(exc)}
-    if not isinstance(reply, Filed):
-        return {"error": getattr(reply, "reason", str(reply))}
-    report: dict[str, Any] = json.loads(Path(reply.path).read_text())
-    return report
+        for answer in asyncio.as_completed(asked):
+            try:
+                reply = await answer
+            except ConnectionError as exc:
+                refusals.append(str(exc))
+                continue
+            if isinstance(reply, Filed):
+                report: dict[str, Any] = json.loads(Path(reply.path).read_text())
+                return report
+            refusals.append(getattr(reply, "reason", str(reply)))
+    finally:
+        for task in asked:
+            task.cancel()
+    return {"error": "; ".join(refusals)}

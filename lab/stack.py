@@ -102,8 +102,8 @@ def check_addresses(cfg: LabConfig) -> None:
         port = cfg.network_control_port if party in networks else party.sip_port
         _check_free(party, party.host, port, socket.SOCK_DGRAM)
     _check_free(cfg.gateway, cfg.gateway.host, cfg.ws_port, socket.SOCK_STREAM)
-    for phone in cfg.phones:
-        _check_free(phone, phone.host, cfg.phone_control_port, socket.SOCK_STREAM)
+    for phone in (*cfg.phone_pool, cfg.phone2):
+        _check_free(phone, phone.host, cfg.control_port(phone), socket.SOCK_STREAM)
 
 
 def claim(instance: int) -> socket.socket:
@@ -120,11 +120,15 @@ def claim(instance: int) -> socket.socket:
     return sock
 
 
-async def gateway_ping(url: str, timeout: float = 1.0) -> Pong:
-    """The gateway's answer on its signaling socket (active_calls, media_ports); raises when
-    it does not answer, or answers something else."""
+async def gateway_ping(url: str, timeout: float = 1.0, worker_socket: Path | None = None) -> Pong:
+    """The gateway's answer on its signaling socket (active_calls, media_ports), through its
+    front (ws_port) or straight from one worker (its `worker_socket`); raises when it does not
+    answer, or answers something else."""
     async with asyncio.timeout(timeout):
-        async with websockets.connect(url) as ws:
+        connecting = (
+            websockets.unix_connect(str(worker_socket), url) if worker_socket else websockets.connect(url)
+        )
+        async with connecting as ws:
             await ws.send(CLIENT_MESSAGES.encode(Ping()))
             reply = GATEWAY_MESSAGES.decode(await ws.recv())
     if not isinstance(reply, Pong):
@@ -137,6 +141,8 @@ async def answers(cfg: LabConfig, party: Party, timeout: float) -> bool:
     try:
         if party is cfg.gateway:
             await gateway_ping(cfg.ws_url, timeout=timeout)
+        elif party in cfg.gateway_pool:
+            await gateway_ping(cfg.ws_url, timeout=timeout, worker_socket=cfg.worker_socket(party))
         elif party is cfg.videophone:
             return await videophone.registered(cfg, timeout)
         elif party in cfg.networks.values():
@@ -222,9 +228,11 @@ class Stack:
                 run / "sip-server.log",
                 cfg.sipserver.name,
             ),
-            *(pjsua_party("lab.sip.phone", phone, phone) for phone in cfg.phones),
+            *(pjsua_party("lab.sip.phone", phone, cfg.phone) for phone in cfg.phone_pool),
+            pjsua_party("lab.sip.phone", cfg.phone2, cfg.phone2),
             *(pjsua_party("lab.sip.pstn", channel, cfg.pstn) for channel in cfg.pstn_channels),
-            pjsua_party("lab.gateway.server", cfg.gateway, cfg.gateway),
+            pjsua_party("lab.gateway.front", cfg.gateway, cfg.gateway),
+            *(pjsua_party("lab.gateway.server", worker, cfg.gateway) for worker in cfg.gateway_pool),
             *(pjsua_party("lab.network.party", network, network) for network in cfg.networks.values()),
             # Without baresip the lab runs without its video phone (preflight says so).
             *(
@@ -400,6 +408,7 @@ class Stack:
             "parties": {
                 p.party.name: {
                     "pid": p.proc.pid if p.proc else None,
+                    "role": p.role,
                     "address": p.party.sip_address,
                     "log": str(p.log),
                     "deaths": p.deaths,
@@ -453,6 +462,16 @@ def read_state(cfg: LabConfig) -> dict[str, Any] | None:
     return state
 
 
+def role_pids(state: dict[str, Any], role: str) -> list[int]:
+    """The PIDs of a party's processes in a lab's state (read_state): the gateway's front and
+    workers, the PSTN gateway's channels, the phone's pool."""
+    return [
+        entry["pid"]
+        for name, entry in state["parties"].items()
+        if entry.get("pid") and role in (name, entry.get("role"))
+    ]
+
+
 def running_labs(home: Path = HOME) -> list[LabConfig]:
     """The configs of every lab running under `home` (the labs its user started), by instance."""
     labs = []
@@ -488,7 +507,9 @@ def chosen_config() -> LabConfig:
 
 def _address(cfg: LabConfig, party: Party) -> str:
     if party is cfg.gateway:
-        return f"{party.sip_address} ws:{cfg.ws_port}"
+        return f"{party.host} ws:{cfg.ws_port}"
+    if party in cfg.phone_pool:
+        return f"{party.sip_address} control:{cfg.control_port(party)}"
     if party in cfg.networks.values():
         return f"{party.host} control:{cfg.network_control_port}/udp"
     return party.sip_address

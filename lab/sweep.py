@@ -204,21 +204,13 @@ def split(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
-def capacity(cfg: LabConfig) -> int:
-    """Calls the lab carries at once: the gateway's (pjsua2's 4 calls per process; the phone
-    is one such process too) and the PSTN gateway's channels, whichever is fewer."""
-    from lab.sip.endpoint import MAX_CALLS
-
-    return min(MAX_CALLS, cfg.pstn_channel_count)
-
-
 def default_parallel(cfg: LabConfig) -> int:
     """Calls at once unless asked: the lab's capacity, but no more than the machine's cores.
     Every call costs the gateway, the client and the relays CPU, and a saturated machine
     underruns the media and lowers the PESQ it measures (bench/sweep.py on 2 cores: 4 at
     once put an unimpaired call a median 0.15 below its ceiling, worst 1.06; 2 at once
     0.06, for 10 % fewer calls per minute)."""
-    return max(1, min(capacity(cfg), os.cpu_count() or 1))
+    return max(1, min(cfg.calls_at_once, os.cpu_count() or 1))
 
 
 # --- rows -------------------------------------------------------------------------------

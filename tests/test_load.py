@@ -100,7 +100,7 @@ async def test_the_gateways_cpu_is_read_when_the_calls_end_not_after_its_lab_sto
     gateway = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # a busy stand-in
     try:
         load_run = LoadRun(Load(NUMBER, calls=1, concurrency=1))
-        await load_run.start(gateway.pid)
+        await load_run.start([gateway.pid])
         await asyncio.sleep(0.5)
         load_run.stop()  # what run() does once the calls are over
     finally:

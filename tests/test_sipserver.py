@@ -8,7 +8,7 @@ from lab.config import LabConfig
 
 
 def test_renders_users_and_routes(tmp_path: Path) -> None:
-    cfg = LabConfig(home=tmp_path)
+    cfg = LabConfig(home=tmp_path, pstn_channel_count=4)
     text = sipserver.render_config(cfg, {"VKP009": "s3cret-pw"})
     assert '$au == "VKP009"' in text and '"s3cret-pw"' in text
     assert "@@" not in text

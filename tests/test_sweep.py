@@ -16,7 +16,7 @@ from lab.analysis.model import load
 from lab.analysis.quality import Pesq
 from lab.analysis.synth import Datagram, SynthStream, write_pcap
 from lab.cli import main
-from lab.config import CALL_HEADER
+from lab.config import CALL_HEADER, LabConfig
 from lab.report import render_sweep
 from lab.scenario import CallResult
 from lab.sweep import (
@@ -112,7 +112,7 @@ def test_bad_input_on_the_command_line_is_one_line_exit_2_and_nothing_starts(
         (["--codec", "opus,amr"], "--codec 'amr': one of opus, pcmu, pcma"),
         (["--loss", "5"], "--leg: the leg the impairment is on"),
         (["--leg", "sip", "--delay", "-20"], "--delay '-20': delay and jitter must be 0 ms or more"),
-        (["--parallel", "5"], "--parallel 5: 1 to 4"),
+        (["--parallel", "999"], f"--parallel 999: 1 to {LabConfig().calls_at_once}"),
     ]:
         assert main(["sweep", "--number", NUMBER, *argv]) == 2
         err = capsys.readouterr().err

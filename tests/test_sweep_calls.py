@@ -9,7 +9,7 @@ import pytest
 
 from lab.batch import analysis_pool
 from lab.stack import Stack
-from lab.sweep import Results, Sweep, capacity, lab_call, read_csv, run, write_report
+from lab.sweep import Results, Sweep, lab_call, read_csv, run, write_report
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ async def test_loss_on_the_mobile_leg_lowers_pesq_and_the_rows_measure_what_was_
     points = sweep.points()
     results = Results(tmp_path / "sweep.csv")
     with analysis_pool() as analysis:
-        await run(points, lab_call(stack.cfg, sweep, analysis), results, capacity(stack.cfg))
+        await run(points, lab_call(stack.cfg, sweep, analysis), results, stack.cfg.calls_at_once)
     results.close()
     clean, lossy = results.ordered
     assert clean["ok"] and lossy["ok"], [(r["status"], r["reason"]) for r in results.ordered]

@@ -90,19 +90,21 @@ _FORWARDED_HEADER_PREFIX = "X-Calllab-"
 
 
 class Gateway:
+    """One worker of the gateway's pool (LabConfig.gateway_pool): its clients come through the
+    gateway's WebSocket endpoint (lab.gateway.front) to this worker's Unix socket."""
+
     def __init__(self, cfg: LabConfig, endpoint: SipEndpoint, party: Party) -> None:
         self.cfg = cfg
+        self.party = party
         self.endpoint = endpoint
         self.sessions: set[ClientSession] = set()
         webrtc.configure(cfg.gateway.host)
 
     async def start(self) -> None:
-        self.server = await websockets.serve(
-            self.handle,
-            self.cfg.gateway.host,
-            self.cfg.ws_port,
-            max_size=256 * 1024,
-            process_request=page.responder(self.cfg),
+        path = self.cfg.worker_socket(self.party)
+        path.unlink(missing_ok=True)  # left by a worker that died
+        self.server = await websockets.unix_serve(
+            self.handle, str(path), max_size=256 * 1024, process_request=page.responder(self.cfg)
         )
 
     async def stop(self) -> None:
@@ -360,13 +362,16 @@ class GatewayCall:
             await self.fail(488, f"call.headers.{CODECS_HEADER}: {exc}")
             return
         if self.session.endpoint.active_calls >= MAX_CALLS:  # checked and taken with no await between
+            worker = self.session.gateway.party.name
             await self.fail(
-                503, f"gateway busy: it carries {MAX_CALLS} calls at once (pjsua2's limit per process)"
+                503,
+                f"gateway busy: {worker}, which has this client, carries {MAX_CALLS} calls at once "
+                f"(pjsua2's limit per process); the lab carries {cfg.calls_at_once}",
             )
             return
         # INVITE first, so SIP call setup overlaps ICE and DTLS.
         self.video_offered = video.offers_video(msg.sdp)
-        gateway = cfg.gateway  # relays take the upper half of its RTP range: pjsua takes the bottom
+        gateway = self.session.gateway.party  # relays take the upper half of the worker's RTP range
         relay_ports = range(
             gateway.rtp_port + gateway.rtp_port_count // 2, gateway.rtp_port + gateway.rtp_port_count
         )

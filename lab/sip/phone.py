@@ -105,7 +105,7 @@ class Phone:
         self.filed: collections.OrderedDict[str, asyncio.Event] = collections.OrderedDict()
         self.tasks = Tasks(party.name, log)
         self.control = ControlServer(
-            party.host, cfg.phone_control_port, self._hello, self._command, self.tasks
+            party.host, cfg.control_port(party), self._hello, self._command, self.tasks
         )
 
     async def start(self) -> None:

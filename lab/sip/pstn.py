@@ -74,6 +74,7 @@ class Leg:
 class PstnGateway:
     def __init__(self, cfg: LabConfig, endpoint: SipEndpoint, party: Party) -> None:
         self.cfg = cfg
+        self.party = party
         self.endpoint = endpoint
         self.legs: dict[SipCall, Leg] = {}  # every leg of this channel's call until DISCONNECTED
         self._busy = False  # carrying a call (set on the pjsua thread): guarded by _lock
@@ -171,7 +172,7 @@ class PstnGateway:
         if caller:
             forward["P-Asserted-Identity"] = f"<sip:{caller}@{self.cfg.pstn.host}>"
         caller_phone = self._from_phone(headers)
-        phone = self.cfg.phone_for(user) if caller_phone is None else caller_phone
+        phone = self.cfg.phone_for(user, self.party) if caller_phone is None else caller_phone
         sip_side = "the SIP side"
         a.far, b.far = (phone.name, sip_side) if caller_phone else (sip_side, phone.name)
         target = self.cfg.sipserver.sip_address if caller_phone else phone.sip_address

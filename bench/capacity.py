@@ -1,0 +1,126 @@
+"""Calls at once: the gateway's CPU per call and each direction's PESQ with 1, 4, 8 and 16
+full-chain calls at once (aiortc browsers in this process, the gateway's workers, Kamailio,
+the PSTN gateway's channels, the phone's processes), for Opus on the browser leg (decoded
+and re-encoded at the gateway) and PCMU (passed through), and the peak RSS of each lab
+process after the biggest step. One lab, sized for the biggest step (LabConfig.carrying).
+
+    flock /tmp/calllab-e2e.lock .venv/bin/python bench/capacity.py [--at-once 1 4 8 16]
+        [--codecs opus pcmu] [--talk 10]
+
+CPU per call: the gateway's front and workers over the talk (bench/peers.py's window),
+idle subtracted, divided by the calls. PESQ: each call's recordings against the prompts
+(bench/call_path.py's measure), median per step, and how far it is below the one-call step.
+No capture runs and no call is analysed, so what is measured is the calls. Numbers, not
+verdicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+from pathlib import Path
+
+from call_path import quality
+from peers import NOW, NUMBER, PlaceCall, Round, one_round
+
+from lab.config import LabConfig
+from lab.scenario import CallResult, place_call
+from lab.stack import Stack
+
+
+def placing(codec: str) -> PlaceCall:
+    async def call(cfg: LabConfig, talk: float) -> CallResult:
+        return await place_call(
+            cfg, NUMBER, duration=talk, answer=NOW, codec=codec, capture=False, report=False
+        )
+
+    return call
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """The most memory the process has held (VmHWM), MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def pesq_medians(cfg: LabConfig, rnd: Round) -> tuple[float | None, float | None]:
+    b2p, p2b = [], []
+    for result in rnd.results:
+        try:
+            measured = quality(cfg, result)
+        except (AssertionError, ValueError, RuntimeError) as exc:
+            print(f"  call {result.call_id}: no PESQ: {exc}")
+            continue
+        b2p.append(measured["pesq_b2p"])
+        p2b.append(measured["pesq_p2b"])
+    return (statistics.median(b2p) if b2p else None, statistics.median(p2b) if p2b else None)
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+async def bench(args: argparse.Namespace) -> None:
+    home = Path(tempfile.mkdtemp(prefix="calllab-capacity-"))
+    try:
+        sized = LabConfig(home=home).carrying(max(args.at_once))
+        async with Stack(sized, first_free=True) as stack:
+            cfg = stack.cfg
+            gateway = [p.proc.pid for p in stack.processes(cfg.gateway.name) if p.proc is not None]
+            rows = []
+            for codec in args.codecs:
+                alone: tuple[float | None, float | None] = (None, None)
+                for n in args.at_once:
+                    rnd = await one_round(cfg, codec, gateway, placing(codec), n, args.talk)
+                    b2p, p2b = pesq_medians(cfg, rnd)
+                    if n == min(args.at_once):
+                        alone = (b2p, p2b)
+                    rows.append(
+                        (codec, n, len(rnd.results), rnd.per_call * 100, rnd.idle * 100, b2p, p2b, alone)
+                    )
+            rss: dict[str, float] = {}
+            for p in stack.parties:
+                peak = peak_rss_mb(p.proc.pid) if p.proc is not None else None
+                if peak is not None:
+                    rss[p.role] = max(rss.get(p.role, 0.0), peak)
+                    rss[f"{p.role}, all processes"] = rss.get(f"{p.role}, all processes", 0.0) + peak
+        print(
+            f"\n{'codec':<6} {'at once':>7} {'held':>5} {'CPU %/call':>10} {'idle %':>7} "
+            f"{'PESQ b2p':>9} {'(vs 1)':>7} {'PESQ p2b':>9} {'(vs 1)':>7}"
+        )
+        for codec, n, held, per_call, idle, b2p, p2b, (b1, p1) in rows:
+            drop_b = b1 - b2p if b1 is not None and b2p is not None else None
+            drop_p = p1 - p2b if p1 is not None and p2b is not None else None
+            print(
+                f"{codec:<6} {n:>7} {held:>5} {per_call:>10.1f} {idle:>7.1f} {_fmt(b2p):>9} "
+                f"{_fmt(drop_b):>7} {_fmt(p2b):>9} {_fmt(drop_p):>7}"
+            )
+        print(f"\npeak RSS (VmHWM), MB, after {max(args.at_once)} at once: each party's biggest process, all")
+        for party, mb in rss.items():
+            print(f"  {party:<40} {mb:8.1f}")
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--at-once", type=int, nargs="+", default=[1, 4, 8, 16], help="calls at once, per step"
+    )
+    parser.add_argument("--codecs", nargs="+", default=["opus", "pcmu"], help="browser leg codecs")
+    parser.add_argument("--talk", type=float, default=10.0, help="seconds of talk per call")
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
