@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := kamailio espeak-ng tshark sox chromium curl baresip-core gcc libc6-dev
 NUMBER ?= +79991234567
 
-.PHONY: setup apt venv demo test test-quick lab report lint bench bench-call bench-analysis bench-jitter bench-codecs bench-peers clean
+.PHONY: setup apt venv demo test test-quick lab report lint bench bench-call bench-analysis bench-jitter bench-codecs bench-capacity bench-peers clean
 
 setup: apt venv
 
@@ -57,6 +57,10 @@ bench-jitter: setup
 
 bench-codecs: setup
 	$(BIN)/python bench/codecs.py
+
+# 1, 4, 8 and 16 full-chain calls at once: gateway CPU per call, PESQ, peak RSS per process.
+bench-capacity: setup
+	$(BIN)/python bench/capacity.py
 
 # calllab's gateway beside Janus's SIP plugin; Janus is installed for this bench only.
 PEERS_ARGS ?= --concurrency 1 4

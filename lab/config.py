@@ -51,8 +51,8 @@ MAX_CALLS_AT_ONCE = 30
 
 
 def default_calls() -> int:
-    """Calls at once a lab carries unless told: 4 per core (2 cores: 8), which is what the
-    machine carries with every party busy (README, "Calls at once")."""
+    """Calls at once a lab has room for unless told: 4 a core (2 cores: 8). Two cores' CPU
+    carries about 4 Opus or 8 G.711 calls with their quality (README, "Calls at once")."""
     return CALLS_PER_PROCESS * (os.cpu_count() or 1)
 
 
@@ -257,37 +257,28 @@ class LabConfig:
     def pstn_channels(self) -> tuple[Party, ...]:
         """The PSTN gateway's channels, a process each (pjsua2 holds 4 calls per process: a
         call's two legs plus a transfer's third), on the gateway's host: SIP ports 5060, 5061..."""
-        box = self.pstn
-        return tuple(
-            Party(
-                f"{box.name} ch{i + 1}",
-                box.host,
-                box.sip_port + i,
-                box.rtp_port + i * box.rtp_port_count,
-                box.rtp_port_count,
-            )
-            for i in range(self.pstn_channel_count)
-        )
+        return self._pool(self.pstn, self.pstn_channel_count, "ch")
 
     @property
     def gateway_pool(self) -> tuple[Party, ...]:
         """The gateway's workers, a pjsua2 process each, on its host: SIP ports 5060, 5061...
         and RTP ranges one after the other; its WebSocket endpoint (the gateway party itself,
         lab.gateway.front) hands each client connection to one of them."""
-        return self._pool(self.gateway, self.gateway_workers)
+        return self._pool(self.gateway, self.gateway_workers, "w")
 
     @property
     def phone_pool(self) -> tuple[Party, ...]:
         """The mobile phone's processes: the first is the phone (its control socket is
         phone_control_port), the others take its calls on the next SIP ports, control ports
-        and RTP ranges. The SIP server gives PSTN channel i's calls to process i mod N."""
-        return (self.phone, *self._pool(self.phone, self.phone_workers)[1:])
+        and RTP ranges. PSTN channel i gives its calls to process i mod N (phone_for)."""
+        return (self.phone, *self._pool(self.phone, self.phone_workers, "w")[1:])
 
     @staticmethod
-    def _pool(box: Party, count: int) -> tuple[Party, ...]:
+    def _pool(box: Party, count: int, suffix: str) -> tuple[Party, ...]:
+        """`count` processes of party `box`: consecutive SIP ports and RTP ranges."""
         return tuple(
             Party(
-                f"{box.name} w{i + 1}",
+                f"{box.name} {suffix}{i + 1}",
                 box.host,
                 box.sip_port + i,
                 box.rtp_port + i * box.rtp_port_count,

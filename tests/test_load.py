@@ -4,12 +4,15 @@ lab's capacity (the calls beyond it get 503, the others are heard)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 
 import pytest
 
 from lab.cli import main
+from lab.config import LabConfig
 from lab.load import Load, LoadError, LoadRun, percentile, response_buckets, run, summarize, summary_lines
 from lab.stack import Stack
 
@@ -110,17 +113,31 @@ async def test_the_gateways_cpu_is_read_when_the_calls_end_not_after_its_lab_sto
     assert summary["gateway_cpu_pct"] is not None and summary["gateway_cpu_pct"] > 30, summary
 
 
+@pytest.fixture(scope="module")
+async def one_worker(lab_config: LabConfig) -> AsyncIterator[Stack]:
+    """A lab whose gateway has one worker (4 calls) before 8 PSTN channels and 2 phones."""
+    stack = Stack(dataclasses.replace(lab_config, gateway_workers=1, pstn_channel_count=8, phone_workers=2))
+    await stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
 @pytest.mark.slow
 async def test_a_run_past_the_labs_capacity_gets_503_for_the_extra_calls_and_hears_the_others(
-    stack: Stack,
+    one_worker: Stack,
 ) -> None:
     load = Load(NUMBER, calls=6, concurrency=6, duration=3.0)
     load_run = LoadRun(load)
-    await run(load_run, stack.cfg)
+    await run(load_run, one_worker.cfg)
     summary = load_run.summary()
     assert summary["attempted"] == 6 and summary["not_placed"] == 0
     assert summary["successful"] >= 4 and summary["successful"] + summary["failed"] == 6
-    busy = "503 gateway busy: it carries 4 calls at once (pjsua2's limit per process)"
+    busy = (
+        "503 gateway busy: Gateway w1, which has this client, carries 4 calls at once "
+        "(pjsua2's limit per process); the lab carries 4"
+    )
     assert list(summary["failed_by"]) == [busy] and summary["failed_by"][busy] == summary["failed"]
     assert sum(summary["response_time_ms"].values()) == summary["established"]
     for r in load_run.ordered:

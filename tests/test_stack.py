@@ -48,7 +48,10 @@ async def test_start_and_stop_leave_nothing_behind(lab_config: LabConfig) -> Non
     await stack.start()
     assert stack.ready_s is not None and stack.ready_s < 10
     pids = [p.proc.pid for p in stack.parties if p.proc]
-    assert len(pids) == len(lab_config.processes) == 12  # 4 PSTN gateway channels, 3 networks, video phone
+    cfg = lab_config
+    pools = len(cfg.gateway_pool) + cfg.pstn_channel_count + len(cfg.phone_pool)
+    # the gateway's front, the SIP server, the second phone, the video phone, 3 networks
+    assert len(pids) == len(cfg.processes) == pools + 7
     kamailio = stack.parties[0].proc
     assert kamailio is not None
     workers = kamailio_workers(kamailio.pid)
@@ -86,7 +89,7 @@ def test_cli_up_status_down(downed: Path) -> None:
     assert status.returncode == 0
     for name in ("Gateway", "SIP server", "PSTN gateway ch1", "PSTN gateway ch4", "Mobile phone 2"):
         assert name in status.stdout
-    assert status.stdout.count(" ok") == len(state["parties"]) == 12
+    assert status.stdout.count(" ok") == len(state["parties"]) == len(LabConfig(home=lab_home).processes)
     down = cli(lab_home, "down")
     assert down.returncode == 0 and "lab stopped" in down.stdout
     assert wait_gone(pids + [state["owner"]]) == []

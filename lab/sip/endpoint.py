@@ -14,6 +14,9 @@ process when ignored, see shared/notes/feasibility.md):
   (a stale Call whose id is reused would act on the *new* call);
 * players, recorders and ports stay referenced while in use; Python-fed ports (FramePort)
   are reused, never destroyed before shutdown;
+* a stream with nothing connected still sends: the bridge gives it empty frames and pjmedia
+  encodes them as silence. A call whose audio another socket carries (media_elsewhere: the
+  gateway's passthrough) has its stream paused in onStreamCreated, before its first frame;
 * an SDP is edited (SipCall.sdp_edit) on pjsua's thread, inside onCallSdpCreated, before
   it is sent: pjsua2 reparses wholeSdp when it changed. The edit is set before dial() or
   the first answer (pjsua 2.15 creates an incoming call's answer when it is answered) and
