@@ -419,16 +419,17 @@ class Stack:
         self.state_path.write_text(json.dumps(state, indent=2))
 
     def stop(self) -> None:
-        """Stop every party this stack started (by PID, whole process group), newest first."""
+        """Stop every party this stack started (by PID, whole process group), all at once."""
         for task in self._restarts:
             task.cancel()
         for pid in list(self._exit_watches):
             self._unwatch(pid)
-        for p in reversed(self.parties):
-            if p.proc is not None and p.proc.poll() is None:
-                process.stop_group(p.proc.pid)
+        process.stop_groups(
+            [p.proc.pid for p in self.parties if p.proc is not None and p.proc.poll() is None]
+        )
+        for p in self.parties:
             if p.proc is not None:
-                with contextlib.suppress(ChildProcessError):
+                with contextlib.suppress(ChildProcessError, subprocess.TimeoutExpired):
                     p.proc.wait(timeout=1)
         self.parties = []
         with contextlib.suppress(FileNotFoundError):

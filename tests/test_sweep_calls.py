@@ -17,8 +17,10 @@ pytestmark = pytest.mark.slow
 async def test_loss_on_the_mobile_leg_lowers_pesq_and_the_rows_measure_what_was_dropped(
     stack: Stack, tmp_path: Path
 ) -> None:
+    # Opus on the browser leg: the gateway re-times what it sends the SIP side, so the
+    # mobile leg's loss is what moves the PESQ (a G.711 call passes the browser's timing on).
     sweep = Sweep(
-        "+79001234567", "mobile", "both", (("codec", ("pcmu",)),), (("loss", ("0", "10")),), duration=4
+        "+79001234567", "mobile", "both", (("codec", ("opus",)),), (("loss", ("0", "10")),), duration=4
     )
     points = sweep.points()
     results = Results(tmp_path / "sweep.csv")
