@@ -242,7 +242,12 @@ def configure(host: str) -> None:
 
 def audio_encodings() -> list[str]:
     """The audio codecs this process's WebRTC peers can carry, by encoding name (opus, pcmu)."""
-    return [c.mimeType.rpartition("/")[2].lower() for c in aiortc_codecs.CODECS["audio"]]
+    return [encoding(c.mimeType) for c in aiortc_codecs.CODECS["audio"]]
+
+
+def encoding(mime_type: str) -> str:
+    """audio/PCMU -> pcmu: the name SDPs give a codec."""
+    return mime_type.rpartition("/")[2].lower()
 
 
 def peer_connection() -> RTCPeerConnection:

@@ -112,6 +112,7 @@ class AudioPassthrough(RtpRelay):
 
     def __init__(self, rtp: socket.socket, rtcp: socket.socket, tasks: Tasks) -> None:
         super().__init__(rtp, rtcp, tasks)
+        self.codec = "PCMU"  # the G.711 codec both legs carry
         self.on_digit: Callable[[str], None] = lambda digit: None
         self._events = TelephoneEvents(lambda digit: self.on_digit(digit))
         #: what takes the place of the browser's next packets: an event's payload and

@@ -28,6 +28,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
 from lab.tasks import Tasks
+from lab.webrtc import encoding
 
 log = logging.getLogger("gateway.relay")
 
@@ -44,11 +45,6 @@ def rewrite(data: bytes, payload_type: int, ssrc: int | None = None) -> bytes:
 
 def is_rtcp(data: bytes) -> bool:
     return len(data) >= 8 and data[0] >> 6 == 2 and 192 <= data[1] <= 223
-
-
-def encoding(mime_type: str) -> str:
-    """audio/PCMU -> pcmu: the name both legs' SDPs give a codec."""
-    return mime_type.rpartition("/")[2].lower()
 
 
 def bind_pair(host: str, ports: range, kind: str = "video") -> tuple[socket.socket, socket.socket]:

@@ -381,6 +381,7 @@ class GatewayCall:
                 self.far_answer = asyncio.get_running_loop().create_future()
             if self.passthrough_codec is not None:
                 self.passthrough = AudioPassthrough.open(gateway.host, relay_ports, self.session.tasks)
+                self.passthrough.codec = self.passthrough_codec
         except OSError as exc:
             await self.fail(503, f"gateway busy: {exc}")
             return
@@ -428,13 +429,12 @@ class GatewayCall:
             else:
                 self.relay.close()
                 self.relay = None
-        for transceiver in self.pc.getTransceivers():
-            if transceiver.kind == "audio" and self.passthrough is not None and self.passthrough_codec:
-                self.passthrough.attach(self.pc, transceiver, (self.passthrough_codec,))
         if self.passthrough is None:
             self.pc.addTrack(self.bridge.to_browser)
         for transceiver in self.pc.getTransceivers():
-            if transceiver.kind == "video" and self.relay is not None and plan is not None:
+            if transceiver.kind == "audio" and self.passthrough is not None:
+                self.passthrough.attach(self.pc, transceiver, (self.passthrough.codec,))
+            elif transceiver.kind == "video" and self.relay is not None and plan is not None:
                 self.relay.attach(self.pc, transceiver, (plan.codec,))
             elif transceiver.kind == "video":
                 transceiver.direction = "inactive"
