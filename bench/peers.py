@@ -15,6 +15,8 @@ calllab / Janus ratios. Numbers, not verdicts.
 Both relay the browser leg's PCMU to the SIP leg without decoding it (calllab's G.711
 passthrough, lab/gateway/passthrough.py): the CPU ratio is that of two relays, calllab's
 in Python on aiortc's transports, Janus's in C. `calllab up --transcode` is the other way.
+The floor under both, measured in the same run: a bare Python relay doing SRTP one side
+(bench/relay_floor.py), with as many calls at once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from call_path import quality
+from relay_floor import per_call_share
 
 from lab import webrtc
 from lab.client.media import CallMedia
@@ -184,7 +187,7 @@ QUALITY = {  # bench/call_path.py's measures: label, scale
 }
 
 
-def table(cfg: LabConfig, rounds: list[Round]) -> None:
+def table(cfg: LabConfig, rounds: list[Round], floors: dict[int, float]) -> None:
     """Each measure's median per path, per number of calls at once, and their ratio."""
     measures = ["setup ms", *(label for label, _ in QUALITY.values()), "CPU % per call"]
     steps = sorted({rnd.n for rnd in rounds})
@@ -215,6 +218,11 @@ def table(cfg: LabConfig, rounds: list[Round]) -> None:
         ours, theirs = (_median(by_path[p]) for p in PATHS)
         ratio = f"{ours / theirs:14.2f}" if ours is not None and theirs else f"{'-':>14}"
         print(f"{label:<36} {_fmt(ours)} {_fmt(theirs)} {ratio}")
+    print("\nCPU % per call of a bare Python relay with SRTP (bench/relay_floor.py), same run:")
+    for n, floor in sorted(floors.items()):
+        per_call = {p: _median([r.per_call for r in rounds if r.path == p and r.n == n]) for p in PATHS}
+        ratios = ", ".join(f"{p}/floor {v / floor:.2f}" for p, v in per_call.items() if v and floor)
+        print(f"  {n} at once: {floor * 100:.2f} ({ratios})")
 
 
 def _fmt(value: float | None) -> str:
@@ -238,7 +246,11 @@ async def bench(args: argparse.Namespace) -> None:
                     for n in args.concurrency:
                         for path, (pids, place) in paths.items():
                             rounds.append(await one_round(cfg, path, pids, place, n, args.talk))
-                table(cfg, rounds)
+                window = args.talk - SETTLE_S - 1.0
+                floors = {
+                    n: await asyncio.to_thread(per_call_share, n, window, True) for n in args.concurrency
+                }
+                table(cfg, rounds, floors)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
