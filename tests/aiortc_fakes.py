@@ -33,6 +33,8 @@ class FakeSender:
 
 
 class FakeReceiver:
+    transport = None  # no DTLS: the relay stays on the handler and the sender's transport
+
     def __init__(self) -> None:
         self.plis: list[int] = []
 

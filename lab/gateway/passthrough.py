@@ -109,6 +109,7 @@ class AudioPassthrough(RtpRelay):
     """One call's G.711 audio, relayed both ways; digits read and written in the media."""
 
     kind = "audio"
+    sole_stream = True  # a passed-through call offers no video
 
     def __init__(self, rtp: socket.socket, rtcp: socket.socket, tasks: Tasks) -> None:
         super().__init__(rtp, rtcp, tasks)

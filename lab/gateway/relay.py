@@ -10,7 +10,9 @@ type the other leg did not agree on is not passed on.
 
 aiortc has no API for RTP in and out: the relay takes the receiver's packets from its
 _handle_rtp_packet (so aiortc never decodes them) and sends through the DTLS transport's
-_send_rtp (aiortc 1.16).
+_send_rtp (aiortc 1.16). A stream that has its transport to itself (a passed-through call's
+audio) goes further once the DTLS handshake is done: SrtpShortcut reads and writes its SRTP
+at the ICE socket, past aiortc's and aioice's layers.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from aiortc import RTCPeerConnection, RTCRtpTransceiver
+import pylibsrtp
+from aiortc import RTCDtlsTransport, RTCPeerConnection, RTCRtpTransceiver
 from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 
@@ -97,11 +100,73 @@ class _Socket(asyncio.DatagramProtocol):
         self.on_datagram(data, addr)
 
 
+class SrtpShortcut:
+    """The browser leg of a DTLS transport that carries one relayed stream, read and written
+    at its ICE socket. On aiortc's way a packet in goes through aioice's STUN parse (tried on
+    every datagram) and queue, the DTLS transport's receive task and its RTP router, and a
+    packet out through three coroutines: the relay cost twice a bare relay's CPU per packet
+    (bench/relay_floor.py). The shortcut takes SRTP-protected RTP only, with the transport's
+    own SRTP sessions (so replay checks and rollover counters stay one); STUN (ICE consent),
+    DTLS and RTCP still go to aiortc. It needs the private parts of aiortc 1.16 and aioice
+    0.13 it names; take() says which one it missed, and the relay then stays on aiortc's way."""
+
+    def __init__(self, dtls: RTCDtlsTransport, on_packet: Callable[[RtpPacket], None]) -> None:
+        self._rx: pylibsrtp.Session = dtls._rx_srtp
+        self._tx: pylibsrtp.Session = dtls._tx_srtp
+        self._extensions = dtls._rtp_header_extensions_map
+        self._connection = dtls.transport._connection
+        self._protocol = self._connection._nominated[1].protocol  # the nominated pair's socket
+        self._through_aiortc = self._protocol.datagram_received
+        self._on_packet = on_packet
+        self.received = self.sent = 0
+        self._protocol.datagram_received = self._datagram_received  # type: ignore[method-assign, assignment]
+
+    @classmethod
+    def take(cls, dtls: RTCDtlsTransport, on_packet: Callable[[RtpPacket], None]) -> SrtpShortcut | None:
+        try:
+            return cls(dtls, on_packet)
+        except (AttributeError, KeyError) as exc:
+            log.warning("relay: the browser leg stays on aiortc's way (%s: %s)", type(exc).__name__, exc)
+            return None
+
+    def _datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if len(data) < 12 or not 128 <= data[0] < 192 or is_rtcp(data):
+            self._through_aiortc(data, addr)  # STUN, DTLS, SRTCP
+            return
+        try:
+            packet = RtpPacket.parse(self._rx.unprotect(data), self._extensions)
+        except (pylibsrtp.Error, ValueError):
+            return  # replayed, forged or malformed: dropped, as aiortc drops it
+        self.received += 1
+        try:
+            self._on_packet(packet)
+        except Exception:  # raised into asyncio it would close the ICE socket (a fatal read error)
+            log.exception("relay: a packet from the browser")
+
+    def send(self, data: bytes) -> bool:
+        """An RTP packet toward the browser; False when ICE has no pair any more."""
+        pair = self._connection._nominated.get(1)
+        if pair is None or pair.protocol.transport is None:
+            return False
+        pair.protocol.transport.sendto(self._tx.protect(data), pair.remote_addr)
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        vars(self._protocol).pop("datagram_received", None)  # the class's method again
+
+    def describe(self) -> str:
+        return f"browser leg at its ICE socket: {self.received} in, {self.sent} out"
+
+
 class RtpRelay:
     """One stream of one call, between the browser's transceiver and the SIP far end. A kind
     of stream adds what it does beyond relaying in the on_* hooks."""
 
     kind: ClassVar[str]
+    #: the stream has its browser transport to itself (no other stream is bundled on it), so
+    #: it can take the SrtpShortcut
+    sole_stream: ClassVar[bool] = False
 
     def __init__(self, rtp: socket.socket, rtcp: socket.socket, tasks: Tasks) -> None:
         self.rtp, self.rtcp, self.tasks = rtp, rtcp, tasks
@@ -117,6 +182,7 @@ class RtpRelay:
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(MAX_QUEUED)
         self._pump_task: asyncio.Task[None] | None = None
         self._transports: list[asyncio.DatagramTransport] = []
+        self.shortcut: SrtpShortcut | None = None
 
     @classmethod
     def open(cls, host: str, ports: range, tasks: Tasks) -> Self:
@@ -155,6 +221,13 @@ class RtpRelay:
         pc.addTrack(SentByTheRelay(self.kind))  # aiortc gives it the browser's transceiver
         transceiver.receiver._handle_rtp_packet = self._from_browser  # type: ignore[method-assign]
         self._pump_task = self.tasks.start(self._pump(), f"{self.kind} relay toward the browser")
+        dtls = transceiver.receiver.transport
+        if self.sole_stream and dtls is not None:
+            dtls.on("statechange", lambda: self._take_shortcut(dtls))
+
+    def _take_shortcut(self, dtls: RTCDtlsTransport) -> None:
+        if dtls.state == "connected" and self.shortcut is None and self.transceiver is not None:
+            self.shortcut = SrtpShortcut.take(dtls, self.relay_browser_packet)
 
     def negotiated(self) -> None:
         """Once the gateway's answer is set: the browser leg's payload types."""
@@ -172,6 +245,9 @@ class RtpRelay:
 
     # browser -> SIP ------------------------------------------------------------------
     async def _from_browser(self, packet: RtpPacket, arrival_time_ms: int = 0) -> None:
+        self.relay_browser_packet(packet)
+
+    def relay_browser_packet(self, packet: RtpPacket) -> None:
         sip_pt = self._to_sip.get(packet.payload_type)
         if sip_pt is None or self.far is None:
             return  # RTX, a codec the SIP end did not take, or the SIP end is not there yet
@@ -197,10 +273,17 @@ class RtpRelay:
         browser_pt = self._to_browser.get(data[1] & 0x7F)
         if self.transceiver is None or browser_pt is None:
             return  # before the browser's answer, or a payload type the browser did not take
+        data = rewrite(data, browser_pt, self.transceiver.sender._ssrc)
+        if self.shortcut is not None:
+            if self.shortcut.send(data):
+                self._delivered()
+            else:
+                self.counts.dropped += 1
+            return
         if self._queue.full():
             self._queue.get_nowait()
             self.counts.dropped += 1
-        self._queue.put_nowait(rewrite(data, browser_pt, self.transceiver.sender._ssrc))
+        self._queue.put_nowait(data)
 
     async def _pump(self) -> None:
         assert self.transceiver is not None
@@ -212,9 +295,12 @@ class RtpRelay:
                 self.counts.dropped += 1
                 continue
             await send(data)
-            self.counts.to_browser += 1
-            if self.counts.to_browser == 1:
-                self.on_first_delivery()
+            self._delivered()
+
+    def _delivered(self) -> None:
+        self.counts.to_browser += 1
+        if self.counts.to_browser == 1:
+            self.on_first_delivery()
 
     # what a kind of stream adds --------------------------------------------------------
     def on_browser_packet(self, packet: RtpPacket) -> None:
@@ -239,4 +325,8 @@ class RtpRelay:
             self.rtp.close()
             self.rtcp.close()
         self._transports = []
-        log.info("%s relay closed: %s", self.kind, self.counts.describe())
+        way = "through aiortc"
+        if self.shortcut is not None:
+            self.shortcut.close()
+            way = self.shortcut.describe()
+        log.info("%s relay closed: %s (%s)", self.kind, self.counts.describe(), way)
