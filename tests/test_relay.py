@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from aiortc import RTCPeerConnection
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
 from aiortc.rtp import RtpPacket
@@ -77,3 +79,18 @@ async def test_a_sole_stream_crosses_at_the_ice_socket_both_ways() -> None:
         far.close(), far_rtcp.close()
         await browser.close()
         await gateway.close()
+
+
+def test_an_aiortc_without_the_parts_it_needs_leaves_the_stream_on_aiortcs_way(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another aiortc or aioice may lack a private part the shortcut reads: the relay then
+    stays on aiortc's way, and the gateway's log says which part was missing."""
+    keys = {"_rx_srtp": None, "_tx_srtp": None, "_rtp_header_extensions_map": None}
+    no_ice = SimpleNamespace(**keys)
+    no_pair = SimpleNamespace(**keys, transport=SimpleNamespace(_connection=SimpleNamespace(_nominated={})))
+    with caplog.at_level(logging.WARNING, "gateway.relay"):
+        assert relay.SrtpShortcut.take(no_ice, lambda packet: None) is None  # type: ignore[arg-type]
+        assert "stays on aiortc's way (AttributeError" in caplog.text and "'transport'" in caplog.text
+        assert relay.SrtpShortcut.take(no_pair, lambda packet: None) is None  # type: ignore[arg-type]
+        assert "stays on aiortc's way (KeyError: 1)" in caplog.text
