@@ -27,6 +27,7 @@ from call_path import quality
 from peers import NOW, NUMBER, PlaceCall, Round, one_round
 
 from lab.config import LabConfig
+from lab.process import freeze_startup_heap
 from lab.scenario import CallResult, place_call
 from lab.stack import Stack
 
@@ -119,7 +120,9 @@ def main() -> None:
     )
     parser.add_argument("--codecs", nargs="+", default=["opus", "pcmu"], help="browser leg codecs")
     parser.add_argument("--talk", type=float, default=10.0, help="seconds of talk per call")
-    asyncio.run(bench(parser.parse_args()))
+    args = parser.parse_args()
+    freeze_startup_heap()  # this process is the calls' client
+    asyncio.run(bench(args))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from lab.config import (
 from lab.network.impairment import ImpairmentError
 from lab.network.legs import plan, profiles_help
 from lab.numbers import InvalidNumber, normalize_number
+from lab.process import freeze_startup_heap
 from lab.sip.codecs import LEG_CODECS, CodecError, choose, default_offer
 
 if TYPE_CHECKING:
@@ -760,6 +761,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from lab.analysis.pcap import CaptureError  # numpy: after the line above
 
     args = parser(argv[0] if argv else None).parse_args(argv)
+    if argv and argv[0] not in ("analyze", "report"):  # every other command may carry calls
+        freeze_startup_heap()
     if args.instance is not None:
         # One way to ask for a lab: this command, and the lab daemon it may start, read it.
         os.environ["CALLLAB_INSTANCE"] = str(args.instance)

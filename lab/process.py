@@ -1,8 +1,10 @@
-"""Child processes the lab starts: spawned so they die with their parent, stopped by PID."""
+"""Child processes the lab starts: spawned so they die with their parent, stopped by PID;
+and what every process that carries calls does once it is set up (freeze_startup_heap)."""
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import signal
 import subprocess
@@ -19,6 +21,18 @@ def _die_with_parent() -> None:
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     os.setpgid(0, 0)  # own process group: Kamailio's workers are stopped with their main
+
+
+def freeze_startup_heap() -> None:
+    """Keep what this process made so far (modules, its endpoint, its loop: most of its heap)
+    out of the garbage collector's full collections, which stop the event loop while they walk
+    the heap. In a client carrying 8 calls (`calllab load ... --concurrency 8 --codec pcmu`)
+    they stopped it for 49 and 108 ms while the calls talked: a gap in every call's RTP at
+    once, which a passed-through call hands to the far end's jitter buffer (PESQ browser ->
+    phone, median of 8: 2.21; frozen: 2.56, pauses 24 and 56 ms). Call it once, when the
+    process is set up: what it froze is never freed."""
+    gc.collect()
+    gc.freeze()
 
 
 def spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:

@@ -11,10 +11,15 @@ import pytest
 from lab.audio import ensure_prompts
 from lab.client import Call, CallStatus
 from lab.config import LabConfig
+from lab.process import freeze_startup_heap
 from lab.sip import videophone
 from lab.stack import Stack
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    freeze_startup_heap()  # the tests' process is their calls' client (lab.process says why)
 
 
 @pytest.fixture(autouse=True)

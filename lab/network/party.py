@@ -25,6 +25,7 @@ from lab.network.control import (
 )
 from lab.network.impairment import Impairment, ImpairmentError
 from lab.network.relay import JoinRefused, Relay
+from lab.process import freeze_startup_heap
 from lab.sip.party import load_config, setup_logging
 from lab.typedjson import MessageError
 
@@ -93,6 +94,7 @@ async def serve(cfg: LabConfig, party: Party) -> None:
     transport, _ = await loop.create_datagram_endpoint(
         lambda: Control(party, relay), local_addr=(party.host, cfg.network_control_port)
     )
+    freeze_startup_heap()
     log.info("ready on %s:%d", party.host, cfg.network_control_port)
     try:
         await stop.wait()

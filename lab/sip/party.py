@@ -13,6 +13,7 @@ from typing import Protocol
 
 from lab.config import LabConfig, Party
 from lab.jitterspec import JitterBufferSpec
+from lab.process import freeze_startup_heap
 from lab.sip.endpoint import SipEndpoint
 
 
@@ -67,6 +68,7 @@ async def serve(
     app = build(endpoint)
     try:
         await app.start()
+        freeze_startup_heap()
         logging.getLogger(slug).info("ready on %s", party.sip_address)
         await stop.wait()
     finally:
