@@ -29,7 +29,7 @@ process when ignored, see shared/notes/feasibility.md):
   The hooks read pjsip's C structs through ctypes; their layout (PJSIP 2.15.1, x86-64) is
   checked on every request, and one that does not match is left as pjsip leaves it instead
   of read further;
-* clean exit: hang up, drop references, collect, then libDestroy.
+* clean exit: hang up, drop references, collect (frozen objects too), then libDestroy.
 """
 
 from __future__ import annotations
@@ -300,6 +300,7 @@ class SipEndpoint:
             if isinstance(acc, PjsuaAccount):
                 acc.shutdown()
         self._keep.clear()
+        gc.unfreeze()  # what the party froze once up (lab.process) must be collectable too
         gc.collect()
         self.ep.libDestroy()
 
