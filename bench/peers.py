@@ -33,13 +33,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from call_path import quality
-from relay_floor import per_call_share
+from relay_floor import per_call_share, share
 
 from lab import webrtc
 from lab.client.media import CallMedia
 from lab.config import ANSWER_HEADER, CALL_HEADER, LabConfig, PhonePolicy, call_dir, new_call_id
 from lab.janus import JanusConfig, JanusProcess, JanusSession, SipHandle
-from lab.load import cpu_seconds
 from lab.process import freeze_startup_heap
 from lab.scenario import CallResult, lab_account, phone_report, place_call
 from lab.signaling import CallStatus
@@ -150,12 +149,7 @@ async def janus_call(cfg: LabConfig, socket: Path, talk: float) -> CallResult:
 async def cpu_share(pids: list[int], after: float, window: float) -> float:
     """The processes' share of a core over `window` s, from `after` s on."""
     await asyncio.sleep(after)
-    c0, t0 = cpu_seconds(*pids), time.monotonic()
-    await asyncio.sleep(window)
-    c1, t1 = cpu_seconds(*pids), time.monotonic()
-    if c0 is None or c1 is None:
-        raise RuntimeError(f"a gateway process (pids {pids}) ended during the CPU window")
-    return (c1 - c0) / (t1 - t0)
+    return await asyncio.to_thread(share, pids, window)
 
 
 async def one_round(

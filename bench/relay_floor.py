@@ -126,14 +126,14 @@ def per_call_share(calls: int, seconds: float, with_srtp: bool) -> float:
     try:
         assert relay_proc.stdout is not None
         ports = json.loads(relay_proc.stdout.readline())
-        idle = share(relay_proc.pid, seconds / 3)
+        idle = share([relay_proc.pid], seconds / 3)
         feeder = subprocess.Popen(
             [*me, "--child", "feed", "--seconds", str(SETTLE_S + seconds + 0.5), "--ports", *map(str, ports)],
             stdout=subprocess.PIPE,
             text=True,
         )
         time.sleep(SETTLE_S)
-        busy = share(relay_proc.pid, seconds)
+        busy = share([relay_proc.pid], seconds)
         out, _ = feeder.communicate(timeout=10)
         counts = json.loads(out)
         if counts["received"] < 0.95 * counts["sent"]:  # the relay must have done its work
@@ -146,12 +146,13 @@ def per_call_share(calls: int, seconds: float, with_srtp: bool) -> float:
                 proc.wait()
 
 
-def share(pid: int, window: float) -> float:
-    before, t0 = cpu_seconds(pid), time.monotonic()
+def share(pids: list[int], window: float) -> float:
+    """The processes' share of a core over the next `window` s (this thread sleeps meanwhile)."""
+    before, t0 = cpu_seconds(*pids), time.monotonic()
     time.sleep(window)
-    after, t1 = cpu_seconds(pid), time.monotonic()
+    after, t1 = cpu_seconds(*pids), time.monotonic()
     if before is None or after is None:
-        raise RuntimeError(f"the relay (pid {pid}) ended during the CPU window")
+        raise RuntimeError(f"a measured process (pids {pids}) ended during the CPU window")
     return (after - before) / (t1 - t0)
 
 

@@ -226,7 +226,7 @@ class RtpRelay:
             dtls.on("statechange", lambda: self._take_shortcut(dtls))
 
     def _take_shortcut(self, dtls: RTCDtlsTransport) -> None:
-        if dtls.state == "connected" and self.shortcut is None and self.transceiver is not None:
+        if dtls.state == "connected" and self.shortcut is None:
             self.shortcut = SrtpShortcut.take(dtls, self.relay_browser_packet)
 
     def negotiated(self) -> None:
