@@ -121,20 +121,40 @@ def _libopus() -> ctypes.CDLL:
         ]
         lib.opus_packet_get_nb_samples.restype = ctypes.c_int
         lib.opus_packet_get_nb_samples.argtypes = [ctypes.c_char_p, ctypes.c_int32, ctypes.c_int32]
+        lib.opus_encoder_create.restype = ctypes.c_void_p
+        lib.opus_encoder_create.argtypes = [
+            ctypes.c_int32,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(ctypes.c_int),
+        ]
+        lib.opus_encoder_destroy.argtypes = [ctypes.c_void_p]
+        lib.opus_encode.restype = ctypes.c_int32
+        lib.opus_encode.argtypes = [
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_int16),
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int32,
+        ]
+        lib.opus_encoder_ctl.restype = ctypes.c_int  # variadic: its arguments are given as c_int
         _opus = lib
     return _opus
 
 
 class OpusDecoder:
-    """libopus, mono at 48 kHz: decode, conceal with FEC, conceal with PLC."""
+    """libopus, mono at `rate` (48 kHz, or 8-24 kHz: libopus decodes to it at once): decode,
+    conceal with FEC, conceal with PLC."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int = OPUS_RATE) -> None:
         self._lib = _libopus()
+        self.rate = rate
         error = ctypes.c_int(0)
-        self._state = self._lib.opus_decoder_create(OPUS_RATE, 1, ctypes.byref(error))
+        self._state = self._lib.opus_decoder_create(rate, 1, ctypes.byref(error))
         if error.value != 0 or not self._state:
             raise RuntimeError(f"opus_decoder_create failed ({error.value})")
         self._pcm = np.zeros(OPUS_MAX_FRAME, dtype=np.int16)
+        self._pcm_pointer = self._pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_int16))  # made once: it costs
         self.fec_frames = 0  # lost packets rebuilt from the next packet's FEC
         self.plc_frames = 0  # lost packets concealed without it
         self.bad_packets = 0  # packets libopus could not decode, concealed
@@ -144,18 +164,19 @@ class OpusDecoder:
             self._lib.opus_decoder_destroy(self._state)
 
     def _decode(self, data: bytes | None, samples: int, fec: bool) -> np.ndarray:
-        out = self._pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_int16))
-        n = self._lib.opus_decode(self._state, data, len(data) if data else 0, out, samples, int(fec))
+        n = self._lib.opus_decode(
+            self._state, data, len(data) if data else 0, self._pcm_pointer, samples, int(fec)
+        )
         if n < 0 and data is not None:
             # A packet libopus cannot read is a lost one. Raising would end aiortc's decoder
             # thread (it catches FFmpeg's errors only), and with it the call's audio.
             self.bad_packets += 1
-            return self._decode(None, OPUS_RATE // 50, fec=False)
+            return self._decode(None, self.rate // 50, fec=False)
         return self._pcm[: max(n, 0)].copy()
 
     def samples_in(self, data: bytes) -> int:
-        n = self._lib.opus_packet_get_nb_samples(data, len(data), OPUS_RATE)
-        return n if n > 0 else OPUS_RATE // 50
+        n = self._lib.opus_packet_get_nb_samples(data, len(data), self.rate)
+        return n if n > 0 else self.rate // 50
 
     def conceal(self, lost: int, following: bytes) -> np.ndarray:
         """The audio of `lost` packets just before the packet `following`."""
@@ -168,6 +189,60 @@ class OpusDecoder:
 
     def decode(self, data: bytes) -> np.ndarray:
         return self._decode(data, OPUS_MAX_FRAME, fec=False)
+
+
+_OPUS_APPLICATION_VOIP = 2048
+_OPUS_SET_BITRATE = 4002
+_OPUS_SET_INBAND_FEC = 4012
+_OPUS_SET_PACKET_LOSS_PERC = 4014
+#: libopus' guide for the output buffer (opus_encode's documentation)
+_OPUS_MAX_PACKET = 4000
+#: frame lengths libopus encodes, in 1/400 s (2.5 ms) steps
+_OPUS_FRAME_STEPS = (1, 2, 4, 8, 16, 24)
+
+
+class PcmOpusEncoder:
+    """libopus, mono, 16-bit samples at `rate` (8-48 kHz: libopus takes them as they are,
+    no resampler) to Opus packets, at `bitrate` bit/s with in-band FEC when asked; the
+    application is VoIP, as in the lab's aiortc encoder (OpusEncoder)."""
+
+    def __init__(self, rate: int, bitrate: int, fec: bool) -> None:
+        self._lib = _libopus()
+        self.rate = rate
+        error = ctypes.c_int(0)
+        self._state = self._lib.opus_encoder_create(rate, 1, _OPUS_APPLICATION_VOIP, ctypes.byref(error))
+        if error.value != 0 or not self._state:
+            raise RuntimeError(f"opus_encoder_create at {rate} Hz failed ({error.value})")
+        for request, value in (
+            (_OPUS_SET_BITRATE, bitrate),
+            (_OPUS_SET_INBAND_FEC, int(fec)),
+            (_OPUS_SET_PACKET_LOSS_PERC, FEC_EXPECTED_LOSS_PERCENT if fec else 0),
+        ):
+            status = self._lib.opus_encoder_ctl(
+                ctypes.c_void_p(self._state), ctypes.c_int(request), ctypes.c_int(value)
+            )
+            if status != 0:
+                raise RuntimeError(f"opus_encoder_ctl({request}, {value}) failed ({status})")
+        self._out = ctypes.create_string_buffer(_OPUS_MAX_PACKET)
+        self._frame_lengths = {step * rate // 400 for step in _OPUS_FRAME_STEPS if step * rate % 400 == 0}
+        self._pcm = np.zeros(rate * 60 // 1000, dtype=np.int16)  # the longest frame
+        self._pcm_pointer = self._pcm.ctypes.data_as(ctypes.POINTER(ctypes.c_int16))
+
+    def __del__(self) -> None:
+        if getattr(self, "_state", None):
+            self._lib.opus_encoder_destroy(self._state)
+
+    def encodes(self, samples: int) -> bool:
+        """Whether a frame of `samples` is one libopus encodes (2.5 to 60 ms)."""
+        return samples in self._frame_lengths
+
+    def encode(self, pcm: np.ndarray) -> bytes:
+        """One frame (a length `encodes` takes) of 16-bit samples as an Opus packet."""
+        self._pcm[: len(pcm)] = pcm
+        n = self._lib.opus_encode(self._state, self._pcm_pointer, len(pcm), self._out, _OPUS_MAX_PACKET)
+        if n < 0:
+            raise ValueError(f"opus_encode of {len(pcm)} samples at {self.rate} Hz failed ({n})")
+        return self._out.raw[:n]
 
 
 def pcm_frame(samples: np.ndarray, rate: int, pts: int) -> av.AudioFrame:
