@@ -545,8 +545,9 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     up.add_argument(
         "--transcode",
         action="store_true",
-        help="decode and re-encode every call's audio at the gateway, also a G.711 call that it "
-        "would relay untouched (passthrough)",
+        help="carry every call's audio through the gateway's conference bridge (decoded, mixed "
+        "and re-encoded on pjsua's clock), also a G.711 call that it would relay untouched "
+        "(passthrough) and an Opus call that it would transcode a packet at a time (Opus relay)",
     )
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", parents=[lab], help="stop the lab (every lab you started)").set_defaults(

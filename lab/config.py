@@ -95,6 +95,12 @@ class Party:
     def sip_address(self) -> str:
         return f"{self.host}:{self.sip_port}"
 
+    @property
+    def relay_ports(self) -> range:
+        """The upper half of the RTP range: a gateway worker's relays (audio passed through
+        or transcoded a packet at a time, video) bind there, pjsua's streams below."""
+        return range(self.rtp_port + self.rtp_port_count // 2, self.rtp_port + self.rtp_port_count)
+
 
 @dataclass(frozen=True)
 class SipAccount:
@@ -197,8 +203,9 @@ class LabConfig:
     audio_rate: int = NARROWBAND
     #: A browser call whose legs can both carry one G.711 codec (the browser chose PCMU or
     #: PCMA, the call asked no other SIP codec) has its audio relayed untouched by the
-    #: gateway (lab.gateway.passthrough), as Janus does; False transcodes it like any other
-    #: (`calllab up --transcode`).
+    #: gateway (lab.gateway.passthrough), as Janus does, and an Opus call whose SIP leg is
+    #: G.711 is transcoded a packet at a time (lab.gateway.opusrelay); False carries every
+    #: call through the conference bridge (`calllab up --transcode`).
     passthrough: bool = True
     #: captures/ keeps the newest calls (capture, report, recordings) within both limits;
     #: older ones are removed after each call and by `calllab clean`. A call is ~1 MB.

@@ -41,16 +41,21 @@ DIGIT_GAP_PACKETS = 4  # 80 ms of the browser's audio between two digits
 EVENT_VOLUME = 10  # dBm0 below full scale
 
 
-def passthrough_codec(browser_offer: str, webrtc_codecs: Iterable[str], sip_choice: str | None) -> str | None:
-    """The codec both legs can carry untouched (PCMU, PCMA), or None when the call must be
-    transcoded: the browser's audio codec is the first it offers that the gateway's WebRTC
-    side has (`webrtc_codecs`, encoding names), as aiortc picks it; the SIP leg takes it
-    unless the call asked for another (`sip_choice`)."""
+def browser_codec(browser_offer: str, webrtc_codecs: Iterable[str]) -> str | None:
+    """The browser leg's audio codec (upper case), as aiortc picks it: the first the browser
+    offers that the gateway's WebRTC side has (`webrtc_codecs`, encoding names)."""
     known = {name.lower() for name in webrtc_codecs} - {TELEPHONE_EVENT}
     audio = next((m for m in parse_sdp(browser_offer) if m.media == "audio" and m.port), None)
     if audio is None:
         return None
-    chosen = next((c.name.upper() for c in audio.codecs if c.name.lower() in known), None)
+    return next((c.name.upper() for c in audio.codecs if c.name.lower() in known), None)
+
+
+def passthrough_codec(browser_offer: str, webrtc_codecs: Iterable[str], sip_choice: str | None) -> str | None:
+    """The codec both legs can carry untouched (PCMU, PCMA), or None when the call must be
+    transcoded: the browser's (browser_codec), which the SIP leg takes unless the call asked
+    for another (`sip_choice`)."""
+    chosen = browser_codec(browser_offer, webrtc_codecs)
     if chosen not in PASSTHROUGH_CODECS or sip_choice not in (None, chosen):
         return None
     return chosen
@@ -120,6 +125,11 @@ class AudioPassthrough(RtpRelay):
         #: marker, None to let the audio through (the pause between two digits)
         self._digits: deque[tuple[bytes, bool] | None] = deque()
         self._event_start = 0  # the RTP timestamp of the event being sent
+
+    @property
+    def browser_encodings(self) -> tuple[str, ...]:
+        """What the browser leg carries (attach's encodings)."""
+        return (self.codec,)
 
     def aim(self, far: tuple[str, int]) -> None:
         """The far end moved its audio (a re-INVITE): send there from now on."""

@@ -237,11 +237,17 @@ class RtpRelay:
         if self.transceiver is None:
             return
         browser = {encoding(c.mimeType): c.payloadType for c in self.transceiver._codecs}
-        pairs = [
-            (browser[e], self._sip_pts[e]) for e in self._encodings if e in browser and e in self._sip_pts
-        ]
-        self._to_sip = {b: s for b, s in pairs if b is not None}
-        self._to_browser = {s: b for b, s in pairs if b is not None}
+        self._to_sip, self._to_browser = {}, {}
+        for name in self._encodings:
+            sip_pt = self._sip_pts.get(self.sip_encoding(name))
+            browser_pt = browser.get(name)
+            if browser_pt is not None and sip_pt is not None:
+                self._to_sip[browser_pt], self._to_browser[sip_pt] = sip_pt, browser_pt
+
+    def sip_encoding(self, browser_encoding: str) -> str:
+        """The SIP leg's codec (encoding name) that carries what the browser leg carries in
+        `browser_encoding`: the same, unless the stream transcodes."""
+        return browser_encoding
 
     # browser -> SIP ------------------------------------------------------------------
     async def _from_browser(self, packet: RtpPacket, arrival_time_ms: int = 0) -> None:
@@ -273,9 +279,11 @@ class RtpRelay:
         browser_pt = self._to_browser.get(data[1] & 0x7F)
         if self.transceiver is None or browser_pt is None:
             return  # before the browser's answer, or a payload type the browser did not take
-        data = rewrite(data, browser_pt, self.transceiver.sender._ssrc)
+        out = self.for_browser(data, browser_pt)
+        if out is None:
+            return
         if self.shortcut is not None:
-            if self.shortcut.send(data):
+            if self.shortcut.send(out):
                 self._delivered()
             else:
                 self.counts.dropped += 1
@@ -283,7 +291,7 @@ class RtpRelay:
         if self._queue.full():
             self._queue.get_nowait()
             self.counts.dropped += 1
-        self._queue.put_nowait(data)
+        self._queue.put_nowait(out)
 
     async def _pump(self) -> None:
         assert self.transceiver is not None
@@ -301,6 +309,12 @@ class RtpRelay:
         self.counts.to_browser += 1
         if self.counts.to_browser == 1:
             self.on_first_delivery()
+
+    def for_browser(self, data: bytes, browser_pt: int) -> bytes | None:
+        """The SIP end's RTP packet as the browser gets it (None: nothing goes): its payload
+        type the browser leg's, its SSRC the gateway's sender's."""
+        assert self.transceiver is not None
+        return rewrite(data, browser_pt, self.transceiver.sender._ssrc)
 
     # what a kind of stream adds --------------------------------------------------------
     def on_browser_packet(self, packet: RtpPacket) -> None:

@@ -27,12 +27,13 @@ from lab.config import (
 from lab.gateway import page, passthrough, video
 from lab.gateway.bridge import MediaBridge
 from lab.gateway.callstate import CallState, Report, offer_problem
-from lab.gateway.passthrough import AudioPassthrough
+from lab.gateway.opusrelay import OpusRelay
+from lab.gateway.passthrough import PASSTHROUGH_CODECS, AudioPassthrough
 from lab.gateway.videorelay import VideoRelay
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 from lab.network import detour
 from lab.network.impairment import ImpairmentError
-from lab.network.legs import from_header
+from lab.network.legs import from_header, on_leg
 from lab.numbers import InvalidNumber, normalize_number
 from lab.signaling import (
     CLIENT_MESSAGES,
@@ -293,9 +294,11 @@ class GatewayCall:
         #: answer ("" when the call ended without one), which the browser's answer waits for
         self.relay: VideoRelay | None = None
         self.far_answer: asyncio.Future[str] | None = None
-        #: a call whose legs both carry one G.711 codec: its audio relayed untouched
-        self.passthrough_codec: str | None = None
-        self.passthrough: AudioPassthrough | None = None
+        #: a call whose audio the gateway relays a packet at a time, not through pjsua's
+        #: conference bridge: the browser leg's codec (PCMU, PCMA: passed through untouched;
+        #: OPUS: transcoded to the SIP leg's G.711, lab.gateway.opusrelay) and the relay
+        self.relayed_audio: str | None = None
+        self.audio_relay: AudioPassthrough | None = None
 
     def report(self, report: Report | None) -> None:
         if report is not None:
@@ -332,7 +335,7 @@ class GatewayCall:
             await self.fail(400, f"call.jitter_buffer: {exc}")
             return
         problem = offer_problem(msg.sdp)
-        self.passthrough_codec = self._passthrough_codec(msg)
+        self.relayed_audio = self._relayed_audio(msg, jitter_buffer)
         if problem is None:
             self._take_browser_audio()
             try:
@@ -371,30 +374,30 @@ class GatewayCall:
             return
         # INVITE first, so SIP call setup overlaps ICE and DTLS.
         self.video_offered = video.offers_video(msg.sdp)
-        gateway = self.session.gateway.party  # relays take the upper half of the worker's RTP range
-        relay_ports = range(
-            gateway.rtp_port + gateway.rtp_port_count // 2, gateway.rtp_port + gateway.rtp_port_count
-        )
+        gateway = self.session.gateway.party
+        relay_ports = gateway.relay_ports
         try:
             if self.video_offered and video.may_take_video(callee, cfg.mobile_number_re):
                 self.relay = VideoRelay.open(gateway.host, relay_ports, self.session.tasks)
                 self.far_answer = asyncio.get_running_loop().create_future()
-            if self.passthrough_codec is not None:
-                self.passthrough = AudioPassthrough.open(gateway.host, relay_ports, self.session.tasks)
-                self.passthrough.codec = self.passthrough_codec
+            if self.relayed_audio == "OPUS":
+                self.audio_relay = self._opus_relay(msg.sdp, gateway.host, relay_ports)
+            elif self.relayed_audio is not None:
+                self.audio_relay = AudioPassthrough.open(gateway.host, relay_ports, self.session.tasks)
+                self.audio_relay.codec = self.relayed_audio
         except OSError as exc:
             await self.fail(503, f"gateway busy: {exc}")
             return
         self.sip = SipCall(self.session.endpoint, account)
         self.sip.listener = self
-        self.sip.media_elsewhere = self.passthrough is not None
-        if self.passthrough_codec is not None:
-            offered = [self.passthrough_codec]
+        self.sip.media_elsewhere = self.audio_relay is not None
+        if self.relayed_audio in PASSTHROUGH_CODECS:
+            offered = [self.relayed_audio]
         else:
             offered = [sip_codec] if sip_codec else list(codecs.default_offer(cfg, "sip"))
         self.sip.sdp_edit = compose(
             codecs.offer(offered),
-            passthrough.sip_edit(self.passthrough.port) if self.passthrough else None,
+            passthrough.sip_edit(self.audio_relay.port) if self.audio_relay else None,
             detour.offering(cfg, "sip", self.call_id, cfg.gateway.host, "to-browser", impairments),
             video.sip_offer(msg.sdp, self.relay.port if self.relay else None) if self.video_offered else None,
         )
@@ -429,11 +432,11 @@ class GatewayCall:
             else:
                 self.relay.close()
                 self.relay = None
-        if self.passthrough is None:
+        if self.audio_relay is None:
             self.pc.addTrack(self.bridge.to_browser)
         for transceiver in self.pc.getTransceivers():
-            if transceiver.kind == "audio" and self.passthrough is not None:
-                self.passthrough.attach(self.pc, transceiver, (self.passthrough.codec,))
+            if transceiver.kind == "audio" and self.audio_relay is not None:
+                self.audio_relay.attach(self.pc, transceiver, self.audio_relay.browser_encodings)
             elif transceiver.kind == "video" and self.relay is not None and plan is not None:
                 self.relay.attach(self.pc, transceiver, (plan.codec,))
             elif transceiver.kind == "video":
@@ -447,8 +450,8 @@ class GatewayCall:
         browser_leg = detour.answering(cfg, self.call_id, cfg.gateway.host, "to-phone", offer)
         if browser_leg is not None:  # answer on the network the browser's offer came from
             sdp = await browser_leg.arewrite(sdp)
-        if self.passthrough is not None:
-            self.passthrough.negotiated()
+        if self.audio_relay is not None:
+            self.audio_relay.negotiated()
         if self.relay is not None:
             self.relay.negotiated()
         else:
@@ -466,7 +469,7 @@ class GatewayCall:
     def _take_browser_audio(self) -> None:
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            if track.kind == "audio" and self.passthrough_codec is None:
+            if track.kind == "audio" and self.relayed_audio is None:
                 self.bridge.browser_track(track)
 
     async def request(self, msg: ClientMessage) -> None:
@@ -522,8 +525,8 @@ class GatewayCall:
                         raise RuntimeError(f"DTMF digits must be among {DTMF_DIGITS}, not {digits!r}")
                     if method == "info":
                         self.session.tasks.start(self._send_info_digits(digits), f"call {self.call_id}: INFO")
-                    elif self.passthrough is not None:
-                        self.passthrough.send_digits(digits)
+                    elif self.audio_relay is not None:
+                        self.audio_relay.send_digits(digits)
                     else:
                         self.sip.send_dtmf(digits, "rfc4733")
                 case Transfer(replaces=str(other_id)):
@@ -612,8 +615,8 @@ class GatewayCall:
     def on_answer(self, call: SipCall, sdp: str) -> None:
         """The far end's SDP answer: where the passed-through audio goes, and what it made of
         the video the browser offered."""
-        if self.passthrough is not None:
-            self._start_passthrough(call, sdp)
+        if self.audio_relay is not None:
+            self._start_audio_relay(call, sdp)
         if not self.video_offered:
             return
         if self.far_answer is not None and not self.far_answer.done():
@@ -624,7 +627,7 @@ class GatewayCall:
         self.session.post(VideoEvent(call_id=self.call_id, declined=declined, reason=reason, t=time.time()))
 
     def on_media_active(self, call: SipCall) -> None:
-        relay = self.passthrough
+        relay = self.audio_relay
         if relay is None:
             self.bridge.attach(call)
         elif (where := call.remote_rtp_address()) is not None:
@@ -635,26 +638,52 @@ class GatewayCall:
             received = call.rx_packets if relay is None else lambda: relay.counts.from_sip
             self.watchdog = MediaWatchdog(call, self._media_timeout, timeout, self.session.tasks, received)
 
-    def _passthrough_codec(self, msg: PlaceCall) -> str | None:
-        """The G.711 codec this call's audio is relayed in untouched, or None to transcode."""
+    def _relayed_audio(self, msg: PlaceCall, jitter_buffer: JitterBufferSpec) -> str | None:
+        """The browser leg's codec when the gateway relays this call's audio a packet at a
+        time (self.relayed_audio), else None: through the conference bridge. Opus is
+        transcoded so to the SIP leg's G.711 only in a narrowband lab, and not for a call that
+        asks the gateway for a jitter buffer or puts a network on the browser leg: those
+        measure aiortc's jitter buffer, which only the bridged way has."""
         cfg = self.session.gateway.cfg
         if not cfg.passthrough or video.offers_video(msg.sdp):
             return None
         try:
             sip_choice = codecs.from_header(msg.headers.get(CODECS_HEADER, "")).get("sip")
-        except codecs.CodecError:
-            return None  # refused with a 488 further on
-        return passthrough.passthrough_codec(msg.sdp, webrtc.audio_encodings(), sip_choice)
+            browser_networks = on_leg(from_header(msg.headers.get(IMPAIR_HEADER, "")), "browser")
+        except (codecs.CodecError, ImpairmentError):
+            return None  # refused further on
+        chosen = passthrough.browser_codec(msg.sdp, webrtc.audio_encodings())
+        if chosen in PASSTHROUGH_CODECS:
+            return chosen if sip_choice in (None, chosen) else None
+        opus_relayed = (
+            chosen == "OPUS"
+            and not cfg.wideband
+            and sip_choice in (None, *PASSTHROUGH_CODECS)
+            and jitter_buffer == DEFAULT_SPEC
+            and not browser_networks
+        )
+        return chosen if opus_relayed else None
 
-    def _start_passthrough(self, call: SipCall, sdp: str) -> None:
-        assert self.passthrough is not None
+    def _opus_relay(self, offer: str, host: str, ports: range) -> OpusRelay:
+        relay = OpusRelay.open(host, ports, self.session.tasks)
+        fmtp = webrtc.opus_fmtp(offer)  # what the browser asks of the gateway's encoder
+        relay.opus_bitrate = fmtp.get("maxaveragebitrate", relay.opus_bitrate)
+        relay.opus_fec = bool(fmtp.get("useinbandfec"))
+        relay.on_digit_refused = self._digit_refused
+        return relay
+
+    def _digit_refused(self, reason: str) -> None:
+        self.session.tasks.start(self.error(f"dtmf: {reason}"), f"call {self.call_id}: DTMF")
+
+    def _start_audio_relay(self, call: SipCall, sdp: str) -> None:
+        assert self.audio_relay is not None
         found = passthrough.far_end(sdp)
         if found is None:
             log.warning("call %s: the far end's answer has no audio to relay", self.call_id)
             return
         far, pts = found
-        self.passthrough.on_digit = lambda digit: self.on_dtmf(call, digit, "rfc4733")
-        self.session.tasks.start(self.passthrough.start(far, pts), f"call {self.call_id}: audio passthrough")
+        self.audio_relay.on_digit = lambda digit: self.on_dtmf(call, digit, "rfc4733")
+        self.session.tasks.start(self.audio_relay.start(far, pts), f"call {self.call_id}: audio relay")
 
     def _media_timeout(self, call: SipCall) -> None:
         cfg = self.session.gateway.cfg
@@ -670,9 +699,9 @@ class GatewayCall:
         if self.relay is not None:
             self.relay.close()
             self.relay = None
-        if self.passthrough is not None:
-            self.passthrough.close()
-            self.passthrough = None
+        if self.audio_relay is not None:
+            self.audio_relay.close()
+            self.audio_relay = None
         self.session.tasks.start(self.pc.close(), f"call {self.call_id}: closing the peer connection")
         self.sip = None
 
