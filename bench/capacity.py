@@ -8,8 +8,11 @@ process after the biggest step. One lab, sized for the biggest step (LabConfig.c
         [--codecs opus pcmu] [--talk 10]
 
 CPU per call: the gateway's front and workers over the talk (bench/peers.py's window),
-idle subtracted, divided by the calls. PESQ: each call's recordings against the prompts
-(bench/call_path.py's measure), median per step, and how far it is below the one-call step.
+idle subtracted, divided by the calls. In the same window, what each side of the machine
+used (cores): all of it (/proc/stat), the browsers (this process), the gateway, the PSTN
+gateway's channels, the phones; the SIP server's and network parties' are the rest.
+PESQ: each call's recordings against the prompts (bench/call_path.py's measure), median
+per step, and how far it is below the one-call step.
 No capture runs and no call is analysed, so what is measured is the calls. Numbers, not
 verdicts.
 """
@@ -18,15 +21,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 from call_path import quality
-from peers import NOW, NUMBER, PlaceCall, Round, one_round
+from peers import IDLE_S, NOW, NUMBER, SETTLE_S, PlaceCall, Round, one_round
 
 from lab.config import LabConfig
+from lab.load import cpu_seconds
 from lab.process import freeze_startup_heap
 from lab.scenario import CallResult, place_call
 from lab.stack import Stack
@@ -50,6 +56,48 @@ def peak_rss_mb(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+#: the sides of the lab whose CPU each step prints: label, the Stack's party names
+SIDES = (
+    ("gateway", ("Gateway",)),
+    ("PSTN", ("PSTN gateway",)),
+    ("phones", ("Mobile phone", "Mobile phone 2")),
+)
+
+
+def machine_ticks() -> tuple[int, int]:
+    """All the machine's CPU ticks since boot, and the idle ones (/proc/stat, idle + iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields), fields[3] + fields[4]
+
+
+async def cpu_by_side(stack: Stack, talk: float) -> dict[str, float]:
+    """Cores each side used in one_round's window (it opens after the idle and settle).
+    Sampled on the loop, around a sleep: a thread that sleeps would hold one of the default
+    executor's few workers, which aiortc encodes in."""
+    await asyncio.sleep(IDLE_S + SETTLE_S)
+    pids = {
+        label: [p.proc.pid for name in names for p in stack.processes(name) if p.proc is not None]
+        for label, names in SIDES
+    } | {"browsers": [os.getpid()]}
+    before, (total0, idle0), t0 = (
+        {k: cpu_seconds(*v) for k, v in pids.items()},
+        machine_ticks(),
+        time.monotonic(),
+    )
+    await asyncio.sleep(talk - SETTLE_S - 1.0)
+    after, (total1, idle1), t1 = (
+        {k: cpu_seconds(*v) for k, v in pids.items()},
+        machine_ticks(),
+        time.monotonic(),
+    )
+    used = {"machine": (1 - (idle1 - idle0) / max(1, total1 - total0)) * (os.cpu_count() or 1)}
+    for label in pids:
+        a, b = after[label], before[label]
+        if a is not None and b is not None:
+            used[label] = (a - b) / (t1 - t0)
+    return used
 
 
 def pesq_medians(cfg: LabConfig, rnd: Round) -> tuple[float | None, float | None]:
@@ -80,7 +128,10 @@ async def bench(args: argparse.Namespace) -> None:
             for codec in args.codecs:
                 alone: tuple[float | None, float | None] = (None, None)
                 for n in args.at_once:
+                    sides = asyncio.ensure_future(cpu_by_side(stack, args.talk))
                     rnd = await one_round(cfg, codec, gateway, placing(codec), n, args.talk)
+                    used = await sides
+                    print("  cores used: " + ", ".join(f"{k} {v:.2f}" for k, v in used.items()), flush=True)
                     b2p, p2b = pesq_medians(cfg, rnd)
                     if n == min(args.at_once):
                         alone = (b2p, p2b)

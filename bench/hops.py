@@ -16,6 +16,7 @@ import asyncio
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -100,13 +101,14 @@ async def measure(args: argparse.Namespace) -> list[Measured]:
     rows = []
     for _ in range(args.calls):
         async with Stack() as stack:
-            rows.append(await one_call(args, stack.cfg, clock_offset))
+            gateway_logs = [p.log for p in stack.processes(stack.cfg.gateway.name)]  # front, workers
+            rows.append(await one_call(args, stack.cfg, clock_offset, gateway_logs))
     return rows
 
 
-async def one_call(args: argparse.Namespace, cfg: LabConfig, clock_offset: float) -> Measured:
-    gateway_log = cfg.run_dir / "gateway.log"
-    logged = gateway_log.stat().st_size if gateway_log.exists() else 0
+async def one_call(
+    args: argparse.Namespace, cfg: LabConfig, clock_offset: float, gateway_logs: list[Path]
+) -> Measured:
     calls: list[Call] = []
     result = await place_call(
         cfg,
@@ -124,13 +126,12 @@ async def one_call(args: argparse.Namespace, cfg: LabConfig, clock_offset: float
     healed, series = recovery(cfg, result, calls[0], clock_offset)
     print(f"call {result.call_id}: " + "; ".join(_line(d) for d in directions), flush=True)
     await asyncio.sleep(0.5)  # the gateway logs its bridge (or relay) as the call ends
-    with gateway_log.open("rb") as f:  # the gateway's PcmFifo and QueueTrack
-        f.seek(logged)
-        bridge = [  # a transcoded call's bridge, or a passed-through one's relay
-            line.split(" INFO ", 1)[-1]
-            for line in f.read().decode(errors="replace").splitlines()
-            if "bridge:" in line or "relay closed:" in line
-        ]
+    bridge = [  # a transcoded call's bridge, or a relayed one's relay, from the lab's one call
+        line.split(" INFO ", 1)[-1]
+        for log in gateway_logs
+        for line in log.read_text(errors="replace").splitlines()
+        if "bridge:" in line or "relay closed:" in line
+    ]
     return Measured(result, directions, pesq, healed if args.impair else {}, series, bridge)
 
 

@@ -235,26 +235,46 @@ def _hops(points: list[Crossing], holds: list[str]) -> tuple[Hop, ...]:
     )
 
 
-def holds(cfg: LabConfig, browser_jitter: str, passed_through: bool = False) -> dict[str, list[str]]:
-    """What sits in each hop, per direction (the lab's buffers as configured); a call the
-    gateway `passed_through` (lab.gateway.passthrough) crosses it as packets."""
+def gateway_way(streams: tuple[RtpStream, ...], cfg: LabConfig) -> str:
+    """How the gateway carried a call's audio, from its capture: "passthrough" (the
+    browser's packets as they came), "relay" (a stream of its own from a relay's port: the
+    Opus relay, lab.gateway.opusrelay) or "bridge" (from pjsua's stream)."""
+    if passed_through(streams, cfg):
+        return "passthrough"
+    sip = _sent(streams, cfg.gateway.name, cfg.pstn.name, cfg.core_network.name)
+    if sip is not None and any(sip.src_port in worker.relay_ports for worker in cfg.gateway_pool):
+        return "relay"
+    return "bridge"
+
+
+def holds(cfg: LabConfig, browser_jitter: str, way: str = "bridge") -> dict[str, list[str]]:
+    """What sits in each hop, per direction (the lab's buffers as configured), the gateway's
+    as it carried the call (gateway_way)."""
     sip_jb = f"pjmedia jitter buffer {cfg.sip_jitter_buffer}"
     bridge = "conference bridge tick (20 ms)"
-    relay = "gateway: G.711 passthrough, each packet passed on as it comes"
-    to_sip = f"gateway: aiortc jitter buffer {browser_jitter}, decoder, resampler, PcmFifo prebuffer, "
-    to_sip += f"{bridge}, SIP encoder"
-    to_browser = f"gateway: {sip_jb}, {bridge}, FramePort -> QueueTrack, aiortc encoder"
+    gateway = {
+        "passthrough": ("gateway: G.711 passthrough, each packet passed on as it comes",) * 2,
+        "relay": (
+            "gateway: Opus relay, each packet decoded (libopus, to 8 kHz) and sent as G.711",
+            "gateway: Opus relay, each packet encoded (libopus, from 8 kHz) as it comes",
+        ),
+        "bridge": (
+            f"gateway: aiortc jitter buffer {browser_jitter}, decoder, resampler, PcmFifo prebuffer, "
+            f"{bridge}, SIP encoder",
+            f"gateway: {sip_jb}, {bridge}, FramePort -> QueueTrack, aiortc encoder",
+        ),
+    }[way]
     return {
         "to phone": [
             "client: prompt track 20 ms frame, aiortc encoder",
-            relay if passed_through else to_sip,
+            gateway[0],
             f"PSTN gateway: {sip_jb}, {bridge}, mobile encoder",
             f"phone: {sip_jb}, {bridge}, WAV recorder",
         ],
         "to browser": [
             f"phone: WAV player, {bridge}, mobile encoder",
             f"PSTN gateway: {sip_jb}, {bridge}, SIP encoder",
-            relay if passed_through else to_browser,
+            gateway[1],
             f"client: aiortc jitter buffer {browser_jitter}, decoder, recording",
         ],
     }
@@ -275,7 +295,7 @@ def path_delays(
     browser, gateway, pstn, mobile = cfg.browser.name, cfg.gateway.name, cfg.pstn.name, cfg.phone.name
     internet, core, radio = cfg.internet.name, cfg.core_network.name, cfg.mobile_network.name
     jitter = str((log.get("browser_audio") or {}).get("jitter_buffer", "?"))
-    hold = holds(cfg, jitter, passed_through=passed_through(model_streams, cfg))
+    hold = holds(cfg, jitter, gateway_way(model_streams, cfg))
     directions = []
     for label, prompt, heard, mouth, ear, legs, what in (
         (
