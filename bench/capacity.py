@@ -8,7 +8,9 @@ process after the biggest step. One lab, sized for the biggest step (LabConfig.c
         [--codecs opus pcmu] [--talk 10]
 
 CPU per call: the gateway's front and workers over the talk (bench/peers.py's window),
-idle subtracted, divided by the calls. In the same window, what each side of the machine
+idle subtracted, divided by the calls; beside it, after each step, the floor: a bare Python
+relay doing the same work per packet with as many calls (bench/relay_floor.py: SRTP, and
+for Opus the Opus relay's codecs), and the ratio. In the same window, what each side of the machine
 used (cores): all of it (/proc/stat), the browsers (this process), the gateway, the PSTN
 gateway's channels, the phones; the SIP server's and network parties' are the rest.
 PESQ: each call's recordings against the prompts (bench/call_path.py's measure), median
@@ -30,6 +32,7 @@ from pathlib import Path
 
 from call_path import quality
 from peers import IDLE_S, NOW, NUMBER, SETTLE_S, PlaceCall, Round, one_round
+from relay_floor import per_call_share
 
 from lab.config import LabConfig
 from lab.load import cpu_seconds
@@ -57,6 +60,10 @@ def peak_rss_mb(pid: int) -> float | None:
         return None
     return None
 
+
+#: the bare relay (bench/relay_floor.py) doing a call's work per packet: SRTP, and for Opus
+#: the Opus relay's codecs
+FLOOR = {"opus": "opus", "pcmu": "srtp", "pcma": "srtp"}
 
 #: the sides of the lab whose CPU each step prints: label, the Stack's party names
 SIDES = (
@@ -135,8 +142,12 @@ async def bench(args: argparse.Namespace) -> None:
                     b2p, p2b = pesq_medians(cfg, rnd)
                     if n == min(args.at_once):
                         alone = (b2p, p2b)
+                    # the same work per packet in a bare Python relay, with as many calls
+                    floor = await asyncio.to_thread(
+                        per_call_share, n, args.talk - SETTLE_S - 1.0, FLOOR[codec]
+                    )
                     rows.append(
-                        (codec, n, len(rnd.results), rnd.per_call * 100, rnd.idle * 100, b2p, p2b, alone)
+                        (codec, n, len(rnd.results), rnd.per_call * 100, floor * 100, b2p, p2b, alone)
                     )
             rss: dict[str, float] = {}
             for p in stack.parties:
@@ -145,15 +156,16 @@ async def bench(args: argparse.Namespace) -> None:
                     rss[p.role] = max(rss.get(p.role, 0.0), peak)
                     rss[f"{p.role}, all processes"] = rss.get(f"{p.role}, all processes", 0.0) + peak
         print(
-            f"\n{'codec':<6} {'at once':>7} {'held':>5} {'CPU %/call':>10} {'idle %':>7} "
+            f"\n{'codec':<6} {'at once':>7} {'held':>5} {'CPU %/call':>10} {'floor %':>7} {'x floor':>7} "
             f"{'PESQ b2p':>9} {'(vs 1)':>7} {'PESQ p2b':>9} {'(vs 1)':>7}"
         )
-        for codec, n, held, per_call, idle, b2p, p2b, (b1, p1) in rows:
+        for codec, n, held, per_call, floor, b2p, p2b, (b1, p1) in rows:
             drop_b = b1 - b2p if b1 is not None and b2p is not None else None
             drop_p = p1 - p2b if p1 is not None and p2b is not None else None
+            ratio = per_call / floor if floor > 0 else None
             print(
-                f"{codec:<6} {n:>7} {held:>5} {per_call:>10.1f} {idle:>7.1f} {_fmt(b2p):>9} "
-                f"{_fmt(drop_b):>7} {_fmt(p2b):>9} {_fmt(drop_p):>7}"
+                f"{codec:<6} {n:>7} {held:>5} {per_call:>10.1f} {floor:>7.1f} {_fmt(ratio):>7} "
+                f"{_fmt(b2p):>9} {_fmt(drop_b):>7} {_fmt(p2b):>9} {_fmt(drop_p):>7}"
             )
         print(f"\npeak RSS (VmHWM), MB, after {max(args.at_once)} at once: each party's biggest process, all")
         for party, mb in rss.items():

@@ -243,7 +243,7 @@ async def bench(args: argparse.Namespace) -> None:
                             rounds.append(await one_round(cfg, path, pids, place, n, args.talk))
                 window = args.talk - SETTLE_S - 1.0
                 floors = {
-                    n: await asyncio.to_thread(per_call_share, n, window, True) for n in args.concurrency
+                    n: await asyncio.to_thread(per_call_share, n, window, "srtp") for n in args.concurrency
                 }
                 table(cfg, rounds, floors)
     finally:
