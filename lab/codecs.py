@@ -6,6 +6,9 @@ Opus is decoded with libopus itself (ctypes), because FFmpeg's libopus decoder c
 decode FEC: the packet after a loss carries a coarse copy of the lost one (LBRR, RFC 6716
 section 2.1.7), which `opus_decode(..., decode_fec=1)` rebuilds. Several lost packets: PLC
 for all but the last, FEC for the last. The other codecs get silence for a lost packet.
+
+The gateway's Opus relay (lab.gateway.opusrelay) codes a packet at a time with libopus
+itself, at the SIP leg's 8 kHz and no resampler: OpusDecoder(rate) and PcmOpusEncoder.
 """
 
 from __future__ import annotations
