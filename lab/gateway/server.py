@@ -33,7 +33,7 @@ from lab.gateway.videorelay import VideoRelay
 from lab.jitterspec import DEFAULT_SPEC, JitterBufferSpec
 from lab.network import detour
 from lab.network.impairment import ImpairmentError
-from lab.network.legs import from_header, on_leg
+from lab.network.legs import LegImpairment, from_header, on_leg
 from lab.numbers import InvalidNumber, normalize_number
 from lab.signaling import (
     CLIENT_MESSAGES,
@@ -334,20 +334,6 @@ class GatewayCall:
         except ValueError as exc:
             await self.fail(400, f"call.jitter_buffer: {exc}")
             return
-        problem = offer_problem(msg.sdp)
-        self.relayed_audio = self._relayed_audio(msg, jitter_buffer)
-        if problem is None:
-            self._take_browser_audio()
-            try:
-                offer = RTCSessionDescription(sdp=webrtc.loopback_only(msg.sdp), type="offer")
-                await self.pc.setRemoteDescription(offer)
-            except Exception as exc:  # aiortc says what it cannot take with asserts as well
-                problem = f"WebRTC refused the offer: {str(exc) or type(exc).__name__}"
-            webrtc.use_jitter_buffer(self.pc, jitter_buffer)
-            webrtc.on_telephone_events(self.pc, self._browser_digit)
-        if problem is not None:
-            await self.fail(488, f"call.sdp: {problem}")
-            return
         headers = {
             k: v
             for k, v in msg.headers.items()
@@ -363,6 +349,20 @@ class GatewayCall:
             sip_codec = codecs.from_header(headers.get(CODECS_HEADER, "")).get("sip")
         except codecs.CodecError as exc:
             await self.fail(488, f"call.headers.{CODECS_HEADER}: {exc}")
+            return
+        problem = offer_problem(msg.sdp)
+        self.relayed_audio = self._relayed_audio(msg.sdp, jitter_buffer, sip_codec, impairments)
+        if problem is None:
+            self._take_browser_audio()
+            try:
+                offer = RTCSessionDescription(sdp=webrtc.loopback_only(msg.sdp), type="offer")
+                await self.pc.setRemoteDescription(offer)
+            except Exception as exc:  # aiortc says what it cannot take with asserts as well
+                problem = f"WebRTC refused the offer: {str(exc) or type(exc).__name__}"
+            webrtc.use_jitter_buffer(self.pc, jitter_buffer)
+            webrtc.on_telephone_events(self.pc, self._browser_digit)
+        if problem is not None:
+            await self.fail(488, f"call.sdp: {problem}")
             return
         if self.session.endpoint.active_calls >= MAX_CALLS:  # checked and taken with no await between
             worker = self.session.gateway.party.name
@@ -638,21 +638,22 @@ class GatewayCall:
             received = call.rx_packets if relay is None else lambda: relay.counts.from_sip
             self.watchdog = MediaWatchdog(call, self._media_timeout, timeout, self.session.tasks, received)
 
-    def _relayed_audio(self, msg: PlaceCall, jitter_buffer: JitterBufferSpec) -> str | None:
+    def _relayed_audio(
+        self,
+        offer: str,
+        jitter_buffer: JitterBufferSpec,
+        sip_choice: str | None,
+        impairments: tuple[LegImpairment, ...],
+    ) -> str | None:
         """The browser leg's codec when the gateway relays this call's audio a packet at a
         time (self.relayed_audio), else None: through the conference bridge. Opus is
         transcoded so to the SIP leg's G.711 only in a narrowband lab, and not for a call that
         asks the gateway for a jitter buffer or puts a network on the browser leg: those
         measure aiortc's jitter buffer, which only the bridged way has."""
         cfg = self.session.gateway.cfg
-        if not cfg.passthrough or video.offers_video(msg.sdp):
+        if not cfg.passthrough or video.offers_video(offer):
             return None
-        try:
-            sip_choice = codecs.from_header(msg.headers.get(CODECS_HEADER, "")).get("sip")
-            browser_networks = on_leg(from_header(msg.headers.get(IMPAIR_HEADER, "")), "browser")
-        except (codecs.CodecError, ImpairmentError):
-            return None  # refused further on
-        chosen = passthrough.browser_codec(msg.sdp, webrtc.audio_encodings())
+        chosen = passthrough.browser_codec(offer, webrtc.audio_encodings())
         if chosen in PASSTHROUGH_CODECS:
             return chosen if sip_choice in (None, chosen) else None
         opus_relayed = (
@@ -660,7 +661,7 @@ class GatewayCall:
             and not cfg.wideband
             and sip_choice in (None, *PASSTHROUGH_CODECS)
             and jitter_buffer == DEFAULT_SPEC
-            and not browser_networks
+            and not on_leg(impairments, "browser")
         )
         return chosen if opus_relayed else None
 
