@@ -28,14 +28,14 @@ import shutil
 import statistics
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from call_path import quality
 from peers import IDLE_S, NOW, NUMBER, SETTLE_S, PlaceCall, Round, one_round
-from relay_floor import per_call_share
+from relay_floor import per_call_share, share
 
 from lab.config import LabConfig
-from lab.load import cpu_seconds
 from lab.process import freeze_startup_heap
 from lab.scenario import CallResult, place_call
 from lab.stack import Stack
@@ -73,38 +73,36 @@ SIDES = (
 )
 
 
-def machine_ticks() -> tuple[int, int]:
-    """All the machine's CPU ticks since boot, and the idle ones (/proc/stat, idle + iowait)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(fields), fields[3] + fields[4]
+def machine_busy(window: float) -> float:
+    """Cores the whole machine kept busy over the next `window` s (/proc/stat: all ticks but
+    idle and iowait); this thread sleeps meanwhile, as relay_floor.share's."""
+
+    def ticks() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]
+
+    total0, idle0 = ticks()
+    time.sleep(window)
+    total1, idle1 = ticks()
+    return (1 - (idle1 - idle0) / max(1, total1 - total0)) * (os.cpu_count() or 1)
 
 
 async def cpu_by_side(stack: Stack, talk: float) -> dict[str, float]:
-    """Cores each side used in one_round's window (it opens after the idle and settle).
-    Sampled on the loop, around a sleep: a thread that sleeps would hold one of the default
-    executor's few workers, which aiortc encodes in."""
+    """Cores each side used in one_round's window (it opens after the idle and settle),
+    each measured in a thread of a pool of its own: one that sleeps in the default executor
+    would hold one of its few workers, which aiortc encodes in."""
     await asyncio.sleep(IDLE_S + SETTLE_S)
+    window = talk - SETTLE_S - 1.0
     pids = {
         label: [p.proc.pid for name in names for p in stack.processes(name) if p.proc is not None]
         for label, names in SIDES
     } | {"browsers": [os.getpid()]}
-    before, (total0, idle0), t0 = (
-        {k: cpu_seconds(*v) for k, v in pids.items()},
-        machine_ticks(),
-        time.monotonic(),
-    )
-    await asyncio.sleep(talk - SETTLE_S - 1.0)
-    after, (total1, idle1), t1 = (
-        {k: cpu_seconds(*v) for k, v in pids.items()},
-        machine_ticks(),
-        time.monotonic(),
-    )
-    used = {"machine": (1 - (idle1 - idle0) / max(1, total1 - total0)) * (os.cpu_count() or 1)}
-    for label in pids:
-        a, b = after[label], before[label]
-        if a is not None and b is not None:
-            used[label] = (a - b) / (t1 - t0)
-    return used
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=len(pids) + 1, thread_name_prefix="cpu-window") as pool:
+        machine = loop.run_in_executor(pool, machine_busy, window)
+        sides = [loop.run_in_executor(pool, share, ids, window) for ids in pids.values()]
+        used = await asyncio.gather(machine, *sides)
+    return dict(zip(["machine", *pids], used, strict=True))
 
 
 def pesq_medians(cfg: LabConfig, rnd: Round) -> tuple[float | None, float | None]:
