@@ -356,7 +356,9 @@ async def test_chromium_calls_the_phone_and_both_sides_hear_each_other(stack: St
     assert {p.direction for p in result.model.pesq} == {"Browser -> Mobile phone", "Mobile phone -> Browser"}
     for row in result.model.pesq:
         assert row.mos_lqo > 1.8, row
-        assert row.mouth_to_ear_ms is not None and 20 < row.mouth_to_ear_ms < 400, row
+        # Above 0: heard after it was said (a misaligned recording gives 0 or less). Relayed,
+        # a call's way to the phone can take under 20 ms (bench/hops.py: 13.5 ms).
+        assert row.mouth_to_ear_ms is not None and 0 < row.mouth_to_ear_ms < 400, row
 
 
 @pytest.mark.slow
